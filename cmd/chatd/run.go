@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/chatd/chatd/config"
+	"github.com/chatd/chatd/rooms"
+	"github.com/chatd/chatd/server"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "none"
+)
+
+// errUsage marks errors that are the caller's (exit code 2).
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+// run is chatd's whole program: it reads the command line and the
+// environment, and serves until ctx ends (SIGTERM, SIGINT).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+	case "check-config":
+		return checkConfig(args, getenv, stdout)
+	case "healthcheck":
+		return healthcheck(ctx, args, getenv, stdout)
+	case "version":
+		fmt.Fprintf(stdout, "chatd %s (%s)\n", version, commit)
+		return nil
+	default:
+		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, version)", errUsage, cmd)
+	}
+	cfg, err := loadConfig(args, getenv, stdout)
+	if err != nil || cfg == nil {
+		return err
+	}
+	m, err := newMain(ctx, *cfg, stderr)
+	if err != nil {
+		return err
+	}
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	<-ctx.Done()
+	return m.Close()
+}
+
+// loadConfig loads the settings; it returns nil, nil after printing --help.
+func loadConfig(args []string, getenv func(string) string, stdout io.Writer) (*config.Config, error) {
+	cfg, err := config.Load(args, getenv)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Fprint(stdout, config.Usage())
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return cfg, nil
+}
+
+func checkConfig(args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stdout)
+	if err != nil || cfg == nil {
+		return err
+	}
+	out, err := cfg.Masked().YAML()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# chatd %s: configuration is valid\n%s", version, out)
+	return nil
+}
+
+// healthcheck asks a running chatd's /healthz (for container health checks,
+// where no curl is at hand).
+func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stdout)
+	if err != nil || cfg == nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %s", res.Status)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
+}
+
+// Main is a wired chatd: the configuration, the stores, the socket.io server
+// and the HTTP server. End-to-end tests start it on 127.0.0.1:0.
+type Main struct {
+	cfg    config.Config
+	log    *slog.Logger
+	srv    *server.Server
+	http   *http.Server
+	ln     net.Listener
+	closer []func() error // run in reverse order by Close
+	reaper context.CancelFunc
+	served chan struct{}
+	closed bool
+}
+
+// newMain wires chatd from cfg.
+func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, error) {
+	m := &Main{cfg: cfg, served: make(chan struct{})}
+	hopts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	var h slog.Handler = slog.NewTextHandler(logOut, hopts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(logOut, hopts)
+	}
+	m.log = slog.New(h).With("instance", cfg.Instance.ID)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	st, deps, err := m.stores(ctx, cfg, reg)
+	if err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	chat, err := rooms.NewChat(rooms.Limits{
+		MessageBytes: cfg.Limits.MessageBytes,
+		RoomsPerUser: cfg.Limits.RoomsPerUser,
+	}, st)
+	if err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	pub, err := cfg.Auth.JWT.PublicKey()
+	if err != nil {
+		_ = m.Close()
+		return nil, fmt.Errorf("auth.jwt.public_key_file: %w", err)
+	}
+	scfg := server.Config{
+		AuthMode:                 cfg.Auth.Mode,
+		JWTSecret:                []byte(cfg.Auth.JWT.Secret),
+		JWTPublicKey:             pub,
+		MessageBytes:             cfg.Limits.MessageBytes,
+		PayloadBytes:             cfg.Limits.PayloadBytes,
+		EventsPerSecond:          cfg.Limits.EventsPerSecond,
+		EventBurst:               cfg.Limits.EventBurst,
+		RateStrikes:              cfg.Limits.RateStrikes,
+		RecoveryMaxDisconnection: cfg.Recovery.MaxDisconnection,
+		CORSOrigins:              cfg.CORS.Origins,
+		RequestTimeout:           requestTimeout(cfg),
+		API: server.APIConfig{
+			Token:              cfg.API.Token,
+			GatewayEvent:       cfg.API.GatewayEvent,
+			AWSAccessKeyID:     cfg.API.AWSAccessKeyID,
+			AWSSecretAccessKey: cfg.API.AWSSecretAccessKey,
+			Rate:               cfg.API.Rate,
+			Burst:              cfg.API.Burst,
+		},
+		InstanceID: cfg.Instance.ID,
+		Version:    version,
+		Metrics:    cfg.Metrics.Enabled,
+	}
+	if cfg.Web.Enabled {
+		scfg.Web = webHandler()
+	}
+	deps.Chat = chat
+	deps.Logger = m.log
+	deps.Registry = reg
+	m.srv, err = server.New(scfg, deps)
+	if err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// requestTimeout bounds one request's storage work: a few Redis commands.
+func requestTimeout(cfg config.Config) time.Duration {
+	if cfg.Redis.URL == "" && len(cfg.Redis.Addrs) == 0 {
+		return 5 * time.Second
+	}
+	return 2 * cfg.Redis.Timeout
+}
+
+// Run listens (so that a port error surfaces at once) and serves in the
+// background.
+func (m *Main) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", m.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.ln = ln
+	m.http = &http.Server{
+		Handler:           m.srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(m.served)
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("http server stopped", "err", err)
+		}
+	}()
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.reaper = cancel
+	go m.reap(rctx)
+	m.log.Info("chatd serving", "addr", ln.Addr().String(), "version", version,
+		"cluster", m.cfg.Redis.URL != "" || len(m.cfg.Redis.Addrs) > 0, "auth", m.cfg.Auth.Mode)
+	return nil
+}
+
+// Addr is the address Run listens on.
+func (m *Main) Addr() net.Addr { return m.ln.Addr() }
+
+// reap periodically announces users of crashed instances offline.
+func (m *Main) reap(ctx context.Context) {
+	t := time.NewTicker(max(time.Second, m.cfg.Presence.TTL/3))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, requestTimeout(m.cfg))
+			m.srv.ReapOffline(rctx)
+			cancel()
+		}
+	}
+}
+
+// Close drains and stops chatd, in stages under shutdown.timeout: /readyz
+// says 503 and new sessions are refused, sockets are moved away in batches,
+// the HTTP server stops, then the adapter and Redis close. It is idempotent.
+func (m *Main) Close() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Shutdown.Timeout)
+	defer cancel()
+	if m.reaper != nil {
+		m.reaper()
+	}
+	if m.srv != nil {
+		m.log.Info("shutting down", "drain", m.cfg.Shutdown.Drain, "timeout", m.cfg.Shutdown.Timeout)
+		m.srv.Drain(ctx, m.cfg.Shutdown.Drain)
+	}
+	if m.http != nil {
+		if err := m.http.Shutdown(ctx); err != nil {
+			m.log.Warn("http shutdown", "err", err)
+			_ = m.http.Close()
+		}
+		<-m.served
+	}
+	if m.srv != nil {
+		_ = m.srv.Close()
+	}
+	var errs []error
+	for i := len(m.closer) - 1; i >= 0; i-- {
+		if err := m.closer[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+var _ = os.Stderr
+
+// webHandler is replaced once package web lands.
+func webHandler() http.Handler { return nil }

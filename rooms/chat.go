@@ -1,0 +1,283 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Limits are the chat rules' bounds.
+type Limits struct {
+	// MessageBytes is the largest message text, in bytes.
+	MessageBytes int
+	// RoomsPerUser is the largest number of rooms one user may belong to.
+	RoomsPerUser int
+	// PendingWait is how long a send waits for another send with the same
+	// clientMsgId that is still in progress, in time. Zero means 2 s.
+	PendingWait time.Duration
+}
+
+// Chat applies the chat rules to the stores. Socket events and server API
+// calls both enter chatd here, so both follow one set of rules. Chat returns
+// [*Error] values for everything a client did wrong or could not get.
+type Chat struct {
+	limits Limits
+	st     Stores
+	now    func() time.Time
+}
+
+// NewChat returns a Chat over st. Zero limits get the protocol's defaults.
+func NewChat(limits Limits, st Stores) (*Chat, error) {
+	if st.Membership == nil || st.Presence == nil || st.History == nil || st.Idempotency == nil {
+		return nil, errors.New("rooms: NewChat needs all four stores")
+	}
+	if limits.MessageBytes <= 0 {
+		limits.MessageBytes = 4096
+	}
+	if limits.RoomsPerUser <= 0 {
+		limits.RoomsPerUser = 100
+	}
+	if limits.PendingWait <= 0 {
+		limits.PendingWait = 2 * time.Second
+	}
+	return &Chat{limits: limits, st: st, now: time.Now}, nil
+}
+
+// Join makes u a member of room. joined is false when u already was one.
+func (c *Chat) Join(ctx context.Context, u User, room string) (joined bool, err error) {
+	if err := ValidateRoom(room); err != nil {
+		return false, err
+	}
+	joined, err = c.st.Membership.Join(ctx, u.ID, room, c.limits.RoomsPerUser)
+	if errors.Is(err, ErrTooManyRooms) {
+		return false, Errorf(CodeTooLarge, "you are in %d rooms already, the most allowed; leave one first", c.limits.RoomsPerUser)
+	}
+	if err != nil {
+		return false, Unavailable(err)
+	}
+	return joined, nil
+}
+
+// Leave ends u's membership of room. left is false when there was none.
+func (c *Chat) Leave(ctx context.Context, u User, room string) (left bool, err error) {
+	if err := ValidateRoom(room); err != nil {
+		return false, err
+	}
+	left, err = c.st.Membership.Leave(ctx, u.ID, room)
+	if err != nil {
+		return false, Unavailable(err)
+	}
+	return left, nil
+}
+
+// Send is one chat message to store.
+type Send struct {
+	Room        string
+	Text        string
+	ClientMsgID string
+}
+
+// Send stores a message from u. With memberOnly (a socket's send) u must be a
+// member of the room; the server API sends as any user. fresh is false when
+// the message was stored before under the same clientMsgId: it is the
+// original message, and must not be delivered again.
+func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg Message, fresh bool, err error) {
+	if err := ValidateRoom(s.Room); err != nil {
+		return Message{}, false, err
+	}
+	if err := ValidateText(s.Text, c.limits.MessageBytes); err != nil {
+		return Message{}, false, err
+	}
+	if err := ValidateClientMsgID(s.ClientMsgID); err != nil {
+		return Message{}, false, err
+	}
+	if memberOnly {
+		ok, err := c.st.Membership.IsMember(ctx, u.ID, s.Room)
+		if err != nil {
+			return Message{}, false, Unavailable(err)
+		}
+		if !ok {
+			return Message{}, false, Errorf(CodeForbidden, "join room %q before sending to it", s.Room)
+		}
+	}
+	m := Message{Room: s.Room, UserID: u.ID, Name: u.Name, Text: s.Text, ClientMsgID: s.ClientMsgID}
+	if s.ClientMsgID == "" {
+		m.TS = c.now().UnixMilli()
+		m, err = c.st.History.Append(ctx, m)
+		if err != nil {
+			return Message{}, false, Unavailable(err)
+		}
+		return m, true, nil
+	}
+	key := idempotencyKey(s.Room, u.ID, s.ClientMsgID)
+	prior, err := c.claim(ctx, key)
+	if err != nil {
+		return Message{}, false, err
+	}
+	if prior != nil {
+		return *prior, false, nil
+	}
+	m.TS = c.now().UnixMilli()
+	m, err = c.st.History.Append(ctx, m)
+	if err != nil {
+		_ = c.st.Idempotency.Release(context.WithoutCancel(ctx), key)
+		return Message{}, false, Unavailable(err)
+	}
+	if err := c.st.Idempotency.Complete(ctx, key, m); err != nil {
+		// The message is stored; only its idempotency record is lost, so a
+		// retry could store it twice. Report the stored message anyway.
+		return m, true, nil
+	}
+	return m, true, nil
+}
+
+// claim takes key for a send, waiting a bounded time for a send with the same
+// key that is in progress elsewhere. It returns the prior message, or nil when
+// the caller holds the claim.
+func (c *Chat) claim(ctx context.Context, key string) (*Message, error) {
+	deadline := c.now().Add(c.limits.PendingWait)
+	wait := 20 * time.Millisecond
+	for {
+		prior, claimed, err := c.st.Idempotency.Claim(ctx, key)
+		if err != nil {
+			return nil, Unavailable(err)
+		}
+		if claimed {
+			return nil, nil
+		}
+		if prior != nil {
+			return prior, nil
+		}
+		if c.now().After(deadline) {
+			return nil, Errorf(CodeUnavailable, "a send with this clientMsgId is still in progress; retry shortly")
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, Unavailable(ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// idempotencyKey names a (room, user, clientMsgId) send. The parts are
+// separated by a byte none of them may contain unescaped.
+func idempotencyKey(room, userID, clientMsgID string) string {
+	var b strings.Builder
+	b.Grow(len(room) + len(userID) + len(clientMsgID) + 2)
+	b.WriteString(room)
+	b.WriteByte(0)
+	b.WriteString(strings.ReplaceAll(userID, "\x00", "\x00\x00"))
+	b.WriteByte(0)
+	b.WriteString(clientMsgID)
+	return b.String()
+}
+
+// History answers q for room. With userID set (a socket's request) the user
+// must be a member; the server API passes "".
+func (c *Chat) History(ctx context.Context, userID, room string, q Query) (Page, error) {
+	if err := ValidateRoom(room); err != nil {
+		return Page{}, err
+	}
+	if err := q.Validate(); err != nil {
+		return Page{}, err
+	}
+	if userID != "" {
+		ok, err := c.st.Membership.IsMember(ctx, userID, room)
+		if err != nil {
+			return Page{}, Unavailable(err)
+		}
+		if !ok {
+			return Page{}, Errorf(CodeForbidden, "join room %q to read its history", room)
+		}
+	}
+	p, err := c.st.History.Page(ctx, room, q)
+	if err != nil {
+		return Page{}, Unavailable(err)
+	}
+	if p.Messages == nil {
+		p.Messages = []Message{}
+	}
+	return p, nil
+}
+
+// Rooms lists the rooms userID belongs to, sorted.
+func (c *Chat) Rooms(ctx context.Context, userID string) ([]string, error) {
+	rs, err := c.st.Membership.Rooms(ctx, userID)
+	if err != nil {
+		return nil, Unavailable(err)
+	}
+	if rs == nil {
+		rs = []string{}
+	}
+	return rs, nil
+}
+
+// Presence lists the members of room that have a connected socket anywhere.
+func (c *Chat) Presence(ctx context.Context, room string) ([]User, error) {
+	if err := ValidateRoom(room); err != nil {
+		return nil, err
+	}
+	ids, err := c.st.Membership.Members(ctx, room)
+	if err != nil {
+		return nil, Unavailable(err)
+	}
+	users, err := c.st.Presence.Online(ctx, ids)
+	if err != nil {
+		return nil, Unavailable(err)
+	}
+	if users == nil {
+		users = []User{}
+	}
+	return users, nil
+}
+
+// Connect records a new socket of u and returns u's rooms, and whether it is
+// u's first connected socket anywhere (then u comes online).
+func (c *Chat) Connect(ctx context.Context, u User, socketID string) (first bool, rooms []string, err error) {
+	rooms, err = c.Rooms(ctx, u.ID)
+	if err != nil {
+		return false, nil, err
+	}
+	first, err = c.st.Presence.Connect(ctx, u, socketID)
+	if err != nil {
+		return false, nil, Unavailable(err)
+	}
+	return first, rooms, nil
+}
+
+// Disconnect forgets a socket of userID and returns whether it was the user's
+// last one anywhere (then the user goes offline), with the user's rooms.
+func (c *Chat) Disconnect(ctx context.Context, userID, socketID string) (last bool, rooms []string, err error) {
+	last, err = c.st.Presence.Disconnect(ctx, userID, socketID)
+	if err != nil {
+		return false, nil, Unavailable(err)
+	}
+	if !last {
+		return false, nil, nil
+	}
+	rooms, err = c.Rooms(ctx, userID)
+	return true, rooms, err
+}
+
+// Reap finds users whose last socket was on an instance that stopped (see
+// [Presence.Reap]) and returns each with its rooms, so that the caller can
+// announce them offline.
+func (c *Chat) Reap(ctx context.Context) (map[User][]string, error) {
+	users, err := c.st.Presence.Reap(ctx)
+	if err != nil {
+		return nil, Unavailable(err)
+	}
+	out := make(map[User][]string, len(users))
+	for _, u := range users {
+		rs, err := c.Rooms(ctx, u.ID)
+		if err != nil {
+			return out, err
+		}
+		out[u] = rs
+	}
+	return out, nil
+}

@@ -1,0 +1,77 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrTooManyRooms is returned by [Membership.Join] when the user is already
+// in the largest allowed number of rooms.
+var ErrTooManyRooms = errors.New("too many rooms")
+
+// Membership records which rooms each user belongs to. Membership belongs to
+// the user, not to a socket: it outlives every connection.
+type Membership interface {
+	// Join makes userID a member of room. joined is false when the user
+	// already was one. When the user is in maxRooms rooms already (and not
+	// in this one), Join returns ErrTooManyRooms.
+	Join(ctx context.Context, userID, room string, maxRooms int) (joined bool, err error)
+	// Leave ends userID's membership; left is false when there was none.
+	Leave(ctx context.Context, userID, room string) (left bool, err error)
+	// Rooms lists the rooms of userID, sorted.
+	Rooms(ctx context.Context, userID string) ([]string, error)
+	// IsMember reports whether userID belongs to room.
+	IsMember(ctx context.Context, userID, room string) (bool, error)
+	// Members lists the user ids of room's members, sorted.
+	Members(ctx context.Context, room string) ([]string, error)
+}
+
+// Presence records which users have at least one connected socket anywhere.
+type Presence interface {
+	// Connect records a connected socket of u. first is true when it is the
+	// user's only connected socket anywhere.
+	Connect(ctx context.Context, u User, socketID string) (first bool, err error)
+	// Disconnect forgets a socket. last is true when the user has no
+	// connected socket left anywhere.
+	Disconnect(ctx context.Context, userID, socketID string) (last bool, err error)
+	// Online returns, in the order given, the users among userIDs that have a
+	// connected socket.
+	Online(ctx context.Context, userIDs []string) ([]User, error)
+	// Reap forgets the sockets of instances that stopped renewing their
+	// entries (a crashed instance) and returns the users that have no
+	// connected socket left because of it. A store without other instances
+	// returns nothing.
+	Reap(ctx context.Context) ([]User, error)
+}
+
+// History keeps the latest messages of each room.
+type History interface {
+	// Append stores m (its ID empty) and returns it with the ID it was
+	// stored under. Ids only grow within a room, across all instances. The
+	// room keeps its newest messages up to the store's size.
+	Append(ctx context.Context, m Message) (Message, error)
+	// Page answers q (already validated) for room, oldest first.
+	Page(ctx context.Context, room string, q Query) (Page, error)
+}
+
+// Idempotency remembers which message a (room, user, clientMsgId) send
+// produced, so that a retried send returns the original message.
+type Idempotency interface {
+	// Claim reserves key for a send in progress. It returns the stored
+	// message when key already has one; claimed is true when the caller
+	// holds the key now and must call Complete or Release. When both are
+	// empty another send with the same key is still in progress.
+	Claim(ctx context.Context, key string) (prior *Message, claimed bool, err error)
+	// Complete stores m under a key the caller claimed.
+	Complete(ctx context.Context, key string, m Message) error
+	// Release gives up a claim whose send failed.
+	Release(ctx context.Context, key string) error
+}
+
+// Stores bundles the four stores a [Chat] works on.
+type Stores struct {
+	Membership  Membership
+	Presence    Presence
+	History     History
+	Idempotency Idempotency
+}

@@ -1,0 +1,143 @@
+package server
+
+import (
+	"crypto"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/chatd/chatd/rooms"
+)
+
+// Auth modes.
+const (
+	AuthDev = "dev"
+	AuthJWT = "jwt"
+)
+
+// maxNameLength is the longest display name, in characters.
+const maxNameLength = 64
+
+// authenticator turns a socket's CONNECT auth object into a user.
+type authenticator struct {
+	mode      string
+	secret    []byte           // HS256
+	publicKey crypto.PublicKey // RS256 or ES256, may be nil
+	parser    *jwt.Parser
+}
+
+func newAuthenticator(mode string, secret []byte, publicKey crypto.PublicKey) (*authenticator, error) {
+	a := &authenticator{mode: mode, secret: secret, publicKey: publicKey}
+	switch mode {
+	case AuthDev:
+	case AuthJWT:
+		if len(secret) == 0 && publicKey == nil {
+			return nil, errors.New("jwt auth needs a secret or a public key")
+		}
+		var methods []string
+		if len(secret) > 0 {
+			methods = append(methods, "HS256")
+		}
+		if publicKey != nil {
+			methods = append(methods, "RS256", "ES256")
+		}
+		a.parser = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithLeeway(0))
+	default:
+		return nil, fmt.Errorf("unknown auth mode %q (valid: dev, jwt)", mode)
+	}
+	return a, nil
+}
+
+// authenticate returns the user that auth names, or an error whose sentence
+// may be shown to the client.
+func (a *authenticator) authenticate(auth map[string]any) (rooms.User, error) {
+	if a.mode == AuthJWT {
+		return a.fromToken(auth)
+	}
+	return a.fromDev(auth)
+}
+
+func (a *authenticator) fromDev(auth map[string]any) (rooms.User, error) {
+	var u rooms.User
+	if v, ok := auth["userId"]; ok && v != nil && v != "" {
+		s, ok := v.(string)
+		if !ok {
+			return u, errors.New("userId must be a string")
+		}
+		if err := rooms.ValidateUserID(s); err != nil {
+			return u, err
+		}
+		u.ID = s
+	} else {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		u.ID = "guest-" + hex.EncodeToString(b)
+	}
+	name, err := displayName(auth["name"], u.ID)
+	if err != nil {
+		return u, err
+	}
+	u.Name = name
+	return u, nil
+}
+
+// claims are the JWT claims chatd reads.
+type claims struct {
+	Name string `json:"name"`
+	jwt.RegisteredClaims
+}
+
+func (a *authenticator) fromToken(auth map[string]any) (rooms.User, error) {
+	raw, _ := auth["token"].(string)
+	if raw == "" {
+		return rooms.User{}, errors.New("auth.token is required")
+	}
+	var c claims
+	_, err := a.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		switch t.Method.Alg() {
+		case "HS256":
+			return a.secret, nil
+		case "RS256", "ES256":
+			return a.publicKey, nil
+		}
+		return nil, fmt.Errorf("algorithm %s is not accepted", t.Method.Alg())
+	})
+	if err != nil {
+		return rooms.User{}, err
+	}
+	if err := rooms.ValidateUserID(c.Subject); err != nil {
+		return rooms.User{}, errors.New("the token's sub claim must be a user id")
+	}
+	name, err := displayName(c.Name, c.Subject)
+	if err != nil {
+		return rooms.User{}, err
+	}
+	return rooms.User{ID: c.Subject, Name: name}, nil
+}
+
+// displayName checks a name given by a client, defaulting to the user id.
+func displayName(v any, fallback string) (string, error) {
+	if v == nil || v == "" {
+		if utf8.RuneCountInString(fallback) > maxNameLength {
+			return string([]rune(fallback)[:maxNameLength]), nil
+		}
+		return fallback, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", errors.New("name must be a string")
+	}
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxNameLength {
+		return "", fmt.Errorf("name must be 1 to %d characters", maxNameLength)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return "", errors.New("name must not contain control characters")
+		}
+	}
+	return s, nil
+}

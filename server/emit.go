@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/chatd/chatd/rooms"
+)
+
+// deliver emits a stored message to every socket in its room, on every
+// instance, except the socket that sent it (empty for server API sends).
+func (s *Server) deliver(msg rooms.Message, except socket.SocketId) {
+	op := s.nsp.To(socket.Room(msg.Room))
+	if except != "" {
+		op = op.Except(socket.Room(except))
+	}
+	_ = op.Emit("message", msg)
+	s.metrics.eventsOut.WithLabelValues("message").Inc()
+	if ids, ok := s.nsp.Adapter().Rooms().Load(socket.Room(msg.Room)); ok {
+		n := ids.Len()
+		if except != "" && ids.Has(except) {
+			n--
+		}
+		s.metrics.fanout.Observe(float64(n))
+	}
+}
+
+// emitPresence tells the others in room that u joined or left it.
+func (s *Server) emitPresence(room string, u rooms.User, event string) {
+	_ = s.nsp.To(socket.Room(room)).Except(userRoom(u.ID)).Emit("presence", map[string]any{
+		"room": room, "userId": u.ID, "name": u.Name, "event": event,
+	})
+	s.metrics.eventsOut.WithLabelValues("presence").Inc()
+}
+
+// announce tells the others in each of u's rooms that u came online or went
+// offline.
+func (s *Server) announce(u rooms.User, memberOf []string, event string) {
+	for _, room := range memberOf {
+		s.emitPresence(room, u, event)
+	}
+}
+
+// ReapOffline announces the users whose last socket was on an instance that
+// stopped without saying goodbye. cmd/chatd calls it periodically.
+func (s *Server) ReapOffline(ctx context.Context) {
+	gone, err := s.chat.Reap(ctx)
+	if err != nil {
+		s.log.Warn("presence reap failed", "err", err)
+	}
+	for u, memberOf := range gone {
+		s.announce(u, memberOf, "offline")
+	}
+}

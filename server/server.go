@@ -1,0 +1,315 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatd/chatd/rooms"
+)
+
+// Config is what the server needs to know of chatd's settings. cmd/chatd
+// fills it from package config; zero values get defaults in [New].
+type Config struct {
+	// AuthMode is AuthDev or AuthJWT.
+	AuthMode string
+	// JWTSecret is the HS256 secret in jwt mode.
+	JWTSecret []byte
+	// JWTPublicKey is an RSA or EC public key for RS256/ES256 in jwt mode.
+	JWTPublicKey crypto.PublicKey
+
+	// MessageBytes is the largest message text, in bytes.
+	MessageBytes int
+	// PayloadBytes is the largest socket.io packet, in bytes.
+	PayloadBytes int
+	// EventsPerSecond is the sustained event rate one socket may send, in
+	// events per second; EventBurst is how many it may send at once.
+	EventsPerSecond float64
+	EventBurst      int
+	// RateStrikes is how many rate_limited answers within rateStrikeWindow a
+	// socket may get before it is disconnected.
+	RateStrikes int
+	// RecoveryMaxDisconnection is how long socket.io's connection state
+	// recovery keeps a dropped socket's session; 0 turns recovery off.
+	RecoveryMaxDisconnection time.Duration
+	// CORSOrigins are the browser origins allowed cross-origin; "*" is any.
+	CORSOrigins []string
+	// RequestTimeout bounds the storage work of one request, in time.
+	RequestTimeout time.Duration
+
+	// API configures the server API; see api.go.
+	API APIConfig
+
+	// InstanceID names this instance in logs.
+	InstanceID string
+	// Version is reported by /chatd/config.json.
+	Version string
+	// Web serves the browser client at "/" when set.
+	Web http.Handler
+	// Metrics serves /metrics when true.
+	Metrics bool
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	// Chat applies the chat rules; required.
+	Chat *rooms.Chat
+	// Adapter builds the socket.io adapter; nil is the in-memory one.
+	Adapter socket.AdapterConstructor
+	// Ready reports whether the backing services (Redis) answer; nil is
+	// always ready.
+	Ready func() bool
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registry receives the metrics; nil makes a private one.
+	Registry *prometheus.Registry
+}
+
+// Server is chatd's socket.io server and HTTP routes, as one http.Handler.
+type Server struct {
+	cfg     Config
+	chat    *rooms.Chat
+	log     *slog.Logger
+	auth    *authenticator
+	io      *socket.Server
+	nsp     socket.Namespace
+	mux     *http.ServeMux
+	ready   func() bool
+	metrics *metrics
+	reg     *prometheus.Registry
+	api     *api
+
+	draining  atomic.Bool
+	closeOnce sync.Once
+
+	mu    sync.Mutex     // guards the following field
+	users map[string]int // user id -> sockets on this instance
+}
+
+// rateStrikeWindow is the window in which RateStrikes are counted.
+const rateStrikeWindow = 10 * time.Second
+
+// New returns a Server for cfg and deps. It validates cfg again, because
+// embedders may skip package config.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Chat == nil {
+		return nil, errors.New("server: Deps.Chat is required")
+	}
+	if cfg.AuthMode == "" {
+		cfg.AuthMode = AuthDev
+	}
+	if cfg.MessageBytes <= 0 {
+		cfg.MessageBytes = 4096
+	}
+	if cfg.PayloadBytes <= 0 {
+		cfg.PayloadBytes = 64 << 10
+	}
+	if cfg.EventsPerSecond <= 0 {
+		cfg.EventsPerSecond = 20
+	}
+	if cfg.EventBurst <= 0 {
+		cfg.EventBurst = 40
+	}
+	if cfg.RateStrikes <= 0 {
+		cfg.RateStrikes = 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.RecoveryMaxDisconnection < 0 {
+		return nil, errors.New("server: RecoveryMaxDisconnection must not be negative")
+	}
+	auth, err := newAuthenticator(cfg.AuthMode, cfg.JWTSecret, cfg.JWTPublicKey)
+	if err != nil {
+		return nil, err
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	ready := deps.Ready
+	if ready == nil {
+		ready = func() bool { return true }
+	}
+	s := &Server{
+		cfg:   cfg,
+		chat:  deps.Chat,
+		log:   log,
+		auth:  auth,
+		mux:   http.NewServeMux(),
+		ready: ready,
+		reg:   reg,
+		users: make(map[string]int),
+	}
+
+	opts := socket.DefaultServerOptions()
+	opts.SetServeClient(false)
+	opts.SetMaxHttpBufferSize(int64(cfg.PayloadBytes))
+	opts.SetPingInterval(25 * time.Second)
+	opts.SetPingTimeout(20 * time.Second)
+	opts.SetAllowRequest(func(*types.HttpContext) error {
+		if s.draining.Load() {
+			return errors.New("this instance is shutting down")
+		}
+		return nil
+	})
+	if len(cfg.CORSOrigins) > 0 {
+		opts.SetCors(corsOptions(cfg.CORSOrigins))
+	}
+	if cfg.RecoveryMaxDisconnection > 0 {
+		rec := &socket.ConnectionStateRecovery{}
+		rec.SetMaxDisconnectionDuration(cfg.RecoveryMaxDisconnection.Milliseconds())
+		rec.SetSkipMiddlewares(true)
+		opts.SetConnectionStateRecovery(rec)
+	}
+	if deps.Adapter != nil {
+		opts.SetAdapter(deps.Adapter)
+	}
+	s.io = socket.NewServer(nil, opts)
+	s.nsp = s.io.Sockets()
+	s.metrics = newMetrics(reg, s.localRoomCount)
+	s.io.Use(s.authMiddleware)
+	_ = s.io.On("connection", func(args ...any) {
+		if sock, ok := args[0].(*socket.Socket); ok {
+			s.onConnection(sock)
+		}
+	})
+
+	s.api = newAPI(s, cfg.API)
+	s.routes(s.io.ServeHandler(nil))
+	return s, nil
+}
+
+func corsOptions(origins []string) *types.Cors {
+	c := &types.Cors{Methods: []string{"GET", "POST"}, Credentials: true}
+	for _, o := range origins {
+		if o == "*" {
+			c.Origin = true // reflect the request's origin
+			return c
+		}
+	}
+	c.Origin = origins
+	return c
+}
+
+func (s *Server) routes(sio http.Handler) {
+	s.mux.Handle("/socket.io/", sio)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.HandleFunc("GET /chatd/config.json", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"authMode":     s.cfg.AuthMode,
+			"messageBytes": s.cfg.MessageBytes,
+			"version":      s.cfg.Version,
+		})
+	})
+	if s.cfg.Metrics {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	}
+	s.api.routes(s.mux)
+	if s.cfg.Web != nil {
+		s.mux.Handle("GET /", s.cfg.Web)
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	switch {
+	case s.draining.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining"})
+	case !s.ready():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "redis unavailable"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// localRoomCount is the number of socket.io rooms on this instance.
+func (s *Server) localRoomCount() float64 {
+	return float64(s.nsp.Adapter().Rooms().Len())
+}
+
+// Draining reports whether Drain has begun.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Drain moves this instance's clients away before shutdown: /readyz turns
+// 503 and new Engine.IO sessions are refused at once, then the connected
+// sockets have their transport closed in batches spread over window, so
+// that they reconnect (and, with connection state recovery, recover) on
+// other instances instead of all at once. Drain returns when every socket is
+// gone or ctx ends.
+func (s *Server) Drain(ctx context.Context, window time.Duration) {
+	if s.draining.Swap(true) {
+		return
+	}
+	s.metrics.draining.Set(1)
+	var socks []*socket.Socket
+	s.nsp.Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
+		socks = append(socks, sock)
+		return true
+	})
+	s.log.Info("draining", "sockets", len(socks), "window", window)
+	const tick = 100 * time.Millisecond
+	steps := max(1, int(window/tick))
+	per := max(1, (len(socks)+steps-1)/steps)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for i := 0; i < len(socks); i += per {
+		for _, sock := range socks[i:min(i+per, len(socks))] {
+			// Closing the transport (not a socket.io disconnect) makes the
+			// client reconnect by itself, to another instance.
+			sock.Conn().Close(false)
+		}
+		if i+per >= len(socks) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close disconnects every remaining socket and closes the socket.io server
+// and its adapter. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.draining.Store(true)
+		done := make(chan struct{})
+		s.io.Close(func(error) { close(done) })
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	return nil
+}

@@ -1,0 +1,378 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"golang.org/x/time/rate"
+
+	"github.com/chatd/chatd/rooms"
+)
+
+// Socket data keys. chatd keeps plain values in a socket's data so that
+// they survive connection state recovery and travel to other instances.
+const (
+	dataUserID      = "userId"
+	dataName        = "name"
+	dataConnectedAt = "connectedAt"
+)
+
+// userRoom is the socket.io room holding every socket of a user.
+func userRoom(userID string) socket.Room { return socket.Room(rooms.UserRoomPrefix + userID) }
+
+// authMiddleware authenticates a CONNECT; a refusal is a connect_error whose
+// message is "unauthorized", with the reason in its data.
+func (s *Server) authMiddleware(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	u, err := s.auth.authenticate(sock.Handshake().Auth)
+	if err != nil {
+		s.log.Debug("connection refused", "reason", err.Error(), "address", sock.Handshake().Address)
+		next(socket.NewExtendedError("unauthorized", map[string]any{"code": string(rooms.CodeUnauthorized), "message": authMessage(err)}))
+		return
+	}
+	sock.SetData(map[string]any{
+		dataUserID:      u.ID,
+		dataName:        u.Name,
+		dataConnectedAt: time.Now().UnixMilli(),
+	})
+	next(nil)
+}
+
+// authMessage is the sentence a refused client sees; token parser details
+// stay in the log.
+func authMessage(err error) string {
+	if e, ok := err.(*rooms.Error); ok {
+		return e.Message
+	}
+	return "sign in again: " + err.Error()
+}
+
+// socketUser returns the user stored in a socket's data.
+func socketUser(data any) (rooms.User, int64, bool) {
+	m, ok := data.(map[string]any)
+	if !ok {
+		return rooms.User{}, 0, false
+	}
+	id, _ := m[dataUserID].(string)
+	name, _ := m[dataName].(string)
+	var at int64
+	switch v := m[dataConnectedAt].(type) {
+	case int64:
+		at = v
+	case float64:
+		at = int64(v)
+	case int:
+		at = int64(v)
+	case uint64:
+		at = int64(v)
+	}
+	return rooms.User{ID: id, Name: name}, at, id != ""
+}
+
+// conn is the server's state of one connected socket.
+type conn struct {
+	s    *Server
+	sock *socket.Socket
+	user rooms.User
+
+	limiter *rate.Limiter
+	strikes []time.Time // rate_limited answers within rateStrikeWindow
+
+	closeOnce sync.Once
+}
+
+func (s *Server) onConnection(sock *socket.Socket) {
+	u, _, ok := socketUser(sock.Data())
+	if !ok {
+		sock.Disconnect(true)
+		return
+	}
+	c := &conn{
+		s:       s,
+		sock:    sock,
+		user:    u,
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.EventsPerSecond), s.cfg.EventBurst),
+	}
+	s.metrics.sockets.Inc()
+	s.trackUser(u.ID, 1)
+	sock.OnAny(c.onEvent)
+	_ = sock.On("disconnect", func(...any) { c.onDisconnect() })
+
+	// Join the user's own room first: a join or leave from another tab that
+	// lands after this point reaches this socket through that room, so the
+	// rooms read below cannot miss one.
+	sock.Join(userRoom(u.ID))
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	first, memberOf, err := s.chat.Connect(ctx, u, string(sock.Id()))
+	if err != nil {
+		// Without its rooms the socket would miss messages silently. Close
+		// the transport so that the client retries by itself.
+		s.log.Warn("socket setup failed; closing it so the client retries", "user", u.ID, "err", err)
+		sock.Conn().Close(false)
+		return
+	}
+	want := make(map[socket.Room]bool, len(memberOf))
+	joinRooms := make([]socket.Room, 0, len(memberOf))
+	for _, r := range memberOf {
+		want[socket.Room(r)] = true
+		joinRooms = append(joinRooms, socket.Room(r))
+	}
+	if sock.Recovered() {
+		// The membership may have changed while the socket was away.
+		for _, r := range sock.Rooms().Keys() {
+			if r != socket.Room(sock.Id()) && r != userRoom(u.ID) && !want[r] {
+				sock.Leave(r)
+			}
+		}
+	}
+	if len(joinRooms) > 0 {
+		sock.Join(joinRooms...)
+	}
+	_ = sock.Emit("session", map[string]any{
+		"userId":    u.ID,
+		"name":      u.Name,
+		"socketId":  string(sock.Id()),
+		"rooms":     memberOf,
+		"recovered": sock.Recovered(),
+	})
+	s.metrics.eventsOut.WithLabelValues("session").Inc()
+	if first {
+		s.announce(u, memberOf, "online")
+	}
+}
+
+func (c *conn) onDisconnect() {
+	c.closeOnce.Do(func() {
+		s := c.s
+		s.metrics.sockets.Dec()
+		s.trackUser(c.user.ID, -1)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		defer cancel()
+		last, memberOf, err := s.chat.Disconnect(ctx, c.user.ID, string(c.sock.Id()))
+		if err != nil {
+			s.log.Warn("presence update failed on disconnect", "user", c.user.ID, "err", err)
+			return
+		}
+		if last {
+			s.announce(c.user, memberOf, "offline")
+		}
+	})
+}
+
+// trackUser counts the sockets of each user on this instance.
+func (s *Server) trackUser(userID string, delta int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.users[userID] + delta
+	if n <= 0 {
+		delete(s.users, userID)
+	} else {
+		s.users[userID] = n
+	}
+	s.metrics.users.Set(float64(len(s.users)))
+}
+
+// onEvent handles every event of the socket. It runs on the socket's own
+// task queue, so one socket's requests are handled one after the other, in
+// the order they were sent.
+func (c *conn) onEvent(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	ev, _ := args[0].(string)
+	args = args[1:]
+	var ack socket.Ack
+	if n := len(args); n > 0 {
+		if fn, ok := args[n-1].(socket.Ack); ok {
+			ack = fn
+			args = args[:n-1]
+		}
+	}
+	s := c.s
+	s.metrics.eventsIn.WithLabelValues(eventLabel(ev)).Inc()
+	if !c.allow() {
+		s.metrics.rateLimited.Inc()
+		c.reply(ev, ack, nil, rooms.Errorf(rooms.CodeRateLimited, "too many requests; slow down to %g per second", s.cfg.EventsPerSecond))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	var res map[string]any
+	var err error
+	switch ev {
+	case "join":
+		res, err = c.join(ctx, args)
+	case "leave":
+		res, err = c.leave(ctx, args)
+	case "message":
+		res, err = c.message(ctx, args)
+	case "typing":
+		res, err = c.typing(args)
+	case "history":
+		res, err = c.history(ctx, args)
+	case "rooms":
+		res, err = c.rooms(ctx, args)
+	case "presence":
+		res, err = c.presence(ctx, args)
+	default:
+		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows join, leave, message, typing, history, rooms and presence", truncate(ev, 64))
+	}
+	c.reply(ev, ack, res, err)
+}
+
+// reply sends the acknowledgement of one request, when the client asked for
+// one, and counts it.
+func (c *conn) reply(ev string, ack socket.Ack, res map[string]any, err error) {
+	e := rooms.ErrorOf(err)
+	c.s.metrics.acks.WithLabelValues(eventLabel(ev), codeLabel(e)).Inc()
+	if e != nil && (e.Code == rooms.CodeInternal || e.Code == rooms.CodeUnavailable) {
+		c.s.log.Warn("request failed", "event", eventLabel(ev), "user", c.user.ID, "code", e.Code, "err", err)
+	}
+	if ack == nil {
+		return
+	}
+	if e != nil {
+		ack([]any{map[string]any{"ok": false, "error": map[string]any{"code": string(e.Code), "message": e.Message}}}, nil)
+		return
+	}
+	if res == nil {
+		res = make(map[string]any, 1)
+	}
+	res["ok"] = true
+	ack([]any{res}, nil)
+}
+
+// allow applies the socket's rate limit. A socket that keeps sending after
+// RateStrikes refusals within rateStrikeWindow is disconnected.
+func (c *conn) allow() bool {
+	if c.limiter.Allow() {
+		return true
+	}
+	now := time.Now()
+	keep := c.strikes[:0]
+	for _, t := range c.strikes {
+		if now.Sub(t) < rateStrikeWindow {
+			keep = append(keep, t)
+		}
+	}
+	c.strikes = append(keep, now)
+	if len(c.strikes) > c.s.cfg.RateStrikes {
+		c.s.log.Info("disconnecting a socket that keeps flooding", "user", c.user.ID, "socket", string(c.sock.Id()))
+		c.sock.Disconnect(true)
+	}
+	return false
+}
+
+func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
+	room, err := roomRequest(args)
+	if err != nil {
+		return nil, err
+	}
+	joined, err := c.s.chat.Join(ctx, c.user, room)
+	if err != nil {
+		return nil, err
+	}
+	// Put every socket of the user in the room, on every instance, even
+	// when the membership existed: a socket may have missed it.
+	c.s.nsp.In(userRoom(c.user.ID)).SocketsJoin(socket.Room(room))
+	if joined {
+		c.s.emitPresence(room, c.user, "joined")
+	}
+	return map[string]any{"room": room}, nil
+}
+
+func (c *conn) leave(ctx context.Context, args []any) (map[string]any, error) {
+	room, err := roomRequest(args)
+	if err != nil {
+		return nil, err
+	}
+	left, err := c.s.chat.Leave(ctx, c.user, room)
+	if err != nil {
+		return nil, err
+	}
+	c.s.nsp.In(userRoom(c.user.ID)).SocketsLeave(socket.Room(room))
+	if left {
+		c.s.emitPresence(room, c.user, "left")
+	}
+	return map[string]any{"room": room}, nil
+}
+
+func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) {
+	in, err := messageRequest(args)
+	if err != nil {
+		return nil, err
+	}
+	msg, fresh, err := c.s.chat.Send(ctx, c.user, in, true)
+	if err != nil {
+		return nil, err
+	}
+	if fresh {
+		c.s.deliver(msg, c.sock.Id())
+	}
+	return map[string]any{"message": msg}, nil
+}
+
+func (c *conn) typing(args []any) (map[string]any, error) {
+	room, typing, err := typingRequest(args)
+	if err != nil {
+		return nil, err
+	}
+	// Every socket of a member is in the room, so the socket's own rooms
+	// answer the membership question without a store round trip.
+	if !c.sock.Rooms().Has(socket.Room(room)) {
+		return nil, rooms.Errorf(rooms.CodeForbidden, "join room %q before typing in it", room)
+	}
+	c.s.nsp.To(socket.Room(room)).Except(socket.Room(c.sock.Id())).Volatile().Emit("typing", map[string]any{
+		"room": room, "userId": c.user.ID, "name": c.user.Name, "typing": typing,
+	})
+	c.s.metrics.eventsOut.WithLabelValues("typing").Inc()
+	return nil, nil
+}
+
+func (c *conn) history(ctx context.Context, args []any) (map[string]any, error) {
+	room, q, err := historyRequest(args)
+	if err != nil {
+		return nil, err
+	}
+	page, err := c.s.chat.History(ctx, c.user.ID, room, q)
+	if err != nil {
+		return nil, err
+	}
+	res := map[string]any{"messages": page.Messages}
+	if page.Gap {
+		res["gap"] = true
+	}
+	return res, nil
+}
+
+func (c *conn) rooms(ctx context.Context, args []any) (map[string]any, error) {
+	if err := roomsRequest(args); err != nil {
+		return nil, err
+	}
+	rs, err := c.s.chat.Rooms(ctx, c.user.ID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"rooms": rs}, nil
+}
+
+func (c *conn) presence(ctx context.Context, args []any) (map[string]any, error) {
+	room, err := roomRequest(args)
+	if err != nil {
+		return nil, err
+	}
+	users, err := c.s.chat.Presence(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"room": room, "users": users}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
