@@ -1,0 +1,263 @@
+package config
+
+import (
+	"crypto"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Config is every setting of chatd. The yaml tag of each field is its key in
+// the YAML file; the key also names the environment variable (CHATD_ followed
+// by the key in upper case with '.' replaced by '_') and the flag ('.' and '_'
+// replaced by '-'). The usage tag is the text of --help, and secret:"true"
+// marks values that Masked hides.
+type Config struct {
+	// Listen is the host:port the HTTP server (socket.io, API, health, web
+	// page) listens on.
+	Listen string `yaml:"listen" usage:"host:port to listen on for socket.io, the API, health checks and the web page"`
+	// Log chooses what is logged and how.
+	Log LogConfig `yaml:"log"`
+	// Redis connects the instances of a cluster; without it chatd is a single
+	// instance with in-memory state.
+	Redis RedisConfig `yaml:"redis"`
+	// Auth decides who a connecting socket is.
+	Auth AuthConfig `yaml:"auth"`
+	// API configures the HTTP server API and its API Gateway compatible routes.
+	API APIConfig `yaml:"api"`
+	// CORS lists the browser origins allowed to connect cross-origin.
+	CORS CORSConfig `yaml:"cors"`
+	// History bounds the messages kept per room.
+	History HistoryConfig `yaml:"history"`
+	// Limits protect the server from large or fast clients.
+	Limits LimitsConfig `yaml:"limits"`
+	// Shutdown bounds the drain on SIGTERM.
+	Shutdown ShutdownConfig `yaml:"shutdown"`
+	// Recovery configures socket.io connection state recovery.
+	Recovery RecoveryConfig `yaml:"recovery"`
+	// Presence configures how instances announce their online users.
+	Presence PresenceConfig `yaml:"presence"`
+	// Instance names this process among the instances of a cluster.
+	Instance InstanceConfig `yaml:"instance"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics MetricsConfig `yaml:"metrics"`
+	// Web configures the bundled browser client.
+	Web WebConfig `yaml:"web"`
+}
+
+// LogConfig is the log.* section.
+type LogConfig struct {
+	// Level is the lowest level logged: debug, info, warn or error.
+	Level string `yaml:"level" usage:"lowest level logged: debug, info, warn or error"`
+	// Format is text (human readable) or json (one object per line).
+	Format string `yaml:"format" usage:"log format: text or json"`
+}
+
+// RedisConfig is the redis.* section. Either URL (one Redis server) or Addrs
+// (Sentinel when MasterName is set, Redis Cluster otherwise) may be set, not
+// both; with neither, chatd runs as a single instance with in-memory state.
+type RedisConfig struct {
+	// URL is a redis:// or rediss:// URL of one Redis server.
+	URL string `yaml:"url" usage:"redis:// or rediss:// URL; empty means a single instance with in-memory state"`
+	// Addrs lists host:port addresses of Sentinels (with MasterName) or of
+	// Redis Cluster nodes.
+	Addrs []string `yaml:"addrs" usage:"host:port addresses of Redis Sentinels (with redis.master_name) or Redis Cluster nodes"`
+	// MasterName is the Sentinel master name; it requires Addrs.
+	MasterName string `yaml:"master_name" usage:"Sentinel master name; requires redis.addrs"`
+	// Username is the Redis ACL user name used with Addrs.
+	Username string `yaml:"username" usage:"Redis ACL user name"`
+	// Password is the Redis password used with Addrs.
+	Password string `yaml:"password" usage:"Redis password" secret:"true"`
+	// Prefix starts every Redis key and channel, so deployments can share a
+	// Redis: 1 to 64 characters of A-Z a-z 0-9 _ : . -
+	Prefix string `yaml:"prefix" usage:"prefix of every Redis key and channel, so deployments can share a Redis"`
+	// Timeout bounds each Redis command.
+	Timeout time.Duration `yaml:"timeout" usage:"time limit of each Redis command"`
+}
+
+// AuthConfig is the auth.* section.
+type AuthConfig struct {
+	// Mode is dev (clients name themselves) or jwt (clients present a JWT).
+	Mode string `yaml:"mode" usage:"dev (clients name themselves) or jwt (clients present a JWT)"`
+	// JWT holds the keys that verify tokens in jwt mode.
+	JWT JWTConfig `yaml:"jwt"`
+}
+
+// JWTConfig is the auth.jwt.* section. Tokens signed with HS256 are checked
+// with Secret, tokens signed with RS256 or ES256 with the key in
+// PublicKeyFile; either or both may be set.
+type JWTConfig struct {
+	// Secret is the HS256 secret, at least 32 bytes.
+	Secret string `yaml:"secret" usage:"HS256 secret, at least 32 bytes" secret:"true"`
+	// PublicKeyFile is a PEM file with an RSA or EC public key (or a
+	// certificate holding one) for RS256 or ES256 tokens.
+	PublicKeyFile string `yaml:"public_key_file" usage:"PEM file with an RSA or EC public key for RS256 or ES256 tokens"`
+}
+
+// APIConfig is the api.* section.
+type APIConfig struct {
+	// Token is the bearer token of the server API; empty turns /api/v1 off.
+	Token string `yaml:"token" usage:"bearer token of the server API; empty turns the API off" secret:"true"`
+	// GatewayEvent is the event name under which a POST to @connections is
+	// emitted to the socket.
+	GatewayEvent string `yaml:"gateway_event" usage:"event name under which a POST to @connections/{socketId} reaches the socket"`
+	// AWSAccessKeyID is the access key id of SigV4-signed @connections
+	// requests; set together with AWSSecretAccessKey.
+	AWSAccessKeyID string `yaml:"aws_access_key_id" usage:"AWS access key id accepted on SigV4-signed @connections requests"`
+	// AWSSecretAccessKey is the secret key matching AWSAccessKeyID.
+	AWSSecretAccessKey string `yaml:"aws_secret_access_key" usage:"AWS secret access key matching api.aws_access_key_id" secret:"true"`
+	// Rate is the sustained number of API requests per second per token.
+	Rate float64 `yaml:"rate" usage:"sustained API requests per second per token"`
+	// Burst is the number of API requests a token may make at once.
+	Burst int `yaml:"burst" usage:"API requests a token may make at once above the rate"`
+}
+
+// CORSConfig is the cors.* section.
+type CORSConfig struct {
+	// Origins are the browser origins (http(s)://host[:port]) allowed to
+	// connect cross-origin; "*" allows any. Empty allows none.
+	Origins []string `yaml:"origins" usage:"browser origins such as https://chat.example.com allowed cross-origin; * allows any"`
+}
+
+// HistoryConfig is the history.* section.
+type HistoryConfig struct {
+	// Size is the number of messages kept per room, 1 to 1,000,000.
+	Size int `yaml:"size" usage:"messages kept per room, 1 to 1000000"`
+}
+
+// LimitsConfig is the limits.* section.
+type LimitsConfig struct {
+	// MessageBytes is the largest message text in bytes, 1 to 1 MiB.
+	MessageBytes int `yaml:"message_bytes" usage:"largest message text in bytes, 1 to 1048576"`
+	// PayloadBytes is the largest socket.io packet in bytes, 1 KiB to 10 MiB,
+	// and at least MessageBytes+1024.
+	PayloadBytes int `yaml:"payload_bytes" usage:"largest socket.io packet in bytes, 1024 to 10485760 and at least limits.message_bytes+1024"`
+	// RoomsPerUser is the number of rooms one user may belong to.
+	RoomsPerUser int `yaml:"rooms_per_user" usage:"rooms one user may belong to, 1 to 100000"`
+	// EventsPerSecond is the sustained event rate of one socket, in events per
+	// second.
+	EventsPerSecond float64 `yaml:"events_per_second" usage:"sustained events per second of one socket"`
+	// EventBurst is the number of events a socket may send at once above
+	// EventsPerSecond.
+	EventBurst int `yaml:"event_burst" usage:"events a socket may send at once above the rate"`
+	// RateStrikes is the number of rate_limited answers within 10 seconds
+	// after which the socket is disconnected.
+	RateStrikes int `yaml:"rate_strikes" usage:"rate_limited answers within 10s after which the socket is disconnected"`
+}
+
+// ShutdownConfig is the shutdown.* section.
+type ShutdownConfig struct {
+	// Timeout bounds the whole drain on SIGTERM.
+	Timeout time.Duration `yaml:"timeout" usage:"how long the whole drain on SIGTERM may take"`
+	// Drain is the window over which sockets are disconnected in batches;
+	// 0 disconnects them all at once. Less than Timeout.
+	Drain time.Duration `yaml:"drain" usage:"window over which sockets are disconnected in batches; 0 disconnects all at once"`
+}
+
+// RecoveryConfig is the recovery.* section.
+type RecoveryConfig struct {
+	// MaxDisconnection is how long socket.io connection state recovery keeps
+	// a dropped socket's session and missed events; 0 turns recovery off.
+	MaxDisconnection time.Duration `yaml:"max_disconnection" usage:"how long a dropped socket's session and missed events are kept for recovery; 0 turns recovery off"`
+	// MaxPackets is the largest number of missed packets a restore replays;
+	// a socket that missed more gets a fresh connection.
+	MaxPackets int `yaml:"max_packets" usage:"most missed packets a recovery replays; more means a fresh connection"`
+	// StreamLength caps the length of the recovery stream in Redis, in
+	// entries.
+	StreamLength int `yaml:"stream_length" usage:"length cap of the recovery stream in Redis, at least 100"`
+}
+
+// PresenceConfig is the presence.* section.
+type PresenceConfig struct {
+	// TTL is how long an instance's presence entry lives without renewal:
+	// the users of a crashed instance go offline within it. 3s to 60s.
+	TTL time.Duration `yaml:"ttl" usage:"lifetime of an instance's presence entry without renewal (users of a crashed instance go offline within it), 3s to 60s"`
+}
+
+// InstanceConfig is the instance.* section.
+type InstanceConfig struct {
+	// ID names this instance in logs, metrics and Redis. Load fills an empty
+	// ID with the host name, "-" and 6 random hex digits.
+	ID string `yaml:"id" usage:"name of this instance in logs, metrics and Redis; empty means host name plus 6 random hex digits"`
+}
+
+// MetricsConfig is the metrics.* section.
+type MetricsConfig struct {
+	// Enabled serves Prometheus metrics at /metrics.
+	Enabled bool `yaml:"enabled" usage:"serve Prometheus metrics at /metrics"`
+}
+
+// WebConfig is the web.* section.
+type WebConfig struct {
+	// Enabled serves the browser client at /.
+	Enabled bool `yaml:"enabled" usage:"serve the browser client at /"`
+}
+
+// Default returns chatd's defaults: a single instance in dev auth mode on
+// :3000. It is valid.
+func Default() Config {
+	return Config{
+		Listen: ":3000",
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Redis:  RedisConfig{Prefix: "chatd", Timeout: 2 * time.Second},
+		Auth:   AuthConfig{Mode: "dev"},
+		API:    APIConfig{GatewayEvent: "push", Rate: 100, Burst: 200},
+		History: HistoryConfig{
+			Size: 1000,
+		},
+		Limits: LimitsConfig{
+			MessageBytes:    4096,
+			PayloadBytes:    65536,
+			RoomsPerUser:    100,
+			EventsPerSecond: 20,
+			EventBurst:      40,
+			RateStrikes:     20,
+		},
+		Shutdown: ShutdownConfig{Timeout: 30 * time.Second, Drain: 10 * time.Second},
+		Recovery: RecoveryConfig{
+			MaxDisconnection: 2 * time.Minute,
+			MaxPackets:       1000,
+			StreamLength:     10000,
+		},
+		Presence: PresenceConfig{TTL: 30 * time.Second},
+		Metrics:  MetricsConfig{Enabled: true},
+		Web:      WebConfig{Enabled: true},
+	}
+}
+
+// SlogLevel returns Level as a slog.Level; an unknown level (which Validate
+// refuses) is slog.LevelInfo.
+func (c LogConfig) SlogLevel() slog.Level {
+	switch c.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// PublicKey reads PublicKeyFile and returns its *rsa.PublicKey or
+// *ecdsa.PublicKey; it returns nil, nil when PublicKeyFile is empty.
+func (c JWTConfig) PublicKey() (crypto.PublicKey, error) {
+	if c.PublicKeyFile == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(c.PublicKeyFile) //nolint:gosec // the operator names this file
+	if err != nil {
+		return nil, err
+	}
+	if k, err := jwt.ParseRSAPublicKeyFromPEM(data); err == nil {
+		return k, nil
+	}
+	if k, err := jwt.ParseECPublicKeyFromPEM(data); err == nil {
+		return k, nil
+	}
+	return nil, fmt.Errorf("%q holds no RSA or EC public key in PEM form", c.PublicKeyFile)
+}

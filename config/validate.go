@@ -1,0 +1,255 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Limits of the values Validate accepts.
+const (
+	maxHistorySize  = 1_000_000
+	maxMessageBytes = 1 << 20  // 1 MiB
+	minPayloadBytes = 1024     // 1 KiB
+	maxPayloadBytes = 10 << 20 // 10 MiB
+	// payloadOverhead is the room a socket.io packet needs beside the message
+	// text, in bytes.
+	payloadOverhead = 1024
+	maxRoomsPerUser = 100_000
+	minStreamLength = 100
+	minPresenceTTL  = 3 * time.Second
+	maxPresenceTTL  = 60 * time.Second
+	minSecretBytes  = 32
+	maxPrefix       = 64
+	maxInstanceID   = 64
+)
+
+var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_:.-]+$`)
+
+// reservedEvents are the event names api.gateway_event must not take: those
+// socket.io reserves and those of the chat protocol.
+var reservedEvents = []string{
+	"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
+	"session", "join", "leave", "message", "typing", "history", "rooms", "presence",
+}
+
+// problems collects the errors of Validate.
+type problems []error
+
+// add records an error that starts with key.
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// Validate checks every setting and returns the errors.Join of one error per
+// problem, each starting with the key at fault (such as "history.size: ...")
+// and saying what would be valid. It reads auth.jwt.public_key_file. Servers
+// call it again on the Config they are given, since embedders and tests may
+// skip Load.
+func (c *Config) Validate() error {
+	var p problems
+
+	c.validateListen(&p)
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		p.add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	c.validateRedis(&p)
+	c.validateAuth(&p)
+	c.validateAPI(&p)
+	for _, o := range c.CORS.Origins {
+		if msg := checkOrigin(o); msg != "" {
+			p.add("cors.origins", "%q %s", o, msg)
+		}
+	}
+
+	intRange(&p, "history.size", c.History.Size, 1, maxHistorySize)
+	intRange(&p, "limits.message_bytes", c.Limits.MessageBytes, 1, maxMessageBytes)
+	intRange(&p, "limits.payload_bytes", c.Limits.PayloadBytes, minPayloadBytes, maxPayloadBytes)
+	if c.Limits.PayloadBytes < c.Limits.MessageBytes+payloadOverhead {
+		p.add("limits.payload_bytes", "must be at least limits.message_bytes + %d = %d, not %d",
+			payloadOverhead, c.Limits.MessageBytes+payloadOverhead, c.Limits.PayloadBytes)
+	}
+	intRange(&p, "limits.rooms_per_user", c.Limits.RoomsPerUser, 1, maxRoomsPerUser)
+	positive(&p, "limits.events_per_second", c.Limits.EventsPerSecond)
+	atLeast(&p, "limits.event_burst", c.Limits.EventBurst, 1)
+	atLeast(&p, "limits.rate_strikes", c.Limits.RateStrikes, 1)
+
+	if c.Shutdown.Timeout <= 0 {
+		p.add("shutdown.timeout", "must be more than 0, such as \"30s\", not %s", formatDuration(c.Shutdown.Timeout))
+	}
+	if c.Shutdown.Drain < 0 {
+		p.add("shutdown.drain", "must not be negative, not %s", formatDuration(c.Shutdown.Drain))
+	} else if c.Shutdown.Timeout > 0 && c.Shutdown.Drain >= c.Shutdown.Timeout {
+		p.add("shutdown.drain", "must be less than shutdown.timeout (%s), not %s",
+			formatDuration(c.Shutdown.Timeout), formatDuration(c.Shutdown.Drain))
+	}
+
+	if c.Recovery.MaxDisconnection < 0 {
+		p.add("recovery.max_disconnection", "must not be negative (0 turns recovery off), not %s", formatDuration(c.Recovery.MaxDisconnection))
+	}
+	atLeast(&p, "recovery.max_packets", c.Recovery.MaxPackets, 1)
+	atLeast(&p, "recovery.stream_length", c.Recovery.StreamLength, minStreamLength)
+
+	if c.Presence.TTL < minPresenceTTL || c.Presence.TTL > maxPresenceTTL {
+		p.add("presence.ttl", "must be from %s to %s, not %s",
+			formatDuration(minPresenceTTL), formatDuration(maxPresenceTTL), formatDuration(c.Presence.TTL))
+	}
+
+	if id := c.Instance.ID; id != "" && (len(id) > maxInstanceID || strings.IndexFunc(id, func(r rune) bool { return !isIDChar(r) }) >= 0) {
+		p.add("instance.id", "%q must be at most %d characters of A-Z a-z 0-9 _ . - (or empty for a generated one)", id, maxInstanceID)
+	}
+	return errors.Join(p...)
+}
+
+func (c *Config) validateListen(p *problems) {
+	_, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		p.add("listen", "%q is not host:port, such as \":3000\" or \"127.0.0.1:3000\"", c.Listen)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.add("listen", "port %q of %q is not a number from 0 to 65535", port, c.Listen)
+	}
+}
+
+func (c *Config) validateRedis(p *problems) {
+	r := &c.Redis
+	if r.URL != "" {
+		if msg := checkRedisURL(r.URL); msg != "" {
+			p.add("redis.url", "%s", msg)
+		}
+	}
+	if r.URL != "" && len(r.Addrs) > 0 {
+		p.add("redis.addrs", "cannot be set together with redis.url; use redis.url for one server, redis.addrs for Sentinel or Redis Cluster")
+	}
+	for _, a := range r.Addrs {
+		host, port, err := net.SplitHostPort(a)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			p.add("redis.addrs", "%q is not host:port, such as \"redis-0:26379\"", a)
+		}
+	}
+	if r.MasterName != "" && len(r.Addrs) == 0 {
+		p.add("redis.master_name", "requires redis.addrs (the Sentinel addresses)")
+	}
+	if len(r.Prefix) == 0 || len(r.Prefix) > maxPrefix || !prefixPattern.MatchString(r.Prefix) {
+		p.add("redis.prefix", "%q must be 1 to %d characters of A-Z a-z 0-9 _ : . -", r.Prefix, maxPrefix)
+	}
+	if r.Timeout <= 0 {
+		p.add("redis.timeout", "must be more than 0, such as \"2s\", not %s", formatDuration(r.Timeout))
+	}
+}
+
+// checkRedisURL returns what is wrong with u, or "". It never repeats the
+// URL, which may hold a password.
+func checkRedisURL(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Sprintf("the value is not a URL (%v); use redis://host:6379 or rediss://host:6379", err)
+	}
+	if parsed.Scheme != "redis" && parsed.Scheme != "rediss" {
+		return fmt.Sprintf("scheme %q is not redis or rediss; use redis://host:6379 or rediss://host:6379", parsed.Scheme)
+	}
+	if _, err := redis.ParseURL(u); err != nil {
+		return strings.TrimPrefix(err.Error(), "redis: ")
+	}
+	return ""
+}
+
+func (c *Config) validateAuth(p *problems) {
+	a := &c.Auth
+	switch a.Mode {
+	case "dev":
+	case "jwt":
+		if a.JWT.Secret == "" && a.JWT.PublicKeyFile == "" {
+			p.add("auth.jwt.secret", "required when auth.mode is \"jwt\" (or set auth.jwt.public_key_file)")
+		}
+	default:
+		p.add("auth.mode", "%q is not dev or jwt", a.Mode)
+	}
+	if n := len(a.JWT.Secret); n > 0 && n < minSecretBytes {
+		p.add("auth.jwt.secret", "must be at least %d bytes, not %d", minSecretBytes, n)
+	}
+	if a.JWT.PublicKeyFile != "" {
+		if _, err := a.JWT.PublicKey(); err != nil {
+			p.add("auth.jwt.public_key_file", "%v", err)
+		}
+	}
+}
+
+func (c *Config) validateAPI(p *problems) {
+	a := &c.API
+	switch {
+	case a.GatewayEvent == "":
+		p.add("api.gateway_event", "must not be empty; the default is \"push\"")
+	case slices.Contains(reservedEvents, a.GatewayEvent):
+		p.add("api.gateway_event", "%q is reserved by socket.io or the chat protocol; choose another name, such as \"push\"", a.GatewayEvent)
+	}
+	if a.AWSAccessKeyID != "" && a.AWSSecretAccessKey == "" {
+		p.add("api.aws_secret_access_key", "required when api.aws_access_key_id is set")
+	}
+	if a.AWSSecretAccessKey != "" && a.AWSAccessKeyID == "" {
+		p.add("api.aws_access_key_id", "required when api.aws_secret_access_key is set")
+	}
+	positive(p, "api.rate", a.Rate)
+	atLeast(p, "api.burst", a.Burst, 1)
+}
+
+// checkOrigin returns what is wrong with a cors.origins entry, or "".
+func checkOrigin(o string) string {
+	const want = "must be * or an origin such as https://chat.example.com or http://localhost:8080, without a path"
+	if o == "*" {
+		return ""
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" ||
+		u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" ||
+		strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+		return want
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return want
+		}
+	}
+	return ""
+}
+
+func intRange(p *problems, key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		p.add(key, "must be from %d to %d, not %d", lo, hi, v)
+	}
+}
+
+func atLeast(p *problems, key string, v, lo int) {
+	if v < lo {
+		p.add(key, "must be at least %d, not %d", lo, v)
+	}
+}
+
+func positive(p *problems, key string, v float64) {
+	if !(v > 0) || math.IsInf(v, 0) {
+		p.add(key, "must be a number more than 0, not %g", v)
+	}
+}
+
+// isIDChar reports whether r may appear in an instance id.
+func isIDChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-'
+}
