@@ -267,17 +267,21 @@ func (c *Chat) Disconnect(ctx context.Context, userID, socketID string) (last bo
 // [Presence.Reap]) and returns each with its rooms, so that the caller can
 // announce them offline.
 func (c *Chat) Reap(ctx context.Context) (map[User][]string, error) {
-	users, err := c.st.Presence.Reap(ctx)
-	if err != nil {
-		return nil, Unavailable(err)
-	}
+	// A failed reap may still have removed some users; no other instance
+	// will report them, so they are announced along with the error.
+	users, reapErr := c.st.Presence.Reap(ctx)
 	out := make(map[User][]string, len(users))
+	var errs []error
+	if reapErr != nil {
+		errs = append(errs, Unavailable(reapErr))
+	}
 	for _, u := range users {
 		rs, err := c.Rooms(ctx, u.ID)
 		if err != nil {
-			return out, err
+			errs = append(errs, err)
+			continue
 		}
 		out[u] = rs
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }

@@ -15,7 +15,7 @@ type User struct {
 // Message is one stored chat message, as it is sent to clients.
 type Message struct {
 	// ID orders the messages of a room: "<milliseconds>-<sequence>", as
-	// Redis stream ids are. Compare ids with [CompareIDs].
+	// Redis stream ids are. Compare ids with [ParseID] and [MessageID.Less].
 	ID          string `json:"id"`
 	Room        string `json:"room"`
 	UserID      string `json:"userId"`
@@ -69,9 +69,10 @@ type Query struct {
 	Limit  int
 }
 
-// Page is the answer to a [Query]: messages oldest first, and Gap when the
-// query's After id is older than the oldest message still kept, so that
-// messages between the two were dropped.
+// Page is the answer to a [Query]: messages oldest first, and Gap when
+// messages newer than the query's After id were dropped by the history cap,
+// so that the page starts at the oldest message still kept and the client
+// has missed some for good.
 type Page struct {
 	Messages []Message `json:"messages"`
 	Gap      bool      `json:"gap,omitempty"`

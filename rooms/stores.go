@@ -40,7 +40,7 @@ type Presence interface {
 	// Reap forgets the sockets of instances that stopped renewing their
 	// entries (a crashed instance) and returns the users that have no
 	// connected socket left because of it. A store without other instances
-	// returns nothing.
+	// returns nothing. On an error it still returns the users it removed.
 	Reap(ctx context.Context) ([]User, error)
 }
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +16,7 @@ import (
 	"github.com/chatd/chatd/config"
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
+	"github.com/chatd/chatd/web"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -198,7 +198,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		Metrics:    cfg.Metrics.Enabled,
 	}
 	if cfg.Web.Enabled {
-		scfg.Web = webHandler()
+		scfg.Web = web.Handler()
 	}
 	deps.Chat = chat
 	deps.Logger = m.log
@@ -302,7 +302,3 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-var _ = os.Stderr
-
-// webHandler is replaced once package web lands.
-func webHandler() http.Handler { return nil }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/chatd/chatd/cluster"
 	"github.com/chatd/chatd/config"
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
@@ -14,15 +17,127 @@ import (
 // idempotencyTTL is how long a clientMsgId is remembered, in time.
 const idempotencyTTL = 24 * time.Hour
 
+// clustered reports whether cfg names a Redis.
+func clustered(cfg config.Config) bool {
+	return cfg.Redis.URL != "" || len(cfg.Redis.Addrs) > 0
+}
+
 // stores picks the memory stores (single instance) or the Redis ones
-// (cluster), and the socket.io adapter that goes with them.
+// (cluster), and the socket.io adapter that goes with them. What it starts
+// is added to m.closer.
 func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Registry) (rooms.Stores, server.Deps, error) {
-	_ = ctx
-	_ = reg
+	if !clustered(cfg) {
+		return rooms.Stores{
+			Membership:  rooms.NewMemoryMembership(),
+			Presence:    rooms.NewMemoryPresence(),
+			History:     rooms.NewMemoryHistory(cfg.History.Size),
+			Idempotency: rooms.NewMemoryIdempotency(idempotencyTTL),
+		}, server.Deps{}, nil
+	}
+	client, err := newRedisClient(cfg.Redis)
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+	rm := newRedisMetrics(reg)
+	client.AddHook(rm)
+	m.closer = append(m.closer, client.Close)
+
+	prefix := cfg.Redis.Prefix
+	adapter, err := cluster.NewAdapterBuilder(client, cluster.AdapterOptions{
+		Prefix:               prefix,
+		InstanceID:           cfg.Instance.ID,
+		RequestTimeout:       2 * cfg.Redis.Timeout,
+		PublishTimeout:       cfg.Redis.Timeout,
+		Logger:               m.log.With("component", "adapter"),
+		RecoveryStreamLength: int64(cfg.Recovery.StreamLength),
+		RecoveryMaxPackets:   cfg.Recovery.MaxPackets,
+		Hooks:                rm.adapterHooks(),
+	})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, fmt.Errorf("redis adapter: %w", err)
+	}
+	m.closer = append(m.closer, adapter.Close)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chatd_cluster_nodes", Help: "chatd instances this instance sees alive, itself included.",
+	}, func() float64 { return float64(adapter.Nodes()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chatd_redis_ready", Help: "1 while Redis answers and the adapter is subscribed.",
+	}, func() float64 {
+		if adapter.Ready() {
+			return 1
+		}
+		return 0
+	}))
+
+	membership, err := cluster.NewRedisMembership(client, cluster.RedisMembershipOptions{Prefix: prefix, Logger: m.log})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+	history, err := cluster.NewRedisHistory(client, cluster.RedisHistoryOptions{Prefix: prefix, Logger: m.log, Size: cfg.History.Size})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+	idem, err := cluster.NewRedisIdempotency(client, cluster.RedisIdempotencyOptions{Prefix: prefix, Logger: m.log, TTL: idempotencyTTL})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+	presence, err := cluster.NewRedisPresence(client, cluster.RedisPresenceOptions{
+		Prefix: prefix, Logger: m.log, InstanceID: cfg.Instance.ID, TTL: cfg.Presence.TTL,
+	})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+	if err := presence.Start(ctx); err != nil {
+		// Redis may be down at start; presence keeps retrying by itself.
+		m.log.Warn("presence start", "err", err)
+	}
+	m.closer = append(m.closer, func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.Timeout)
+		defer cancel()
+		return presence.Close(cctx)
+	})
 	return rooms.Stores{
-		Membership:  rooms.NewMemoryMembership(),
-		Presence:    rooms.NewMemoryPresence(),
-		History:     rooms.NewMemoryHistory(cfg.History.Size),
-		Idempotency: rooms.NewMemoryIdempotency(idempotencyTTL),
-	}, server.Deps{}, nil
+			Membership:  membership,
+			Presence:    presence,
+			History:     history,
+			Idempotency: idem,
+		}, server.Deps{
+			Adapter: adapter,
+			Ready:   adapter.Ready,
+		}, nil
+}
+
+// newRedisClient builds the go-redis client for the redis.* settings: one
+// server for redis.url, Sentinel for redis.addrs with redis.master_name, and
+// Redis Cluster for redis.addrs alone.
+func newRedisClient(rc config.RedisConfig) (redis.UniversalClient, error) {
+	timeouts := func(o *redis.UniversalOptions) {
+		o.DialTimeout = rc.Timeout
+		o.ReadTimeout = rc.Timeout
+		o.WriteTimeout = rc.Timeout
+		o.ContextTimeoutEnabled = true
+		o.MaxRetries = 1
+	}
+	if rc.URL != "" {
+		opt, err := redis.ParseURL(rc.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis.url: %w", err)
+		}
+		uo := &redis.UniversalOptions{
+			Addrs: []string{opt.Addr}, Username: opt.Username, Password: opt.Password,
+			DB: opt.DB, TLSConfig: opt.TLSConfig, ClientName: "chatd",
+		}
+		timeouts(uo)
+		return redis.NewUniversalClient(uo), nil
+	}
+	uo := &redis.UniversalOptions{
+		Addrs:         rc.Addrs,
+		MasterName:    rc.MasterName,
+		Username:      rc.Username,
+		Password:      rc.Password,
+		IsClusterMode: rc.MasterName == "",
+		ClientName:    "chatd",
+	}
+	timeouts(uo)
+	return redis.NewUniversalClient(uo), nil
 }

@@ -1,0 +1,396 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// Defaults of AdapterOptions.
+const (
+	// DefaultAdapterPrefix starts every Redis key and channel of the adapter.
+	DefaultAdapterPrefix = "chatd"
+	// DefaultHeartbeatInterval is how often an instance announces itself.
+	DefaultHeartbeatInterval = 5 * time.Second
+	// DefaultHeartbeatTimeout is how long an instance that was not heard
+	// from still counts as alive.
+	DefaultHeartbeatTimeout = 15 * time.Second
+	// DefaultRequestTimeout bounds how long a cluster-wide request
+	// (fetchSockets, serverSideEmit with ack) waits for answers.
+	DefaultRequestTimeout = 5 * time.Second
+	// DefaultPublishTimeout bounds one Redis write on the broadcast path.
+	DefaultPublishTimeout = 500 * time.Millisecond
+	// DefaultPublishQueueSize is how many outgoing messages may wait for
+	// Redis before new ones are dropped.
+	DefaultPublishQueueSize = 4096
+	// DefaultRecoveryStreamLength is the approximate number of packets the
+	// recovery stream keeps.
+	DefaultRecoveryStreamLength = 10000
+	// DefaultRecoveryMaxPackets is the most packets one session restore
+	// reads; a client that missed more starts a fresh session.
+	DefaultRecoveryMaxPackets = 1000
+)
+
+// ErrAdapterClosed is returned by cluster-wide operations after Close.
+var ErrAdapterClosed = errors.New("cluster: the adapter is closed")
+
+// ErrRequestTimeout is returned (wrapped, with the number of answers) when
+// not every live instance answered a request within RequestTimeout. The
+// answers that did arrive are returned with it.
+var ErrRequestTimeout = errors.New("cluster: not every instance answered in time")
+
+// AdapterOptions configures the Redis socket.io adapter. Zero values take the
+// defaults above.
+type AdapterOptions struct {
+	// Prefix starts every Redis key and channel, so deployments can share a
+	// Redis (the `redis.prefix` setting). Default "chatd".
+	Prefix string
+	// InstanceID names this instance to the others. It must be unique in the
+	// deployment; default: host name plus a random suffix.
+	InstanceID string
+	// HeartbeatInterval is how often this instance announces itself.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout is how long another instance that was not heard from
+	// still counts as alive; it must be longer than HeartbeatInterval.
+	// Default: DefaultHeartbeatTimeout or three intervals, the longer.
+	HeartbeatTimeout time.Duration
+	// RequestTimeout bounds how long fetchSockets and serverSideEmit with an
+	// acknowledgement wait for the other instances.
+	RequestTimeout time.Duration
+	// PublishTimeout bounds each Redis write on the broadcast path (PUBLISH
+	// batches, XADD of the recovery stream, session writes), so that a Redis
+	// in trouble costs a broadcast at most this long.
+	PublishTimeout time.Duration
+	// PublishQueueSize is how many messages may wait to be published; past it
+	// new messages are dropped (counted in AdapterStats.Dropped).
+	PublishQueueSize int
+	// Logger receives the adapter's logs; default: discarded.
+	Logger *slog.Logger
+	// RecoveryStreamLength caps the recovery stream (XADD MAXLEN ~), in
+	// packets.
+	RecoveryStreamLength int64
+	// RecoveryMaxPackets is the most packets a session restore may replay; a
+	// client that missed more gets a fresh session.
+	RecoveryMaxPackets int
+	// Hooks are called on adapter events, for metrics. Any of them may be nil.
+	Hooks AdapterHooks
+}
+
+// AdapterHooks are optional callbacks for metrics. They are called
+// synchronously on the adapter's hot paths and must return quickly. kind is
+// a message kind such as "broadcast", "heartbeat" or "fetch_sockets".
+type AdapterHooks struct {
+	// Published is called for every message written to Redis.
+	Published func(kind string)
+	// Received is called for every message received from another instance.
+	Received func(kind string)
+	// PublishFailed is called for every message that could not be written:
+	// reason is "queue_full", "closed", "encode" or "redis".
+	PublishFailed func(kind string, reason string)
+	// Request is called when a cluster-wide request ends, with its duration
+	// and its error (nil when every live instance answered).
+	Request func(kind string, d time.Duration, err error)
+}
+
+// AdapterStats are running totals since the builder started.
+type AdapterStats struct {
+	Published     uint64 // messages written to Redis
+	Received      uint64 // messages received from other instances
+	PublishErrors uint64 // messages not written (Redis errors and drops)
+	Dropped       uint64 // messages dropped without trying (queue full, closed, encoding)
+	Recorded      uint64 // packets added to the recovery stream
+	RecordErrors  uint64 // packets that could not be added to the recovery stream
+}
+
+// AdapterBuilder creates one RedisAdapter per socket.io namespace and owns
+// what they share: the Redis subscription, the heartbeats, the publishing
+// queue and the view of the other instances. It implements
+// socket.AdapterConstructor: pass it to ServerOptions.SetAdapter.
+type AdapterBuilder struct {
+	client redis.UniversalClient
+	opts   AdapterOptions
+	log    *slog.Logger
+	id     string
+	nonce  string
+
+	busChannel  string // every instance: broadcasts without a single room, requests, heartbeats
+	nodeChannel string // this instance: answers to its requests
+	roomPrefix  string // + nsp + ":" + room
+	streamKey   string
+	sessionKeys string // + pid
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce   sync.Once
+	closed      atomic.Bool
+	skipGoodbye atomic.Bool // tests: vanish without telling the others
+
+	subscribed atomic.Bool // the bus subscription is confirmed on the current connection
+	redisOK    atomic.Bool // the last Redis command succeeded
+
+	adaptersMu sync.Mutex // guards adapters
+	adapters   map[string]*RedisAdapter
+
+	nodesMu sync.Mutex // guards nodes
+	nodes   map[string]time.Time
+
+	subMu   sync.Mutex // guards the following fields
+	ps      *redis.PubSub
+	applied map[string]struct{} // room channels subscribed on ps
+
+	current atomic.Pointer[redis.PubSub] // ps, for the receiving goroutine
+
+	dirtyMu sync.Mutex // guards dirty
+	dirty   map[string]adapterRoomRef
+	subWake chan struct{}
+
+	hbWake chan struct{}
+	pubQ   chan adapterOutgoing
+	work   chan func()
+
+	reqSeq   atomic.Uint64
+	reqMu    sync.Mutex // guards requests and acks
+	requests map[string]*pendingRequest
+	acks     map[string]*pendingAck
+
+	limiter adapterLogLimiter
+	stats   struct {
+		published, received, publishErrors, dropped, recorded, recordErrors atomic.Uint64
+	}
+}
+
+var _ socket.AdapterConstructor = (*AdapterBuilder)(nil)
+
+type adapterRoomRef struct {
+	adapter *RedisAdapter
+	room    socket.Room
+}
+
+type adapterOutgoing struct {
+	channel string
+	kind    wireKind
+	payload []byte
+}
+
+// NewAdapterBuilder checks the options, subscribes to the adapter's channels
+// and starts the heartbeats. Redis being unreachable is not an error: the
+// builder waits at most RequestTimeout for a first answer, then keeps trying
+// in the background, and Ready reports false until it succeeds.
+func NewAdapterBuilder(client redis.UniversalClient, opts AdapterOptions) (*AdapterBuilder, error) {
+	if client == nil {
+		return nil, errors.New("cluster: adapter: a Redis client is required")
+	}
+	opts, err := adapterDefaults(opts)
+	if err != nil {
+		return nil, err
+	}
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	b := &AdapterBuilder{
+		client:      client,
+		opts:        opts,
+		log:         opts.Logger.With("component", "adapter", "instance", opts.InstanceID),
+		id:          opts.InstanceID,
+		nonce:       hex.EncodeToString(nonce[:]),
+		busChannel:  opts.Prefix + ":bus",
+		nodeChannel: opts.Prefix + ":node:" + opts.InstanceID,
+		roomPrefix:  opts.Prefix + ":room:",
+		streamKey:   opts.Prefix + ":recovery",
+		sessionKeys: opts.Prefix + ":session:",
+		adapters:    make(map[string]*RedisAdapter),
+		nodes:       make(map[string]time.Time),
+		applied:     make(map[string]struct{}),
+		dirty:       make(map[string]adapterRoomRef),
+		subWake:     make(chan struct{}, 1),
+		hbWake:      make(chan struct{}, 1),
+		pubQ:        make(chan adapterOutgoing, opts.PublishQueueSize),
+		work:        make(chan func(), 1024),
+		requests:    make(map[string]*pendingRequest),
+		acks:        make(map[string]*pendingAck),
+		limiter:     adapterLogLimiter{every: 10 * time.Second},
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+
+	ctx, cancel := context.WithTimeout(b.ctx, opts.RequestTimeout)
+	defer cancel()
+	b.redisOK.Store(client.Ping(ctx).Err() == nil)
+	b.ps = client.Subscribe(ctx)
+	b.current.Store(b.ps)
+	if err := b.ps.Subscribe(ctx, b.busChannel, b.nodeChannel); err != nil {
+		// go-redis remembers the channels and subscribes when it reconnects.
+		b.log.Warn("adapter: Redis subscription failed, will retry", "err", err)
+	}
+
+	b.wg.Add(5)
+	go b.receiveLoop()
+	go b.subscriptionLoop()
+	go b.heartbeatLoop()
+	go b.publishLoop()
+	go b.workLoop()
+	return b, nil
+}
+
+func adapterDefaults(o AdapterOptions) (AdapterOptions, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultAdapterPrefix
+	}
+	if o.InstanceID == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "chatd"
+		}
+		var suffix [4]byte
+		_, _ = rand.Read(suffix[:])
+		o.InstanceID = host + "-" + hex.EncodeToString(suffix[:])
+	}
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if o.HeartbeatTimeout == 0 {
+		o.HeartbeatTimeout = max(DefaultHeartbeatTimeout, 3*o.HeartbeatInterval)
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.PublishTimeout == 0 {
+		o.PublishTimeout = DefaultPublishTimeout
+	}
+	if o.PublishQueueSize == 0 {
+		o.PublishQueueSize = DefaultPublishQueueSize
+	}
+	if o.RecoveryStreamLength == 0 {
+		o.RecoveryStreamLength = DefaultRecoveryStreamLength
+	}
+	if o.RecoveryMaxPackets == 0 {
+		o.RecoveryMaxPackets = DefaultRecoveryMaxPackets
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case o.HeartbeatInterval < 0:
+		return o, fmt.Errorf("cluster: adapter: HeartbeatInterval %v must be positive", o.HeartbeatInterval)
+	case o.HeartbeatTimeout <= o.HeartbeatInterval:
+		return o, fmt.Errorf("cluster: adapter: HeartbeatTimeout %v must be longer than HeartbeatInterval %v", o.HeartbeatTimeout, o.HeartbeatInterval)
+	case o.RequestTimeout < 0:
+		return o, fmt.Errorf("cluster: adapter: RequestTimeout %v must be positive", o.RequestTimeout)
+	case o.PublishTimeout < 0:
+		return o, fmt.Errorf("cluster: adapter: PublishTimeout %v must be positive", o.PublishTimeout)
+	case o.PublishQueueSize < 0:
+		return o, fmt.Errorf("cluster: adapter: PublishQueueSize %d must be positive", o.PublishQueueSize)
+	case o.RecoveryStreamLength < 0:
+		return o, fmt.Errorf("cluster: adapter: RecoveryStreamLength %d must be positive", o.RecoveryStreamLength)
+	case o.RecoveryMaxPackets < 0:
+		return o, fmt.Errorf("cluster: adapter: RecoveryMaxPackets %d must be positive", o.RecoveryMaxPackets)
+	}
+	return o, nil
+}
+
+// InstanceID returns the name this instance uses towards the others.
+func (b *AdapterBuilder) InstanceID() string { return b.id }
+
+// New creates the adapter of one namespace. The socket.io server calls it;
+// it is not meant to be called directly.
+func (b *AdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+	a := &RedisAdapter{Adapter: socket.MakeAdapter(), b: b}
+	// Route the library's calls through the embedding type's overrides.
+	a.Prototype(a)
+	a.Construct(nsp)
+	a.name = nsp.Name()
+	_ = a.On("create-room", func(args ...any) { a.roomChanged(args) })
+	_ = a.On("delete-room", func(args ...any) { a.roomChanged(args) })
+
+	b.adaptersMu.Lock()
+	if old, ok := b.adapters[a.name]; ok && old != a {
+		b.log.Warn("adapter: namespace adapter replaced", "nsp", a.name)
+	}
+	b.adapters[a.name] = a
+	b.adaptersMu.Unlock()
+	return a
+}
+
+func (b *AdapterBuilder) adapter(nsp string) *RedisAdapter {
+	b.adaptersMu.Lock()
+	defer b.adaptersMu.Unlock()
+	return b.adapters[nsp]
+}
+
+func (b *AdapterBuilder) removeAdapter(a *RedisAdapter) {
+	b.adaptersMu.Lock()
+	if b.adapters[a.name] == a {
+		delete(b.adapters, a.name)
+	}
+	b.adaptersMu.Unlock()
+}
+
+// Ready reports whether the adapter can reach the other instances: its Redis
+// subscription is confirmed and its last Redis command succeeded. /readyz
+// should report it.
+func (b *AdapterBuilder) Ready() bool {
+	return !b.closed.Load() && b.subscribed.Load() && b.redisOK.Load()
+}
+
+// Nodes returns the number of instances heard from within HeartbeatTimeout,
+// this one included.
+func (b *AdapterBuilder) Nodes() int {
+	return len(b.aliveNodes()) + 1
+}
+
+// Stats returns the adapter's running totals.
+func (b *AdapterBuilder) Stats() AdapterStats {
+	return AdapterStats{
+		Published:     b.stats.published.Load(),
+		Received:      b.stats.received.Load(),
+		PublishErrors: b.stats.publishErrors.Load(),
+		Dropped:       b.stats.dropped.Load(),
+		Recorded:      b.stats.recorded.Load(),
+		RecordErrors:  b.stats.recordErrors.Load(),
+	}
+}
+
+// Close tells the other instances this one is leaving, unsubscribes and
+// stops the builder's goroutines. Adapters keep delivering to local sockets
+// afterwards. Close is idempotent and always returns nil.
+func (b *AdapterBuilder) Close() error {
+	b.closeOnce.Do(func() {
+		if !b.skipGoodbye.Load() {
+			if payload, err := encodeWire(&wireMessage{Kind: kindGoodbye, From: b.id}); err == nil {
+				ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
+				if err := b.client.Publish(ctx, b.busChannel, payload).Err(); err != nil {
+					b.log.Debug("adapter: goodbye not sent", "err", err)
+				}
+				cancel()
+			}
+		}
+		b.closed.Store(true)
+		b.cancel()
+		b.subMu.Lock()
+		_ = b.ps.Close()
+		b.subMu.Unlock()
+		b.wg.Wait()
+
+		b.reqMu.Lock()
+		for id, p := range b.requests {
+			p.finish()
+			delete(b.requests, id)
+		}
+		for id, p := range b.acks {
+			p.timer.Stop()
+			delete(b.acks, id)
+		}
+		b.reqMu.Unlock()
+	})
+	return nil
+}

@@ -1,0 +1,277 @@
+package cluster
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// A client drops its connection on one instance, misses packets broadcast
+// from both instances, and resumes its session on the other instance.
+func TestAdapterRecoveryAcrossInstances(t *testing.T) {
+	r := startAdapterTestRedis(t)
+	const prefix = "t-recover"
+	var aCount adapterKindCounter
+	aOpts := adapterTestOptions(t, prefix)
+	aOpts.Hooks = aCount.hooks()
+	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: aOpts, recoveryMs: 60_000})
+	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+	waitNodes(t, 2, a, b)
+	mon := r.client()
+
+	c := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "name": "Ann", "rooms": []string{"r"}})
+	ready := c.waitReady()
+	if c.pid == "" {
+		t.Fatal("no private session id in the CONNECT packet")
+	}
+	offset := c.offset()
+	if !validOffset(offset) || ready[len(ready)-1] != offset {
+		t.Fatalf("socket.Emit did not carry a stream offset: %v", ready)
+	}
+
+	// An emit to a local socket is recorded but stays on this instance.
+	recorded := a.builder.Stats().Recorded
+	sent := aCount.get("tx:broadcast")
+	_ = a.io.To(socket.Room(c.sid)).Emit("private")
+	_ = a.io.Emit("fence")
+	if names := adapterEventNames(c.until("fence")); !slices.Equal(names, []string{"private"}) {
+		t.Fatalf("got %v, want [private]", names)
+	}
+	adapterWaitFor(t, "the fence to be published", func() bool { return aCount.get("tx:broadcast") > sent })
+	if got := aCount.get("tx:broadcast"); got != sent+1 {
+		t.Errorf("an emit to a local socket was published to Redis (%d broadcasts published, want only the fence)", got-sent)
+	}
+	if got := a.builder.Stats().Recorded; got != recorded+2 {
+		t.Errorf("recorded %d packets, want 2", got-recorded)
+	}
+	offset = c.offset()
+
+	c.drop()
+	adapterWaitFor(t, "the session to be persisted", func() bool {
+		n, err := mon.Exists(context.Background(), prefix+":session:"+c.pid).Result()
+		return err == nil && n == 1
+	})
+
+	// Missed while disconnected, in this order.
+	_ = b.io.To("r").Emit("m", 1)
+	_ = b.io.To("other").Emit("not-for-you")
+	_ = a.io.To(socket.Room(c.sid)).Emit("direct")
+	_ = b.io.Emit("all", 2)
+	_ = b.io.To("r").Except(socket.Room(c.sid)).Emit("excepted")
+	_ = b.io.Volatile().Emit("volatile")
+	_ = a.io.To("r").Emit("m", 3)
+
+	c2 := dialAdapterTestClient(t, b.url, map[string]any{"pid": c.pid, "offset": offset})
+	if c2.sid != c.sid {
+		t.Fatalf("resumed socket id %q, want the old one %q", c2.sid, c.sid)
+	}
+	missed := c2.until("ready")
+	wantNames := []string{"m", "direct", "all", "m"}
+	if names := adapterEventNames(missed); !slices.Equal(names, wantNames) {
+		t.Fatalf("replayed %v, want %v", names, wantNames)
+	}
+	var offsets []string
+	for _, ev := range missed {
+		offsets = append(offsets, ev[len(ev)-1].(string))
+	}
+	if !slices.IsSortedFunc(offsets, adapterCompareStreamIDs) || offsets[0] == offset {
+		t.Errorf("replayed offsets %v are not increasing after %s", offsets, offset)
+	}
+	if !reflect.DeepEqual(missed[0][:2], []any{"m", float64(1)}) || !reflect.DeepEqual(missed[3][:2], []any{"m", float64(3)}) {
+		t.Errorf("replayed packets %v lost their arguments", missed)
+	}
+
+	// The resumed socket is back in its room, with its data, on the other
+	// instance; nothing is delivered twice.
+	waitSubscribers(t, mon, prefix+":room:/:r", 1)
+	_ = a.io.To("r").Emit("live")
+	_ = a.io.Emit("fence")
+	if names := adapterEventNames(c2.until("fence")); !slices.Equal(names, []string{"live"}) {
+		t.Errorf("after resuming got %v, want [live]", names)
+	}
+	socks, err := a.fetch(a.all())
+	if err != nil || len(socks) != 1 {
+		t.Fatalf("fetchSockets = %d, %v", len(socks), err)
+	}
+	if data, _ := socks[0].Data().(map[string]any); data["userId"] != "u1" {
+		t.Errorf("resumed socket data = %#v, want its data from before", socks[0].Data())
+	}
+
+	// A session resumes once: while the resumed socket is connected, its
+	// pid and offset give a fresh session.
+	c3 := dialAdapterTestClient(t, a.url, map[string]any{"pid": c.pid, "offset": offset})
+	if c3.sid == c.sid {
+		t.Error("the same session resumed twice")
+	}
+}
+
+func adapterCompareStreamIDs(x, y string) int {
+	xm, xs, _ := strings.Cut(x, "-")
+	ym, ys, _ := strings.Cut(y, "-")
+	if c := adapterCompareDecimal(xm, ym); c != 0 {
+		return c
+	}
+	return adapterCompareDecimal(xs, ys)
+}
+
+func adapterCompareDecimal(x, y string) int {
+	if len(x) != len(y) {
+		return len(x) - len(y)
+	}
+	return strings.Compare(x, y)
+}
+
+// The refusals of RestoreSession: each gives a fresh session (nil, nil).
+func TestAdapterRecoveryRefusals(t *testing.T) {
+	r := startAdapterTestRedis(t)
+	const prefix = "t-refuse"
+	n := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+	fewOpts := adapterTestOptions(t, prefix+"-few")
+	fewOpts.RecoveryMaxPackets = 3
+	few := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: fewOpts, recoveryMs: 60_000})
+	short := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix+"-short"), recoveryMs: 200})
+	mon := r.client()
+	ctx := context.Background()
+	stream := prefix + ":recovery"
+	waitNodes(t, 1, n, few, short)
+
+	persist := func(node *adapterTestNode, pid string) {
+		t.Helper()
+		node.adapter().PersistSession(&socket.SessionToPersist{
+			Sid:   socket.SocketId("sid-" + pid),
+			Pid:   socket.PrivateSessionId(pid),
+			Rooms: types.NewSet[socket.Room](socket.Room("sid-"+pid), "r1"),
+			Data:  map[string]any{"userId": "u-" + pid},
+		})
+	}
+	// mark broadcasts a packet and returns its offset.
+	mark := func(node *adapterTestNode, key string) string {
+		t.Helper()
+		_ = node.io.Emit("mark")
+		last, err := mon.XRevRangeN(ctx, key, "+", "-", 1).Result()
+		if err != nil || len(last) != 1 {
+			t.Fatalf("reading the recovery stream: %v", err)
+		}
+		return last[0].ID
+	}
+	restore := func(node *adapterTestNode, pid, offset string) *socket.Session {
+		t.Helper()
+		s, err := node.adapter().RestoreSession(socket.PrivateSessionId(pid), offset)
+		if err != nil {
+			t.Fatalf("RestoreSession(%q, %q): %v", pid, offset, err)
+		}
+		return s
+	}
+
+	t.Run("rooms, except and local", func(t *testing.T) {
+		persist(n, "ok")
+		off := mark(n, stream)
+		_ = n.io.To("r1").Emit("a")
+		_ = n.io.To("r2").Emit("b")
+		_ = n.io.To("r1").Except("sid-ok").Emit("c")
+		_ = n.io.To("sid-ok").Emit("d")
+		_ = n.io.Local().Emit("e")
+		_ = n.io.Volatile().Emit("f")
+		_ = n.io.Emit("g", []byte{1, 2})
+		s := restore(n, "ok", off)
+		if s == nil {
+			t.Fatal("no session")
+		}
+		var names []string
+		for _, p := range s.MissedPackets {
+			names = append(names, p.([]any)[0].(string))
+		}
+		if !slices.Equal(names, []string{"a", "d", "e", "g"}) {
+			t.Errorf("missed %v, want [a d e g]", names)
+		}
+		if g := s.MissedPackets[3].([]any); !reflect.DeepEqual(g[1], []byte{1, 2}) {
+			t.Errorf("binary argument came back as %#v", g[1])
+		}
+		if s.Sid != "sid-ok" || !s.Rooms.Has("r1") || s.Data.(map[string]any)["userId"] != "u-ok" {
+			t.Errorf("session = %+v", s.SessionToPersist)
+		}
+		if again := restore(n, "ok", off); again != nil {
+			t.Error("the session restored twice")
+		}
+	})
+
+	t.Run("malformed", func(t *testing.T) {
+		off := mark(n, stream)
+		for _, bad := range []string{"", "abc", "1", "1-", "-1", "1-1-1", "1-x", " 1-1", "0-0",
+			"99999999999999999999999-0", "18446744073709551616-0", "1-1"} {
+			persist(n, "p1")
+			if s := restore(n, "p1", bad); s != nil {
+				t.Errorf("offset %q restored a session", bad)
+			}
+		}
+		for _, bad := range []string{"", "../x", "a b", "a:b", strings.Repeat("a", 65), "unknown"} {
+			if s := restore(n, bad, off); s != nil {
+				t.Errorf("pid %q restored a session", bad)
+			}
+		}
+	})
+
+	t.Run("trimmed", func(t *testing.T) {
+		persist(n, "trim")
+		off := mark(n, stream)
+		_ = n.io.Emit("after")
+		if err := mon.XTrimMaxLen(ctx, stream, 1).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if s := restore(n, "trim", off); s != nil {
+			t.Error("restored from a trimmed offset")
+		}
+	})
+
+	t.Run("too many packets", func(t *testing.T) {
+		fewStream := prefix + "-few:recovery"
+		persist(few, "many")
+		off := mark(few, fewStream)
+		for range 4 {
+			_ = few.io.Emit("x")
+		}
+		if s := restore(few, "many", off); s != nil {
+			t.Errorf("restored %d packets past RecoveryMaxPackets", len(s.MissedPackets))
+		}
+		persist(few, "enough")
+		off = mark(few, fewStream)
+		for range 3 {
+			_ = few.io.Emit("x")
+		}
+		if s := restore(few, "enough", off); s == nil || len(s.MissedPackets) != 3 {
+			t.Errorf("restore of exactly RecoveryMaxPackets packets = %+v", s)
+		}
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		persist(short, "old")
+		off := mark(short, prefix+"-short:recovery")
+		adapterWaitFor(t, "the session to expire", func() bool {
+			n, err := mon.Exists(ctx, prefix+"-short:session:old").Result()
+			return err == nil && n == 0
+		})
+		if s := restore(short, "old", off); s != nil {
+			t.Error("an expired session restored")
+		}
+	})
+
+	t.Run("redis down", func(t *testing.T) {
+		persist(n, "down")
+		off := mark(n, stream)
+		r.stop()
+		defer r.restart()
+		s, err := n.adapter().RestoreSession("down", off)
+		if s != nil || err == nil {
+			t.Errorf("RestoreSession with Redis down = %v, %v; want nil and an error", s, err)
+		}
+		adapterWaitFor(t, "Ready to turn false", func() bool { return !n.builder.Ready() })
+		if off := n.builder.record("/", []any{"x"}, adapterNormalizeOpts(nil)); off != unrecordedOffset {
+			t.Errorf("packet broadcast with Redis down got offset %q, want %q", off, unrecordedOffset)
+		}
+	})
+}

@@ -1,0 +1,151 @@
+package cluster
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// pendingRequest collects the answers to one request until every instance
+// it waits for has answered or left.
+type pendingRequest struct {
+	mu       sync.Mutex // guards the following fields
+	waiting  map[string]struct{}
+	replies  []*wireMessage
+	done     chan struct{}
+	finished bool
+}
+
+func (p *pendingRequest) add(m *wireMessage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished {
+		return
+	}
+	p.replies = append(p.replies, m)
+	delete(p.waiting, m.From)
+	if len(p.waiting) == 0 {
+		p.finished = true
+		close(p.done)
+	}
+}
+
+func (p *pendingRequest) forget(node string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished {
+		return
+	}
+	delete(p.waiting, node)
+	if len(p.waiting) == 0 {
+		p.finished = true
+		close(p.done)
+	}
+}
+
+func (p *pendingRequest) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.finished {
+		p.finished = true
+		close(p.done)
+	}
+}
+
+// request sends m on the bus to every instance and waits until each
+// instance alive when it was sent has answered (or left), RequestTimeout
+// passes or the builder closes. It returns the answers that arrived.
+func (b *AdapterBuilder) request(m *wireMessage) ([]*wireMessage, error) {
+	start := time.Now()
+	replies, err := b.doRequest(m)
+	if h := b.opts.Hooks.Request; h != nil {
+		h(m.Kind.String(), time.Since(start), err)
+	}
+	return replies, err
+}
+
+func (b *AdapterBuilder) doRequest(m *wireMessage) ([]*wireMessage, error) {
+	if b.closed.Load() {
+		return nil, ErrAdapterClosed
+	}
+	nodes := b.aliveNodes()
+	if len(nodes) == 0 {
+		return nil, nil
+	}
+	p := &pendingRequest{waiting: make(map[string]struct{}, len(nodes)), done: make(chan struct{})}
+	for _, n := range nodes {
+		p.waiting[n] = struct{}{}
+	}
+	m.Req = b.newRequestID()
+	b.reqMu.Lock()
+	b.requests[m.Req] = p
+	b.reqMu.Unlock()
+	defer func() {
+		b.reqMu.Lock()
+		delete(b.requests, m.Req)
+		b.reqMu.Unlock()
+	}()
+	if err := b.publish(b.busChannel, m); err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(b.opts.RequestTimeout)
+	defer t.Stop()
+	var err error
+	select {
+	case <-p.done:
+		if b.closed.Load() {
+			err = ErrAdapterClosed
+		}
+	case <-t.C:
+		p.mu.Lock()
+		err = fmt.Errorf("%w: %s: %d of %d instances did not answer within %v", ErrRequestTimeout, m.Kind, len(p.waiting), len(nodes), b.opts.RequestTimeout)
+		p.finished = true
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	replies := p.replies
+	p.mu.Unlock()
+	return replies, err
+}
+
+func (b *AdapterBuilder) newRequestID() string {
+	return strconv.FormatUint(b.reqSeq.Add(1), 36)
+}
+
+// reply answers request req of instance to on that instance's channel.
+func (b *AdapterBuilder) reply(to string, m *wireMessage) {
+	_ = b.publish(b.nodeChannelOf(to), m)
+}
+
+func (b *AdapterBuilder) nodeChannelOf(node string) string {
+	return b.opts.Prefix + ":node:" + node
+}
+
+// pendingAck tracks a broadcast with acknowledgements sent to the other
+// instances: their socket counts and their sockets' answers are passed to
+// the socket.io broadcast operator until its timeout.
+type pendingAck struct {
+	count func(uint64)
+	ack   socket.Ack
+	timer *time.Timer
+}
+
+func (b *AdapterBuilder) addPendingAck(req string, p *pendingAck, ttl time.Duration) {
+	b.reqMu.Lock()
+	defer b.reqMu.Unlock()
+	b.acks[req] = p
+	p.timer = time.AfterFunc(ttl, func() {
+		b.reqMu.Lock()
+		delete(b.acks, req)
+		b.reqMu.Unlock()
+	})
+}
+
+func (b *AdapterBuilder) pendingAckFor(req string) *pendingAck {
+	b.reqMu.Lock()
+	defer b.reqMu.Unlock()
+	return b.acks[req]
+}

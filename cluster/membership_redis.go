@@ -1,0 +1,134 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+
+	"github.com/chatd/chatd/rooms"
+	"github.com/redis/go-redis/v9"
+)
+
+var _ rooms.Membership = (*RedisMembership)(nil)
+
+// RedisMembershipOptions configures a [RedisMembership].
+type RedisMembershipOptions struct {
+	// Prefix starts every key; empty means [DefaultStorePrefix]. It may not
+	// contain '{' or '}'.
+	Prefix string
+	// Logger receives the store's diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// RedisMembership is the [rooms.Membership] of a cluster: two Redis sets per
+// membership, shared by every instance.
+//
+// Keys: "<prefix>:{membership}:user:<userId>" is the set of the user's rooms
+// and "<prefix>:{membership}:room:<room>" the set of the room's user ids.
+// Join must check the user's room count and write both sets atomically, so
+// one Lua script touches a user key and a room key. On Redis Cluster the keys
+// of one script must share a slot, and a user is in many rooms and a room has
+// many users, so no per-user or per-room hash tag can cover both: every
+// membership key carries the one hash tag "{membership}". The trade-off is
+// that all membership data and traffic sit on one cluster shard. Membership
+// changes far less often than messages flow, and its data is small (two set
+// entries per membership), so one shard carries it for any chat that fits
+// chatd otherwise; history and idempotency keys are spread over all shards.
+type RedisMembership struct {
+	client redis.UniversalClient
+	keys   string // "<prefix>:{membership}:"
+	log    *slog.Logger
+}
+
+// NewRedisMembership returns a [RedisMembership] on client.
+func NewRedisMembership(client redis.UniversalClient, opts RedisMembershipOptions) (*RedisMembership, error) {
+	prefix, logger, err := storeSetup(client, opts.Prefix, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &RedisMembership{client: client, keys: prefix + ":{membership}:", log: logger}, nil
+}
+
+func (m *RedisMembership) userKey(userID string) string { return m.keys + "user:" + userID }
+func (m *RedisMembership) roomKey(room string) string   { return m.keys + "room:" + room }
+
+// membershipJoinScript adds a membership unless the user already has it
+// (0) or is in ARGV[3] rooms already (-1); it returns 1 when it added it.
+// KEYS: the user's rooms, the room's members. ARGV: room, user id, maxRooms.
+var membershipJoinScript = redis.NewScript(`
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  return 0
+end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return -1
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+`)
+
+// membershipLeaveScript removes a membership and returns 1 when there was
+// one. KEYS: the user's rooms, the room's members. ARGV: room, user id.
+var membershipLeaveScript = redis.NewScript(`
+local left = redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return left
+`)
+
+// Join implements [rooms.Membership]. It is atomic across instances: two
+// concurrent joins cannot take a user past maxRooms.
+func (m *RedisMembership) Join(ctx context.Context, userID, room string, maxRooms int) (bool, error) {
+	n, err := membershipJoinScript.Run(ctx, m.client,
+		[]string{m.userKey(userID), m.roomKey(room)}, room, userID, maxRooms).Int()
+	if err != nil {
+		return false, err
+	}
+	switch n {
+	case 1:
+		return true, nil
+	case -1:
+		return false, rooms.ErrTooManyRooms
+	default:
+		return false, nil
+	}
+}
+
+// Leave implements [rooms.Membership].
+func (m *RedisMembership) Leave(ctx context.Context, userID, room string) (bool, error) {
+	n, err := membershipLeaveScript.Run(ctx, m.client,
+		[]string{m.userKey(userID), m.roomKey(room)}, room, userID).Int()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// Rooms implements [rooms.Membership].
+func (m *RedisMembership) Rooms(ctx context.Context, userID string) ([]string, error) {
+	return m.sortedSet(ctx, m.userKey(userID))
+}
+
+// IsMember implements [rooms.Membership].
+func (m *RedisMembership) IsMember(ctx context.Context, userID, room string) (bool, error) {
+	return m.client.SIsMember(ctx, m.userKey(userID), room).Result()
+}
+
+// Members implements [rooms.Membership].
+func (m *RedisMembership) Members(ctx context.Context, room string) ([]string, error) {
+	return m.sortedSet(ctx, m.roomKey(room))
+}
+
+// sortedSet returns the members of the set at key, sorted, and an empty
+// (non-nil) slice for a missing set.
+func (m *RedisMembership) sortedSet(ctx context.Context, key string) ([]string, error) {
+	out, err := m.client.SMembers(ctx, key).Result()
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []string{}
+	}
+	slices.Sort(out)
+	return out, nil
+}

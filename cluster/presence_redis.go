@@ -1,0 +1,543 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/rooms"
+	"github.com/redis/go-redis/v9"
+)
+
+var _ rooms.Presence = (*RedisPresence)(nil)
+
+// Defaults and bounds of [RedisPresenceOptions].
+const (
+	// DefaultPresenceTTL is how long an instance's sockets count as connected
+	// after its last heartbeat.
+	DefaultPresenceTTL = 30 * time.Second
+	// MaxPresenceTTL bounds the TTL, and so how long the users of a crashed
+	// instance can stay online.
+	MaxPresenceTTL = 60 * time.Second
+)
+
+// RedisPresenceOptions configures a [RedisPresence].
+type RedisPresenceOptions struct {
+	// Prefix starts every key; empty means [DefaultStorePrefix]. It may not
+	// contain '{' or '}'.
+	Prefix string
+	// Logger receives heartbeat failures and repairs; nil discards them.
+	Logger *slog.Logger
+	// InstanceID names this process's entry. It must differ between all
+	// instances that share the prefix; empty means the host name and a
+	// random suffix.
+	InstanceID string
+	// TTL is how long this instance's sockets count as connected after its
+	// last heartbeat, at most [MaxPresenceTTL]; 0 means
+	// [DefaultPresenceTTL].
+	TTL time.Duration
+	// Heartbeat is the time between two renewals of the entry, at most half
+	// the TTL; 0 means a third of the TTL.
+	Heartbeat time.Duration
+	// Now, when set, is the clock that dates heartbeats and decides expiry
+	// (tests use it). When nil the Redis server's clock does, so that the
+	// instances' clocks need not agree.
+	Now func() time.Time
+}
+
+// RedisPresence is the [rooms.Presence] of a cluster. Each instance records
+// its own sockets under an entry that it renews with a heartbeat (see
+// [RedisPresence.Start]); when an instance stops renewing, any other
+// instance's [RedisPresence.Reap] removes its sockets and reports the users
+// left without one.
+//
+// Keys, all with the hash tag "{presence}" because Connect, Disconnect and
+// Reap update an instance's sockets and the users' socket counts in one
+// script (so all presence sits on one Redis Cluster shard):
+//
+//	<prefix>:{presence}:instances         sorted set: instance id -> expiry (Unix ms)
+//	<prefix>:{presence}:instance:<id>     hash: socket id -> user id
+//	<prefix>:{presence}:sockets           hash: user id -> connected sockets, all instances
+//	<prefix>:{presence}:names             hash: user id -> display name of an online user
+//
+// A user is online while their count is above zero. Every change of a
+// socket and of its user's count happens in one script, so concurrent
+// reapers remove each socket once and report each user once.
+//
+// Call Disconnect for every socket whose Connect succeeded.
+type RedisPresence struct {
+	client    redis.UniversalClient
+	keys      string // "<prefix>:{presence}:"
+	instance  string
+	ttl       time.Duration
+	heartbeat time.Duration
+	now       func() time.Time // nil: the Redis server's clock
+	log       *slog.Logger
+	reapBatch int // sockets removed per reap script call
+
+	// ops is held shared by Connect and Disconnect, and alone by a
+	// heartbeat, so that a heartbeat compares the entry with the sockets
+	// while no change is in flight.
+	ops sync.RWMutex
+
+	mu      sync.Mutex            // guards the following fields
+	sockets map[string]rooms.User // the sockets this instance recorded
+	started bool                  // Start succeeded
+	closed  bool                  // Close was called
+	cancel  context.CancelFunc    // stops the heartbeat loop
+	done    chan struct{}         // closed when the heartbeat loop ended
+}
+
+// NewRedisPresence returns a [RedisPresence] on client. Call Start to begin
+// the heartbeat and Close to end it.
+func NewRedisPresence(client redis.UniversalClient, opts RedisPresenceOptions) (*RedisPresence, error) {
+	prefix, logger, err := storeSetup(client, opts.Prefix, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	ttl := opts.TTL
+	if ttl == 0 {
+		ttl = DefaultPresenceTTL
+	}
+	if ttl < 10*time.Millisecond || ttl > MaxPresenceTTL {
+		return nil, fmt.Errorf("cluster: presence TTL %v must be from 10ms to %v", ttl, MaxPresenceTTL)
+	}
+	beat := opts.Heartbeat
+	if beat == 0 {
+		beat = ttl / 3
+	}
+	if beat <= 0 || beat > ttl/2 {
+		return nil, fmt.Errorf("cluster: presence heartbeat %v must be above 0 and at most half the TTL (%v)", beat, ttl/2)
+	}
+	id := opts.InstanceID
+	if id == "" {
+		id, err = presenceInstanceID()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &RedisPresence{
+		client:    client,
+		keys:      prefix + ":{presence}:",
+		instance:  id,
+		ttl:       ttl,
+		heartbeat: beat,
+		now:       opts.Now,
+		log:       logger.With("instance", id),
+		reapBatch: 1000,
+		sockets:   make(map[string]rooms.User),
+	}, nil
+}
+
+// presenceInstanceID returns "<hostname>-<8 random hex digits>".
+func presenceInstanceID() (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("cluster: presence instance id: %w", err)
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "chatd"
+	}
+	return host + "-" + hex.EncodeToString(b[:]), nil
+}
+
+// InstanceID returns the id under which this instance records its sockets.
+func (p *RedisPresence) InstanceID() string { return p.instance }
+
+func (p *RedisPresence) instancesKey() string         { return p.keys + "instances" }
+func (p *RedisPresence) instanceKey(id string) string { return p.keys + "instance:" + id }
+func (p *RedisPresence) countsKey() string            { return p.keys + "sockets" }
+func (p *RedisPresence) namesKey() string             { return p.keys + "names" }
+
+// scriptKeys returns the keys of the scripts that change instance id's
+// sockets, in the order they expect.
+func (p *RedisPresence) scriptKeys(id string) []string {
+	return []string{p.instancesKey(), p.instanceKey(id), p.countsKey(), p.namesKey()}
+}
+
+// nowArg is the clock argument of the scripts: Unix milliseconds, or 0 for
+// the Redis server's clock.
+func (p *RedisPresence) nowArg() int64 {
+	if p.now == nil {
+		return 0
+	}
+	return p.now().UnixMilli()
+}
+
+// presenceNow starts each presence script: now_ms turns the clock argument
+// into Unix milliseconds, reading the server's clock when it is 0.
+const presenceNow = `
+local function now_ms(arg)
+  local n = tonumber(arg)
+  if n and n > 0 then return n end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+// Scripts on the keys of [RedisPresence.scriptKeys]: KEYS[1] instances,
+// KEYS[2] the instance's sockets, KEYS[3] socket counts, KEYS[4] names.
+var (
+	// ARGV: now, TTL ms, instance id, socket id, user id, name. Returns the
+	// user's socket count.
+	presenceConnectScript = redis.NewScript(presenceNow + `
+local now = now_ms(ARGV[1])
+redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[2]), ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
+if redis.call('HSETNX', KEYS[2], ARGV[4], ARGV[5]) == 0 then
+  return tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '0')
+end
+return redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+`)
+
+	// ARGV: socket id, user id. Returns 1 when it removed the user's last
+	// socket.
+	presenceDisconnectScript = redis.NewScript(`
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) > 0 then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
+return 1
+`)
+
+	// ARGV: now, TTL ms, instance id. Renews the instance's expiry and
+	// returns {1 when the entry had expired already, the number of sockets
+	// recorded}.
+	presenceHeartbeatScript = redis.NewScript(presenceNow + `
+local now = now_ms(ARGV[1])
+local old = redis.call('ZSCORE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+local lapsed = 0
+if old and tonumber(old) < now then lapsed = 1 end
+return {lapsed, redis.call('HLEN', KEYS[2])}
+`)
+
+	// ARGV: now, TTL ms, instance id, then socket id, user id, name for each
+	// socket of the instance. Makes the recorded sockets exactly these and
+	// returns {sockets added, sockets removed}.
+	presenceReconcileScript = redis.NewScript(presenceNow + `
+local now = now_ms(ARGV[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+local want = {}
+for i = 4, #ARGV, 3 do want[ARGV[i]] = i end
+local removed, added = 0, 0
+local have = redis.call('HGETALL', KEYS[2])
+for j = 1, #have, 2 do
+  local sid, uid = have[j], have[j + 1]
+  local i = want[sid]
+  if not i or ARGV[i + 1] ~= uid then
+    redis.call('HDEL', KEYS[2], sid)
+    if redis.call('HINCRBY', KEYS[3], uid, -1) <= 0 then
+      redis.call('HDEL', KEYS[3], uid)
+      redis.call('HDEL', KEYS[4], uid)
+    end
+    removed = removed + 1
+  end
+end
+for sid, i in pairs(want) do
+  if redis.call('HSETNX', KEYS[2], sid, ARGV[i + 1]) == 1 then
+    redis.call('HSET', KEYS[4], ARGV[i + 1], ARGV[i + 2])
+    redis.call('HINCRBY', KEYS[3], ARGV[i + 1], 1)
+    added = added + 1
+  end
+end
+return {added, removed}
+`)
+
+	// ARGV: now, instance id, batch size. When the instance has expired,
+	// removes up to a batch of its sockets and returns {1 when sockets are
+	// left, then user id, name of each user left without a socket}; {0}
+	// when the instance is gone or alive.
+	presenceReapScript = redis.NewScript(presenceNow + `
+local now = now_ms(ARGV[1])
+local d = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not d or tonumber(d) >= now then return {0} end
+local out = {1}
+local fv = redis.call('HRANDFIELD', KEYS[2], tonumber(ARGV[3]), 'WITHVALUES')
+for i = 1, #fv, 2 do
+  local uid = fv[i + 1]
+  redis.call('HDEL', KEYS[2], fv[i])
+  if redis.call('HINCRBY', KEYS[3], uid, -1) <= 0 then
+    out[#out + 1] = uid
+    out[#out + 1] = redis.call('HGET', KEYS[4], uid) or uid
+    redis.call('HDEL', KEYS[3], uid)
+    redis.call('HDEL', KEYS[4], uid)
+  end
+end
+if redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  out[1] = 0
+end
+return out
+`)
+
+	// ARGV: instance id. Removes the instance's entry when it has no socket
+	// left, and otherwise marks it expired so that the others reap its
+	// sockets now. Returns the number of sockets left.
+	presenceCloseScript = redis.NewScript(`
+local n = redis.call('HLEN', KEYS[2])
+if n == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], 0, ARGV[1])
+end
+return n
+`)
+)
+
+// presenceExpiredScript lists the expired instances other than ARGV[2].
+// KEYS[1] instances. ARGV: now, instance id.
+var presenceExpiredScript = redis.NewScript(presenceNow + `
+local now = now_ms(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now))
+local out = {}
+for _, id in ipairs(ids) do
+  if id ~= ARGV[2] then out[#out + 1] = id end
+end
+return out
+`)
+
+// errPresenceClosed answers a Connect after Close.
+var errPresenceClosed = errors.New("cluster: the presence store is closed")
+
+// Start records this instance's entry once, so that a Redis failure shows at
+// once, and then renews it every Heartbeat until Close. It fails when
+// called twice or after Close.
+func (p *RedisPresence) Start(ctx context.Context) error {
+	p.mu.Lock()
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		return errPresenceClosed
+	case p.started:
+		p.mu.Unlock()
+		return errors.New("cluster: the presence store was started already")
+	}
+	p.started = true
+	p.mu.Unlock()
+	if err := p.beat(ctx); err != nil {
+		p.mu.Lock()
+		p.started = false
+		p.mu.Unlock()
+		return fmt.Errorf("cluster: presence heartbeat: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errPresenceClosed
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	go p.loop(loopCtx, p.done)
+	return nil
+}
+
+// loop renews the entry every heartbeat until ctx ends.
+func (p *RedisPresence) loop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(p.heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		beatCtx, cancel := context.WithTimeout(ctx, p.heartbeat)
+		err := p.beat(beatCtx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn("presence heartbeat failed; the users of this instance go offline elsewhere if it keeps failing",
+				"ttl", p.ttl, "err", err)
+		}
+	}
+}
+
+// beat renews the entry. When the sockets recorded in Redis differ from
+// those of this instance (other instances reaped them while this one was
+// stalled, or a failed call left one behind), it restores them.
+func (p *RedisPresence) beat(ctx context.Context) error {
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	res, err := presenceHeartbeatScript.Run(ctx, p.client, p.scriptKeys(p.instance)[:2],
+		p.nowArg(), p.ttl.Milliseconds(), p.instance).Int64Slice()
+	if err != nil {
+		return err
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("cluster: presence heartbeat answered %v", res)
+	}
+	p.mu.Lock()
+	want := maps.Clone(p.sockets)
+	p.mu.Unlock()
+	if res[0] == 1 && len(want) > 0 {
+		p.log.Warn("presence heartbeat came after this instance's entry had expired; others may have reported its users offline",
+			"ttl", p.ttl)
+	}
+	if res[1] == int64(len(want)) {
+		return nil
+	}
+	args := make([]any, 0, 3+3*len(want))
+	args = append(args, p.nowArg(), p.ttl.Milliseconds(), p.instance)
+	for sid, u := range want {
+		args = append(args, sid, u.ID, u.Name)
+	}
+	fixed, err := presenceReconcileScript.Run(ctx, p.client, p.scriptKeys(p.instance), args...).Int64Slice()
+	if err != nil {
+		return err
+	}
+	if len(fixed) == 2 {
+		p.log.Warn("restored this instance's sockets in Redis", "added", fixed[0], "removed", fixed[1])
+	}
+	return nil
+}
+
+// Close stops the heartbeat and hands this instance's remaining sockets to
+// the other instances: it marks the entry expired so that their next Reap
+// reports those users offline. Close is idempotent; after it Connect fails.
+func (p *RedisPresence) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	cancel, done := p.cancel, p.done
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	n, err := presenceCloseScript.Run(ctx, p.client, p.scriptKeys(p.instance)[:2], p.instance).Int64()
+	if err != nil {
+		return fmt.Errorf("cluster: close presence: %w", err)
+	}
+	if n > 0 {
+		p.log.Info("presence closed with sockets still recorded; other instances will report their users offline", "sockets", n)
+	}
+	return nil
+}
+
+// Connect implements [rooms.Presence].
+func (p *RedisPresence) Connect(ctx context.Context, u rooms.User, socketID string) (bool, error) {
+	p.ops.RLock()
+	defer p.ops.RUnlock()
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return false, errPresenceClosed
+	}
+	n, err := presenceConnectScript.Run(ctx, p.client, p.scriptKeys(p.instance),
+		p.nowArg(), p.ttl.Milliseconds(), p.instance, socketID, u.ID, u.Name).Int64()
+	if err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	p.sockets[socketID] = u
+	p.mu.Unlock()
+	return n == 1, nil
+}
+
+// Disconnect implements [rooms.Presence]. A socket of another user id, or
+// one that is not recorded, changes nothing.
+func (p *RedisPresence) Disconnect(ctx context.Context, userID, socketID string) (bool, error) {
+	p.ops.RLock()
+	defer p.ops.RUnlock()
+	p.mu.Lock()
+	if u, ok := p.sockets[socketID]; ok && u.ID == userID {
+		delete(p.sockets, socketID)
+	}
+	p.mu.Unlock()
+	n, err := presenceDisconnectScript.Run(ctx, p.client, p.scriptKeys(p.instance), socketID, userID).Int64()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// Online implements [rooms.Presence].
+func (p *RedisPresence) Online(ctx context.Context, userIDs []string) ([]rooms.User, error) {
+	out := make([]rooms.User, 0, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	var counts, names *redis.SliceCmd
+	_, err := p.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		counts = pipe.HMGet(ctx, p.countsKey(), userIDs...)
+		names = pipe.HMGet(ctx, p.namesKey(), userIDs...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cs, ns := counts.Val(), names.Val()
+	if len(cs) != len(userIDs) || len(ns) != len(userIDs) {
+		return nil, fmt.Errorf("cluster: presence answered %d counts and %d names for %d users", len(cs), len(ns), len(userIDs))
+	}
+	for i, id := range userIDs {
+		c, _ := cs[i].(string)
+		if n, err := strconv.ParseInt(c, 10, 64); err != nil || n <= 0 {
+			continue
+		}
+		name, ok := ns[i].(string)
+		if !ok {
+			name = id
+		}
+		out = append(out, rooms.User{ID: id, Name: name})
+	}
+	return out, nil
+}
+
+// Reap implements [rooms.Presence]. It skips this instance's own entry,
+// which its heartbeat renews. Each reaped socket is removed in one atomic
+// step, so when several instances reap at once each user is reported by
+// exactly one of them. On an error it returns the users found so far with
+// the error: their sockets are gone already, and no other Reap reports them.
+func (p *RedisPresence) Reap(ctx context.Context) ([]rooms.User, error) {
+	expired, err := presenceExpiredScript.Run(ctx, p.client, []string{p.instancesKey()}, p.nowArg(), p.instance).StringSlice()
+	if err != nil {
+		return nil, err
+	}
+	var out []rooms.User
+	for _, id := range expired {
+		out, err = p.reapInstance(ctx, id, out)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// reapInstance removes the sockets of the expired instance id batch by batch
+// and appends the users left without a socket to out.
+func (p *RedisPresence) reapInstance(ctx context.Context, id string, out []rooms.User) ([]rooms.User, error) {
+	keys := p.scriptKeys(id)
+	for {
+		res, err := presenceReapScript.Run(ctx, p.client, keys, p.nowArg(), id, p.reapBatch).Slice()
+		if err != nil {
+			return out, err
+		}
+		if len(res) == 0 || len(res)%2 != 1 {
+			return out, fmt.Errorf("cluster: presence reap answered %d values", len(res))
+		}
+		for i := 1; i < len(res); i += 2 {
+			uid, _ := res[i].(string)
+			name, _ := res[i+1].(string)
+			out = append(out, rooms.User{ID: uid, Name: name})
+		}
+		if more, _ := res[0].(int64); more == 0 {
+			return out, nil
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatd/chatd/cluster"
+)
+
+// redisMetrics measures chatd's Redis traffic: command latency and errors
+// (a go-redis hook) and the adapter's Pub/Sub messages and requests.
+type redisMetrics struct {
+	cmdSeconds *prometheus.HistogramVec
+	cmdErrors  *prometheus.CounterVec
+	published  *prometheus.CounterVec
+	received   *prometheus.CounterVec
+	pubFailed  *prometheus.CounterVec
+	reqSeconds *prometheus.HistogramVec
+}
+
+var _ redis.Hook = (*redisMetrics)(nil)
+
+func newRedisMetrics(reg prometheus.Registerer) *redisMetrics {
+	m := &redisMetrics{
+		cmdSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chatd_redis_command_seconds", Help: "Redis command latency, by command (pipelines as 'pipeline').",
+			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"command"}),
+		cmdErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatd_redis_command_errors_total", Help: "Redis commands that failed, by command.",
+		}, []string{"command"}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatd_pubsub_published_total", Help: "Adapter messages published to other instances, by kind.",
+		}, []string{"kind"}),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatd_pubsub_received_total", Help: "Adapter messages received from other instances, by kind.",
+		}, []string{"kind"}),
+		pubFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatd_pubsub_publish_failures_total", Help: "Adapter messages that could not be published, by kind and reason.",
+		}, []string{"kind", "reason"}),
+		reqSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "chatd_cluster_request_seconds", Help: "Cluster-wide adapter requests (fetchSockets and the like), by kind and outcome.",
+			Buckets: prometheus.ExponentialBuckets(.0005, 3, 10),
+		}, []string{"kind", "outcome"}),
+	}
+	reg.MustRegister(m.cmdSeconds, m.cmdErrors, m.published, m.received, m.pubFailed, m.reqSeconds)
+	return m
+}
+
+func (m *redisMetrics) adapterHooks() cluster.AdapterHooks {
+	return cluster.AdapterHooks{
+		Published:     func(kind string) { m.published.WithLabelValues(kind).Inc() },
+		Received:      func(kind string) { m.received.WithLabelValues(kind).Inc() },
+		PublishFailed: func(kind, reason string) { m.pubFailed.WithLabelValues(kind, reason).Inc() },
+		Request: func(kind string, d time.Duration, err error) {
+			outcome := "ok"
+			if err != nil {
+				outcome = "timeout"
+			}
+			m.reqSeconds.WithLabelValues(kind, outcome).Observe(d.Seconds())
+		},
+	}
+}
+
+// DialHook implements redis.Hook.
+func (m *redisMetrics) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
+}
+
+// ProcessHook implements redis.Hook.
+func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		m.observe(cmd.Name(), start, err)
+		return err
+	}
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (m *redisMetrics) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		m.observe("pipeline", start, err)
+		return err
+	}
+}
+
+// commandLabels bounds the command label to the commands chatd sends.
+var commandLabels = map[string]bool{
+	"evalsha": true, "eval": true, "xadd": true, "xrange": true, "xrevrange": true, "xinfo": true,
+	"sadd": true, "srem": true, "smembers": true, "sismember": true, "scard": true, "publish": true,
+	"get": true, "set": true, "getdel": true, "del": true, "hget": true, "hset": true, "hdel": true,
+	"hmget": true, "hgetall": true, "zadd": true, "zrangebyscore": true, "zrem": true, "ping": true,
+	"subscribe": true, "unsubscribe": true, "psubscribe": true, "pipeline": true, "expire": true,
+	"pexpire": true, "script": true, "exists": true, "hincrby": true, "zscore": true,
+}
+
+func (m *redisMetrics) observe(name string, start time.Time, err error) {
+	if !commandLabels[name] {
+		name = "other"
+	}
+	m.cmdSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, redis.Nil) {
+		m.cmdErrors.WithLabelValues(name).Inc()
+	}
+}

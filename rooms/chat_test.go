@@ -1,0 +1,225 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func newTestChat(t *testing.T, limits Limits, historySize int) *Chat {
+	t.Helper()
+	c, err := NewChat(limits, Stores{
+		Membership:  NewMemoryMembership(),
+		Presence:    NewMemoryPresence(),
+		History:     NewMemoryHistory(historySize),
+		Idempotency: NewMemoryIdempotency(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func codeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+var (
+	alice = User{ID: "alice", Name: "Alice"}
+	bob   = User{ID: "bob", Name: "Bob"}
+)
+
+func TestChatJoinLeave(t *testing.T) {
+	ctx := context.Background()
+	c := newTestChat(t, Limits{RoomsPerUser: 2}, 10)
+	tests := []struct {
+		name    string
+		op      func() (bool, error)
+		want    bool
+		wantErr Code
+	}{
+		{"first join", func() (bool, error) { return c.Join(ctx, alice, "a") }, true, ""},
+		{"join again changes nothing", func() (bool, error) { return c.Join(ctx, alice, "a") }, false, ""},
+		{"second room", func() (bool, error) { return c.Join(ctx, alice, "b") }, true, ""},
+		{"over the limit", func() (bool, error) { return c.Join(ctx, alice, "c") }, false, CodeTooLarge},
+		{"rejoin at the limit", func() (bool, error) { return c.Join(ctx, alice, "b") }, false, ""},
+		{"reserved name", func() (bool, error) { return c.Join(ctx, alice, "user:bob") }, false, CodeBadRequest},
+		{"bad characters", func() (bool, error) { return c.Join(ctx, alice, "a b") }, false, CodeBadRequest},
+		{"too long", func() (bool, error) { return c.Join(ctx, alice, strings.Repeat("r", 65)) }, false, CodeBadRequest},
+		{"leave", func() (bool, error) { return c.Leave(ctx, alice, "b") }, true, ""},
+		{"leave again", func() (bool, error) { return c.Leave(ctx, alice, "b") }, false, ""},
+		{"room free again", func() (bool, error) { return c.Join(ctx, alice, "c") }, true, ""},
+	}
+	for _, tt := range tests {
+		got, err := tt.op()
+		if codeOf(err) != tt.wantErr || (tt.wantErr == "" && err != nil) || got != tt.want {
+			t.Fatalf("%s: got %v, %v; want %v, %q", tt.name, got, err, tt.want, tt.wantErr)
+		}
+	}
+	rs, _ := c.Rooms(ctx, alice.ID)
+	if strings.Join(rs, ",") != "a,c" {
+		t.Fatalf("rooms = %v", rs)
+	}
+}
+
+func TestChatSend(t *testing.T) {
+	ctx := context.Background()
+	c := newTestChat(t, Limits{MessageBytes: 10}, 10)
+	if _, err := c.Join(ctx, alice, "a"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		user    User
+		send    Send
+		member  bool
+		wantErr Code
+	}{
+		{"member", alice, Send{Room: "a", Text: "hi"}, true, ""},
+		{"not a member", bob, Send{Room: "a", Text: "hi"}, true, CodeForbidden},
+		{"api sends as anyone", bob, Send{Room: "a", Text: "hi"}, false, ""},
+		{"empty text", alice, Send{Room: "a", Text: ""}, true, CodeBadRequest},
+		{"too long", alice, Send{Room: "a", Text: "12345678901"}, true, CodeTooLarge},
+		{"bad utf-8", alice, Send{Room: "a", Text: "\xff"}, true, CodeBadRequest},
+		{"clientMsgId too long", alice, Send{Room: "a", Text: "x", ClientMsgID: strings.Repeat("c", 65)}, true, CodeBadRequest},
+	}
+	for _, tt := range tests {
+		m, fresh, err := c.Send(ctx, tt.user, tt.send, tt.member)
+		if codeOf(err) != tt.wantErr || (tt.wantErr == "" && err != nil) {
+			t.Fatalf("%s: err = %v, want %q", tt.name, err, tt.wantErr)
+		}
+		if tt.wantErr == "" && (!fresh || m.ID == "" || m.UserID != tt.user.ID || m.Name != tt.user.Name || m.TS == 0) {
+			t.Fatalf("%s: got %+v fresh=%v", tt.name, m, fresh)
+		}
+	}
+}
+
+func TestChatSendIdempotent(t *testing.T) {
+	ctx := context.Background()
+	c := newTestChat(t, Limits{}, 10)
+	for _, u := range []User{alice, bob} {
+		if _, err := c.Join(ctx, u, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "hi", ClientMsgID: "m1"}, true)
+	if err != nil || !fresh {
+		t.Fatal(err, fresh)
+	}
+	again, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "changed", ClientMsgID: "m1"}, true)
+	if err != nil || fresh || again != first {
+		t.Fatalf("retry: %+v fresh=%v err=%v, want the original %+v", again, fresh, err, first)
+	}
+	other, fresh, err := c.Send(ctx, bob, Send{Room: "a", Text: "hi", ClientMsgID: "m1"}, true)
+	if err != nil || !fresh || other.ID == first.ID {
+		t.Fatalf("another user's m1 must be a new message: %+v %v %v", other, fresh, err)
+	}
+	// Concurrent sends with one clientMsgId store exactly one message.
+	var wg sync.WaitGroup
+	ids := make(chan string, 8)
+	for range 8 {
+		wg.Go(func() {
+			m, _, err := c.Send(ctx, alice, Send{Room: "a", Text: "race", ClientMsgID: "m2"}, true)
+			if err != nil {
+				t.Error(err)
+			}
+			ids <- m.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("concurrent sends stored %d messages: %v", len(seen), seen)
+	}
+	p, err := c.History(ctx, alice.ID, "a", Query{})
+	if err != nil || len(p.Messages) != 3 {
+		t.Fatalf("history has %d messages, want 3: %v", len(p.Messages), err)
+	}
+}
+
+func TestChatHistoryRules(t *testing.T) {
+	ctx := context.Background()
+	c := newTestChat(t, Limits{}, 3)
+	if _, err := c.Join(ctx, alice, "a"); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, text := range []string{"1", "2", "3", "4", "5"} {
+		m, _, err := c.Send(ctx, alice, Send{Room: "a", Text: text}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	if _, err := c.History(ctx, bob.ID, "a", Query{}); codeOf(err) != CodeForbidden {
+		t.Fatalf("non-member history: %v", err)
+	}
+	if _, err := c.History(ctx, "", "a", Query{Limit: 101}); codeOf(err) != CodeBadRequest {
+		t.Fatalf("limit 101: %v", err)
+	}
+	p, err := c.History(ctx, alice.ID, "a", Query{After: ids[0]})
+	if err != nil || !p.Gap || len(p.Messages) != 3 || p.Messages[0].Text != "3" {
+		t.Fatalf("after a trimmed id: %+v %v", p, err)
+	}
+	p, err = c.History(ctx, alice.ID, "a", Query{After: ids[2]})
+	if err != nil || p.Gap || len(p.Messages) != 2 || p.Messages[0].Text != "4" {
+		t.Fatalf("after a kept id: %+v %v", p, err)
+	}
+	p, err = c.History(ctx, alice.ID, "a", Query{Before: ids[4], Limit: 1})
+	if err != nil || len(p.Messages) != 1 || p.Messages[0].Text != "4" {
+		t.Fatalf("before: %+v %v", p, err)
+	}
+}
+
+func TestChatPresence(t *testing.T) {
+	ctx := context.Background()
+	c := newTestChat(t, Limits{}, 3)
+	for _, u := range []User{alice, bob} {
+		if _, err := c.Join(ctx, u, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, rooms, err := c.Connect(ctx, alice, "s1")
+	if err != nil || !first || len(rooms) != 1 {
+		t.Fatalf("connect: %v %v %v", first, rooms, err)
+	}
+	if first, _, _ := c.Connect(ctx, alice, "s2"); first {
+		t.Fatal("second socket reported as first")
+	}
+	users, _ := c.Presence(ctx, "a")
+	if len(users) != 1 || users[0] != alice {
+		t.Fatalf("presence = %v, want only alice", users)
+	}
+	if last, _, _ := c.Disconnect(ctx, alice.ID, "s1"); last {
+		t.Fatal("first of two sockets reported as last")
+	}
+	last, rooms, err := c.Disconnect(ctx, alice.ID, "s2")
+	if err != nil || !last || len(rooms) != 1 {
+		t.Fatalf("last disconnect: %v %v %v", last, rooms, err)
+	}
+	if users, _ := c.Presence(ctx, "a"); len(users) != 0 {
+		t.Fatalf("presence after disconnect = %v", users)
+	}
+}
+
+func TestParseID(t *testing.T) {
+	for in, ok := range map[string]bool{
+		"1-0": true, "1795666978671-12": true, "": false, "1": false, "-1": false, "1-": false,
+		"a-1": false, "1-b": false, "+1-0": false, "1-+0": false, "18446744073709551616-0": false,
+	} {
+		if _, got := ParseID(in); got != ok {
+			t.Errorf("ParseID(%q) ok = %v, want %v", in, got, ok)
+		}
+	}
+}
