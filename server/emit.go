@@ -34,6 +34,14 @@ func (s *Server) emitPresence(room string, u rooms.User, event string) {
 	s.metrics.eventsOut.WithLabelValues("presence").Inc()
 }
 
+// emitMembership tells every socket of a user (every tab, on every
+// instance) that the user joined or left room. This is an addition to the
+// protocol: `presence` only reaches the others in the room.
+func (s *Server) emitMembership(userID, room, event string) {
+	_ = s.nsp.To(userRoom(userID)).Emit("membership", map[string]any{"room": room, "event": event})
+	s.metrics.eventsOut.WithLabelValues("membership").Inc()
+}
+
 // announce tells the others in each of u's rooms that u came online or went
 // offline.
 func (s *Server) announce(u rooms.User, memberOf []string, event string) {

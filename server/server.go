@@ -225,12 +225,16 @@ func (s *Server) routes(sio http.Handler) {
 	}
 	s.api.routes(s.mux)
 	if s.cfg.Web != nil {
-		s.mux.Handle("GET /", s.cfg.Web)
+		s.mux.Handle("/", s.cfg.Web)
 	}
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// /{stage}/@connections/{id} cannot be a mux pattern beside /socket.io/.
+	if s.api.serveStagedGateway(w, r) {
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

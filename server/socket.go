@@ -279,6 +279,7 @@ func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
 	c.s.nsp.In(userRoom(c.user.ID)).SocketsJoin(socket.Room(room))
 	if joined {
 		c.s.emitPresence(room, c.user, "joined")
+		c.s.emitMembership(c.user.ID, room, "joined")
 	}
 	return map[string]any{"room": room}, nil
 }
@@ -295,6 +296,7 @@ func (c *conn) leave(ctx context.Context, args []any) (map[string]any, error) {
 	c.s.nsp.In(userRoom(c.user.ID)).SocketsLeave(socket.Room(room))
 	if left {
 		c.s.emitPresence(room, c.user, "left")
+		c.s.emitMembership(c.user.ID, room, "left")
 	}
 	return map[string]any{"room": room}, nil
 }

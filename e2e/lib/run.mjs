@@ -1,0 +1,22 @@
+// Builds chatd once, then runs every *.test.mjs with Node's test runner
+// against that binary (CHATD_BIN). Extra arguments go to `node --test`
+// (e.g. `npm test -- auth.test.mjs`). With CHATD_BIN already set, nothing
+// is built.
+
+import { spawn } from "node:child_process";
+import { buildChatd } from "./chatd.mjs";
+
+let bin;
+try {
+  bin = await buildChatd();
+} catch (err) {
+  console.error(err.message);
+  process.exit(1);
+}
+const args = ["--test", "--test-concurrency=1", "--test-reporter=spec", ...process.argv.slice(2)];
+const child = spawn(process.execPath, args, { stdio: "inherit", env: { ...process.env, CHATD_BIN: bin } });
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
+child.on("exit", (code, signal) => {
+  // buildChatd removes its temporary directory when this process exits.
+  process.exitCode = code ?? (signal ? 1 : 0);
+});
