@@ -46,6 +46,8 @@ type Config struct {
 	Metrics MetricsConfig `yaml:"metrics"`
 	// Web configures the bundled browser client.
 	Web WebConfig `yaml:"web"`
+	// Debug holds switches for diagnosing a running chatd.
+	Debug DebugConfig `yaml:"debug"`
 }
 
 // LogConfig is the log.* section.
@@ -194,6 +196,14 @@ type MetricsConfig struct {
 type WebConfig struct {
 	// Enabled serves the browser client at /.
 	Enabled bool `yaml:"enabled" usage:"serve the browser client at /"`
+}
+
+// DebugConfig is the debug.* section.
+type DebugConfig struct {
+	// Pprof serves Go's profiling endpoints at /debug/pprof/. They reveal
+	// internals and cost CPU while a profile runs: keep it off on a public
+	// listener.
+	Pprof bool `yaml:"pprof" usage:"serve Go's profiling endpoints at /debug/pprof/ (keep off on public listeners)"`
 }
 
 // Default returns chatd's defaults: a single instance in dev auth mode on

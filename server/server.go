@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,8 @@ type Config struct {
 	Web http.Handler
 	// Metrics serves /metrics when true.
 	Metrics bool
+	// Pprof serves Go's profiling endpoints at /debug/pprof/ when true.
+	Pprof bool
 }
 
 // Deps are the server's collaborators.
@@ -222,6 +225,13 @@ func (s *Server) routes(sio http.Handler) {
 	})
 	if s.cfg.Metrics {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	}
+	if s.cfg.Pprof {
+		s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	s.api.routes(s.mux)
 	if s.cfg.Web != nil {

@@ -196,6 +196,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		InstanceID: cfg.Instance.ID,
 		Version:    version,
 		Metrics:    cfg.Metrics.Enabled,
+		Pprof:      cfg.Debug.Pprof,
 	}
 	if cfg.Web.Enabled {
 		scfg.Web = web.Handler()
