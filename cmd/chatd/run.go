@@ -302,4 +302,3 @@ func (m *Main) Close() error {
 	m.log.Info("stopped")
 	return errors.Join(errs...)
 }
-
