@@ -155,7 +155,8 @@ type ShutdownConfig struct {
 	// Timeout bounds the whole drain on SIGTERM.
 	Timeout time.Duration `yaml:"timeout" usage:"how long the whole drain on SIGTERM may take"`
 	// Drain is the window over which sockets are disconnected in batches;
-	// 0 disconnects them all at once. Less than Timeout.
+	// 0 disconnects them all at once. Less than Timeout; when left at its
+	// default and Timeout is 10s or less, it is a third of Timeout.
 	Drain time.Duration `yaml:"drain" usage:"window over which sockets are disconnected in batches; 0 disconnects all at once"`
 }
 

@@ -634,3 +634,23 @@ func TestYAMLRoundTrip(t *testing.T) {
 		t.Errorf("YAML does not use the keys and duration text:\n%s", out)
 	}
 }
+
+func TestDefaultDrainFollowsShortTimeout(t *testing.T) {
+	cfg, err := Load(nil, func(k string) string {
+		if k == "CHATD_SHUTDOWN_TIMEOUT" {
+			return "5s"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Shutdown.Drain >= cfg.Shutdown.Timeout || cfg.Shutdown.Drain <= 0 {
+		t.Fatalf("drain %s with timeout %s", cfg.Shutdown.Drain, cfg.Shutdown.Timeout)
+	}
+	// An explicit drain that does not fit is still an error naming the key.
+	_, err = Load([]string{"--shutdown-timeout=5s", "--shutdown-drain=6s"}, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "shutdown.drain") {
+		t.Fatalf("explicit drain over the timeout: %v", err)
+	}
+}

@@ -132,6 +132,12 @@ func load(args []string, getenv func(string) string, environ []string) (*Config,
 	if cfg.Instance.ID == "" {
 		cfg.Instance.ID = defaultInstanceID()
 	}
+	// The default drain window follows a shorter shutdown.timeout (a third
+	// of it) instead of making a valid timeout an error; a drain that was
+	// set explicitly is checked as given.
+	if f := fieldByKey["shutdown.drain"]; f != nil && origin(f) == "default" && cfg.Shutdown.Drain >= cfg.Shutdown.Timeout {
+		cfg.Shutdown.Drain = cfg.Shutdown.Timeout / 3
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,14 @@ type Config struct {
 	// RecoveryMaxDisconnection is how long socket.io's connection state
 	// recovery keeps a dropped socket's session; 0 turns recovery off.
 	RecoveryMaxDisconnection time.Duration
+	// RecoveryMaxPackets is the most packets one session restore replays on
+	// a single instance; a client that missed more gets a fresh session.
+	// Default DefaultRecoveryMaxPackets. (In cluster mode the adapter has
+	// its own bound.)
+	RecoveryMaxPackets int
+	// RecoveryBufferLength is how many recent packets a single instance
+	// keeps for restores, in packets. Default DefaultRecoveryBufferLength.
+	RecoveryBufferLength int
 	// CORSOrigins are the browser origins allowed cross-origin; "*" is any.
 	CORSOrigins []string
 	// RequestTimeout bounds the storage work of one request, in time.
@@ -133,6 +141,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.RecoveryMaxDisconnection < 0 {
 		return nil, errors.New("server: RecoveryMaxDisconnection must not be negative")
 	}
+	if cfg.RecoveryMaxPackets <= 0 {
+		cfg.RecoveryMaxPackets = DefaultRecoveryMaxPackets
+	}
+	if cfg.RecoveryBufferLength <= 0 {
+		cfg.RecoveryBufferLength = DefaultRecoveryBufferLength
+	}
 	auth, err := newAuthenticator(cfg.AuthMode, cfg.JWTSecret, cfg.JWTPublicKey)
 	if err != nil {
 		return nil, err
@@ -180,8 +194,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		rec.SetSkipMiddlewares(true)
 		opts.SetConnectionStateRecovery(rec)
 	}
-	if deps.Adapter != nil {
+	switch {
+	case deps.Adapter != nil:
 		opts.SetAdapter(deps.Adapter)
+	case cfg.RecoveryMaxDisconnection > 0:
+		opts.SetAdapter(&recoveryAdapterBuilder{maxPackets: cfg.RecoveryMaxPackets, bufferLen: cfg.RecoveryBufferLength})
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()

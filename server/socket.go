@@ -70,6 +70,10 @@ func socketUser(data any) (rooms.User, int64, bool) {
 	return rooms.User{ID: id, Name: name}, at, id != ""
 }
 
+// floodCloseDelay is how long a disconnected flooder's transport stays open
+// so that its last packets reach it, in time.
+const floodCloseDelay = time.Second
+
 // conn is the server's state of one connected socket.
 type conn struct {
 	s    *Server
@@ -191,6 +195,9 @@ func (c *conn) onEvent(args ...any) {
 		}
 	}
 	s := c.s
+	if !c.sock.Connected() {
+		return // a flooder that was just disconnected
+	}
 	s.metrics.eventsIn.WithLabelValues(eventLabel(ev)).Inc()
 	if !c.allow() {
 		s.metrics.rateLimited.Inc()
@@ -260,7 +267,13 @@ func (c *conn) allow() bool {
 	c.strikes = append(keep, now)
 	if len(c.strikes) > c.s.cfg.RateStrikes {
 		c.s.log.Info("disconnecting a socket that keeps flooding", "user", c.user.ID, "socket", string(c.sock.Id()))
-		c.sock.Disconnect(true)
+		// The DISCONNECT packet goes out after the acks already written, so
+		// the client learns why (io server disconnect) and does not
+		// reconnect by itself; the transport is closed a little later in
+		// case the client ignores the packet.
+		conn := c.sock.Conn()
+		c.sock.Disconnect(false)
+		time.AfterFunc(floodCloseDelay, func() { conn.Close(false) })
 	}
 	return false
 }

@@ -9,6 +9,7 @@ import path from "node:path";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { randomBytes, createHmac } from "node:crypto";
+import { after } from "node:test";
 import { io } from "socket.io-client";
 
 /** REPO_ROOT is the root of the chatd repository (the parent of e2e/). */
@@ -24,6 +25,21 @@ export const NEGATIVE_WINDOW_MS = 300;
 export const TRANSPORTS = [["polling"], ["websocket"]];
 
 let builtBin; // promise of the path of the binary built by this process
+
+const running = new Set(); // chatd processes started by this test file and not yet exited
+
+// A safety net for every test file that uses this harness: when all its
+// tests are done, close the client sockets still open and kill any chatd it
+// started and did not stop, so that the file's process can exit (a leftover
+// socket or child would keep `node --test` waiting forever). Only under the
+// test runner (lib/run.mjs imports this module too).
+if (process.env.NODE_TEST_CONTEXT) {
+  after(() => {
+    closeAll();
+    for (const s of everySocket) s.close();
+    for (const child of running) child.kill("SIGKILL");
+  });
+}
 
 /**
  * buildChatd builds ./cmd/chatd once per process into a temporary directory
@@ -75,6 +91,8 @@ export async function startChatd(env = {}, { readyTimeoutMs = 20000 } = {}) {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHATD_")));
   const childEnv = { ...inherited, CHATD_LOG_LEVEL: "warn", ...env, CHATD_LISTEN: `127.0.0.1:${port}` };
   const child = spawn(bin, [], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  child.on("exit", () => running.delete(child));
   let out = "";
   const keep = (chunk) => {
     out += chunk.toString();
@@ -163,7 +181,8 @@ export function uid(prefix = "u") {
 // ---------------------------------------------------------------- clients
 
 const INBOX = Symbol("inbox");
-const open = new Set();
+const open = new Set(); // sockets closeAll closes
+const everySocket = new Set(); // every socket, closed by the file-level safety net
 
 function attachInbox(socket) {
   const inbox = { events: [], waiters: new Set(), disconnects: [], disconnectWaiters: new Set() };
@@ -204,6 +223,7 @@ export function connect(
 ) {
   const socket = io(url, { auth, transports, forceNew: true, reconnection: false, ...opts });
   if (!persistent) open.add(socket);
+  everySocket.add(socket);
   attachInbox(socket);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

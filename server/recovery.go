@@ -1,0 +1,219 @@
+package server
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// Defaults of the single-instance recovery bounds.
+const (
+	// DefaultRecoveryMaxPackets is the most packets a session restore may
+	// replay; a client that missed more gets a fresh session.
+	DefaultRecoveryMaxPackets = 1000
+	// DefaultRecoveryBufferLength is how many recent packets a single
+	// instance keeps for restores, in packets.
+	DefaultRecoveryBufferLength = 10000
+)
+
+// sessionSweepInterval is how often, at most, expired sessions are dropped
+// from memory.
+const sessionSweepInterval = 10 * time.Second
+
+// recoveryAdapterBuilder builds the adapter of a single instance with
+// connection state recovery on. It replaces the library's session-aware
+// adapter, which keeps every packet of the last maximum disconnection
+// duration however many there are, replays any number of them and lets a
+// session be restored more than once.
+type recoveryAdapterBuilder struct {
+	maxPackets int // most packets one restore replays
+	bufferLen  int // most packets kept
+	now        func() time.Time
+}
+
+var _ socket.AdapterConstructor = (*recoveryAdapterBuilder)(nil)
+
+// New implements socket.AdapterConstructor.
+func (b *recoveryAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+	maxAge := time.Duration(socket.DefaultMaxDisconnectionDuration) * time.Millisecond
+	if csr := nsp.Server().Opts().ConnectionStateRecovery(); csr != nil && csr.MaxDisconnectionDuration() > 0 {
+		maxAge = time.Duration(csr.MaxDisconnectionDuration()) * time.Millisecond
+	}
+	now := b.now
+	if now == nil {
+		now = time.Now
+	}
+	a := &recoveryAdapter{
+		Adapter:    socket.MakeAdapter(),
+		maxAge:     maxAge,
+		maxPackets: b.maxPackets,
+		bufferLen:  b.bufferLen,
+		now:        now,
+		sessions:   make(map[socket.PrivateSessionId]droppedSession),
+	}
+	// Route the library's calls through this type's overrides.
+	a.Prototype(a)
+	a.Construct(nsp)
+	return a
+}
+
+// recoveryAdapter is the library's in-memory adapter plus a bounded record
+// of recent packets and of the sessions of dropped sockets. A packet's
+// offset is its sequence number in decimal.
+type recoveryAdapter struct {
+	socket.Adapter
+
+	maxAge     time.Duration // how long a dropped session and a packet are kept
+	maxPackets int
+	bufferLen  int
+	now        func() time.Time
+
+	mu       sync.Mutex // guards the following fields
+	seq      uint64     // sequence number of the last recorded packet
+	packets  []recordedPacket
+	sessions map[socket.PrivateSessionId]droppedSession
+	sweptAt  time.Time
+	firstSeq uint64 // sequence number of packets[0]
+}
+
+type recordedPacket struct {
+	at     time.Time
+	data   []any
+	rooms  map[socket.Room]struct{} // empty: every socket
+	except map[socket.Room]struct{}
+}
+
+type droppedSession struct {
+	s  *socket.SessionToPersist
+	at time.Time
+}
+
+// Broadcast records an event without acknowledgement that is not volatile,
+// with its offset as its last argument, before delivering it.
+func (a *recoveryAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
+	data, isArgs := packet.Data.([]any)
+	volatile := opts != nil && opts.Flags != nil && opts.Flags.Volatile
+	if isArgs && packet.Type == parser.EVENT && packet.Id == nil && !volatile {
+		rec := recordedPacket{rooms: roomSet(opts, true), except: roomSet(opts, false)}
+		a.mu.Lock()
+		a.seq++
+		data = append(data, strconv.FormatUint(a.seq, 10))
+		rec.at, rec.data = a.now(), data
+		if len(a.packets) == 0 {
+			a.firstSeq = a.seq
+		}
+		a.packets = append(a.packets, rec)
+		a.trimLocked()
+		a.mu.Unlock()
+		packet.Data = data
+	}
+	a.Adapter.Broadcast(packet, opts)
+}
+
+func roomSet(opts *socket.BroadcastOptions, include bool) map[socket.Room]struct{} {
+	if opts == nil {
+		return nil
+	}
+	set := opts.Except
+	if include {
+		set = opts.Rooms
+	}
+	if set == nil || set.Len() == 0 {
+		return nil
+	}
+	m := make(map[socket.Room]struct{}, set.Len())
+	for _, r := range set.Keys() {
+		m[r] = struct{}{}
+	}
+	return m
+}
+
+// trimLocked drops the packets past bufferLen and those older than maxAge.
+func (a *recoveryAdapter) trimLocked() {
+	drop := max(0, len(a.packets)-a.bufferLen)
+	oldest := a.now().Add(-a.maxAge)
+	for drop < len(a.packets) && a.packets[drop].at.Before(oldest) {
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	clear(a.packets[:drop])
+	a.packets = a.packets[drop:]
+	a.firstSeq += uint64(drop)
+}
+
+// PersistSession keeps a dropped socket's session for maxAge.
+func (a *recoveryAdapter) PersistSession(s *socket.SessionToPersist) {
+	if s == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	a.sessions[s.Pid] = droppedSession{s: s, at: now}
+	if now.Sub(a.sweptAt) >= sessionSweepInterval {
+		a.sweptAt = now
+		for pid, d := range a.sessions {
+			if now.Sub(d.at) > a.maxAge {
+				delete(a.sessions, pid)
+			}
+		}
+	}
+}
+
+// RestoreSession takes a dropped session (a session restores once) and the
+// packets its socket missed after offset. It returns nil, nil, meaning a
+// fresh session, when the session is unknown or expired, when the offset is
+// not one of the packets kept (malformed, forged, or dropped by the bounds),
+// and when more than maxPackets packets follow it. An offset that is not
+// kept leaves the session to its owner.
+func (a *recoveryAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	seq, err := strconv.ParseUint(offset, 10, 64)
+	if err != nil || strconv.FormatUint(seq, 10) != offset {
+		return nil, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.trimLocked()
+	d, ok := a.sessions[pid]
+	if !ok || len(a.packets) == 0 || seq < a.firstSeq || seq > a.seq {
+		return nil, nil
+	}
+	delete(a.sessions, pid)
+	if a.now().Sub(d.at) > a.maxAge {
+		return nil, nil
+	}
+	after := a.packets[seq-a.firstSeq+1:]
+	if len(after) > a.maxPackets {
+		return nil, nil
+	}
+	var missed []any
+	for _, p := range after {
+		if reaches(p, d.s) {
+			missed = append(missed, p.data)
+		}
+	}
+	return &socket.Session{SessionToPersist: d.s, MissedPackets: missed}, nil
+}
+
+// reaches reports whether a socket in the session's rooms would have
+// received the packet.
+func reaches(p recordedPacket, s *socket.SessionToPersist) bool {
+	if s.Rooms == nil {
+		return len(p.rooms) == 0
+	}
+	included := len(p.rooms) == 0
+	for _, r := range s.Rooms.Keys() {
+		if _, ok := p.except[r]; ok {
+			return false
+		}
+		if _, ok := p.rooms[r]; ok {
+			included = true
+		}
+	}
+	return included
+}
