@@ -201,7 +201,7 @@ func NewAdapterBuilder(client redis.UniversalClient, opts AdapterOptions) (*Adap
 	b := &AdapterBuilder{
 		client:      client,
 		opts:        opts,
-		log:         opts.Logger.With("component", "adapter", "instance", opts.InstanceID),
+		log:         opts.Logger.With("component", "adapter"),
 		id:          opts.InstanceID,
 		nonce:       hex.EncodeToString(nonce[:]),
 		busChannel:  opts.Prefix + ":bus",

@@ -21,6 +21,9 @@ type RedisAdapter struct {
 	b      *AdapterBuilder
 	name   string
 	closed atomic.Bool
+
+	lastRecordMs atomic.Int64 // Redis time of the last recorded packet, in Unix milliseconds
+	trimmedAt    atomic.Int64 // when the recovery stream was last trimmed by age, in local Unix milliseconds
 }
 
 var _ socket.Adapter = (*RedisAdapter)(nil)
@@ -134,7 +137,7 @@ func (a *RedisAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOp
 	opts = adapterNormalizeOpts(opts)
 	remote := !a.localOnly(opts)
 	data, isArgs := packet.Data.([]any)
-	recoverOn, _ := a.recovery()
+	recoverOn, maxAgeMs := a.recovery()
 	record := recoverOn && isArgs && packet.Type == parser.EVENT && packet.Id == nil && !opts.Flags.Volatile
 	if !remote && !record {
 		a.Adapter.Broadcast(packet, opts)
@@ -153,7 +156,7 @@ func (a *RedisAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOp
 		return
 	}
 	if record {
-		plain = append(plain, a.b.record(a.name, plain, opts))
+		plain = append(plain, a.record(plain, opts, time.Duration(maxAgeMs)*time.Millisecond))
 	}
 	packet.Data = plain
 	a.Adapter.Broadcast(packet, opts)

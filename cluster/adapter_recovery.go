@@ -22,15 +22,24 @@ const unrecordedOffset = "0-0"
 // recoveryField is the stream entry field holding the msgpack record.
 const recoveryField = "p"
 
+// recoveryTrimInterval is how often, at most, an adapter trims the entries
+// older than the maximum disconnection duration from the recovery stream.
+const recoveryTrimInterval = time.Second
+
 // record adds a broadcast packet to the recovery stream and returns its
 // offset (the stream id), or unrecordedOffset when Redis is unreachable; it
-// fails fast while Redis is known to be down.
-func (b *AdapterBuilder) record(nsp string, data []any, opts *socket.BroadcastOptions) string {
+// fails fast while Redis is known to be down. maxAge is the maximum
+// disconnection duration: at most every recoveryTrimInterval, the same round
+// trip also trims the entries older than that (XTRIM MINID ~), measured on
+// Redis's clock by the id of the previous record, so that a quiet
+// deployment does not keep packets no restore can use.
+func (a *RedisAdapter) record(data []any, opts *socket.BroadcastOptions, maxAge time.Duration) string {
+	b := a.b
 	if !b.redisOK.Load() {
 		b.stats.recordErrors.Add(1)
 		return unrecordedOffset
 	}
-	rec := wireRecord{Nsp: nsp, Data: data, Rooms: roomsToStrings(opts.Rooms), Except: roomsToStrings(opts.Except)}
+	rec := wireRecord{Nsp: a.name, Data: data, Rooms: roomsToStrings(opts.Rooms), Except: roomsToStrings(opts.Except)}
 	if opts.Flags.Local {
 		rec.Node = b.id
 	}
@@ -44,20 +53,57 @@ func (b *AdapterBuilder) record(nsp string, data []any, opts *socket.BroadcastOp
 	// builder closed are still worth recording.
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	id, err := b.client.XAdd(ctx, &redis.XAddArgs{
+	pipe := b.client.Pipeline()
+	add := pipe.XAdd(ctx, &redis.XAddArgs{
 		Stream: b.streamKey,
 		MaxLen: b.opts.RecoveryStreamLength,
 		Approx: true,
 		Values: []any{recoveryField, payload},
-	}).Result()
+	})
+	if minID, ok := a.trimDue(maxAge); ok {
+		pipe.XTrimMinIDApprox(ctx, b.streamKey, minID, 0)
+	}
+	_, _ = pipe.Exec(ctx)
+	id, err := add.Result()
 	b.noteRedis(err)
 	if err != nil {
 		b.stats.recordErrors.Add(1)
 		b.logLimited("record", slog.LevelWarn, "adapter: packet not recorded for recovery", "err", err)
 		return unrecordedOffset
 	}
+	if ms, ok := streamIDMillis(id); ok {
+		a.lastRecordMs.Store(ms)
+	}
 	b.stats.recorded.Add(1)
 	return id
+}
+
+// trimDue reports whether the recovery stream is due for trimming by age
+// and returns the smallest id to keep: the Redis time of the previous
+// record minus maxAge. A trim that lags behind is harmless: it keeps a few
+// more entries, never fewer.
+func (a *RedisAdapter) trimDue(maxAge time.Duration) (string, bool) {
+	last := a.lastRecordMs.Load()
+	if maxAge <= 0 || last == 0 {
+		return "", false
+	}
+	now := time.Now().UnixMilli()
+	prev := a.trimmedAt.Load()
+	if now-prev < recoveryTrimInterval.Milliseconds() || !a.trimmedAt.CompareAndSwap(prev, now) {
+		return "", false
+	}
+	keep := last - maxAge.Milliseconds()
+	if keep <= 0 {
+		return "", false
+	}
+	return strconv.FormatInt(keep, 10) + "-0", true
+}
+
+// streamIDMillis returns the milliseconds part of a stream id.
+func streamIDMillis(id string) (int64, bool) {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	return n, err == nil
 }
 
 func (b *AdapterBuilder) sessionKey(pid string) string { return b.sessionKeys + pid }
@@ -103,8 +149,10 @@ func (a *RedisAdapter) PersistSession(s *socket.SessionToPersist) {
 // the packets its socket missed since offset, on any instance. It returns
 // nil, nil, meaning a fresh session, when the session is unknown or
 // expired, when pid or offset are malformed, when the offset is no longer in
-// the recovery stream (trimmed, or never recorded) and when the socket
-// missed more than RecoveryMaxPackets packets of the stream.
+// the recovery stream (trimmed, or never recorded) and when more than
+// RecoveryMaxPackets packets of the stream follow the offset. The offset is
+// checked before the session is taken, so an attempt with a forged offset
+// leaves the session to its owner.
 func (a *RedisAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
 	on, _ := a.recovery()
 	if !on || !validPid(string(pid)) || !validOffset(offset) {
@@ -117,6 +165,16 @@ func (a *RedisAdapter) RestoreSession(pid socket.PrivateSessionId, offset string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.RequestTimeout)
 	defer cancel()
+	at, err := b.client.XRangeN(ctx, b.streamKey, offset, offset, 1).Result()
+	b.noteRedis(err)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: restore session: reading the recovery stream: %w", err)
+	}
+	if len(at) != 1 || at[0].ID != offset {
+		// The offset was trimmed from the stream or never was in it: the
+		// packets missed cannot be known.
+		return nil, nil
+	}
 	pipe := b.client.Pipeline()
 	getSession := pipe.GetDel(ctx, b.sessionKey(string(pid)))
 	// The offset entry itself plus at most RecoveryMaxPackets+1 after it.
@@ -144,8 +202,7 @@ func (a *RedisAdapter) RestoreSession(pid socket.PrivateSessionId, offset string
 		return nil, nil
 	}
 	if len(entries) == 0 || entries[0].ID != offset {
-		// The offset was trimmed from the stream or never was in it: the
-		// packets missed cannot be known.
+		// Trimmed since the check above.
 		return nil, nil
 	}
 	missed := entries[1:]

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -200,6 +201,26 @@ func TestAdapterRecoveryRefusals(t *testing.T) {
 		}
 	})
 
+	t.Run("forged offset", func(t *testing.T) {
+		persist(n, "owner")
+		off := mark(n, stream)
+		_ = n.io.To("r1").Emit("missed")
+		// Well-formed offsets that are not in the stream: the owner's
+		// session must survive them.
+		for _, forged := range []string{"1-1", "1-0", "18446744073709551615-18446744073709551615"} {
+			if s := restore(n, "owner", forged); s != nil {
+				t.Errorf("offset %q restored a session", forged)
+			}
+		}
+		s := restore(n, "owner", off)
+		if s == nil {
+			t.Fatal("forged offsets destroyed the session")
+		}
+		if len(s.MissedPackets) != 1 {
+			t.Errorf("missed %d packets, want 1", len(s.MissedPackets))
+		}
+	})
+
 	t.Run("malformed", func(t *testing.T) {
 		off := mark(n, stream)
 		for _, bad := range []string{"", "abc", "1", "1-", "-1", "1-1-1", "1-x", " 1-1", "0-0",
@@ -260,6 +281,25 @@ func TestAdapterRecoveryRefusals(t *testing.T) {
 		}
 	})
 
+	t.Run("aged", func(t *testing.T) {
+		// Entries older than the maximum disconnection duration (200 ms on
+		// this node) leave the stream in whole nodes of the stream: fill
+		// more than one node, then keep recording until the first is gone.
+		shortStream := prefix + "-short:recovery"
+		first := mark(short, shortStream)
+		for range 150 {
+			_ = short.io.Emit("old")
+		}
+		adapterWaitFor(t, "entries older than the maximum disconnection duration to be trimmed", func() bool {
+			_ = short.io.Emit("new")
+			got, err := mon.XRangeN(ctx, shortStream, first, first, 1).Result()
+			return err == nil && len(got) == 0
+		})
+		if n, err := mon.XLen(ctx, shortStream).Result(); err != nil || n >= 150 {
+			t.Errorf("stream length %d, %v after trimming by age", n, err)
+		}
+	})
+
 	t.Run("redis down", func(t *testing.T) {
 		persist(n, "down")
 		off := mark(n, stream)
@@ -270,7 +310,7 @@ func TestAdapterRecoveryRefusals(t *testing.T) {
 			t.Errorf("RestoreSession with Redis down = %v, %v; want nil and an error", s, err)
 		}
 		adapterWaitFor(t, "Ready to turn false", func() bool { return !n.builder.Ready() })
-		if off := n.builder.record("/", []any{"x"}, adapterNormalizeOpts(nil)); off != unrecordedOffset {
+		if off := n.adapter().record([]any{"x"}, adapterNormalizeOpts(nil), time.Minute); off != unrecordedOffset {
 			t.Errorf("packet broadcast with Redis down got offset %q, want %q", off, unrecordedOffset)
 		}
 	})

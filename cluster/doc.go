@@ -17,7 +17,8 @@
 //	P:node:<instance>        channel of one instance: answers to its requests
 //	P:room:<nsp>:<room>      channel of one room, subscribed by the instances that
 //	                         have a socket in it (a socket's own id is a room too)
-//	P:recovery               stream of recoverable packets (XADD MAXLEN ~)
+//	P:recovery               stream of recoverable packets (XADD MAXLEN ~, and
+//	                         entries older than the recovery window trimmed)
 //	P:session:<pid>          a disconnected socket's session, expiring after the
 //	                         maximum disconnection duration
 //

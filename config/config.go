@@ -168,9 +168,9 @@ type RecoveryConfig struct {
 	// MaxPackets is the largest number of missed packets a restore replays;
 	// a socket that missed more gets a fresh connection.
 	MaxPackets int `yaml:"max_packets" usage:"most missed packets a recovery replays; more means a fresh connection"`
-	// StreamLength caps the length of the recovery stream in Redis, in
-	// entries.
-	StreamLength int `yaml:"stream_length" usage:"length cap of the recovery stream in Redis, at least 100"`
+	// StreamLength caps the recorded packets: the recovery stream in Redis,
+	// or the buffer in memory on a single instance, in entries.
+	StreamLength int `yaml:"stream_length" usage:"length cap of the recorded packets (the Redis recovery stream, or the in-memory buffer), at least 100"`
 }
 
 // PresenceConfig is the presence.* section.

@@ -14,6 +14,13 @@
 #       CHATD_* variables of the caller reach chatd (CHATD_LISTEN, CHATD_REDIS_URL and
 #       CHATD_INSTANCE_ID are set per instance). Exits non-zero, after stopping what it
 #       started, if anything fails to come up; logs are in DIR/logs.
+#   deploy/loopback.sh restart DIR I
+#       Rolling-restart step for instance I (1..N, chatdI): SIGTERM it, wait for it to exit
+#       (SIGKILL after LOOPBACK_STOP_TIMEOUT seconds), start it again on the same port with the
+#       same binary and CHATD_* environment as `start` had, and return once /readyz is 200.
+#       Updates CHATD_PIDS in DIR/env. Prints the old exit status; exits 1 if it was not 0
+#       (the new instance runs anyway). Every chatd runs under a small supervisor shell that
+#       writes its exit status to DIR/chatdI.exit. Run one restart at a time per DIR.
 #   deploy/loopback.sh stop DIR
 #       SIGTERM to nginx and chatd (waiting for their drain), then Redis; SIGKILL after
 #       LOOPBACK_STOP_TIMEOUT seconds (default 40). Safe to run twice.
@@ -212,15 +219,16 @@ pid_matches() {
 	[[ $cmdline == *"$word"* ]]
 }
 
-# stop_kind PIDS_FILE KIND TIMEOUT: SIGTERM every process of KIND ("KIND PID WORD" lines of
-# PIDS_FILE), wait up to TIMEOUT seconds for all of them to exit, then SIGKILL the rest.
+# stop_kind PIDS_FILE KIND TIMEOUT [SIGNAL]: send SIGNAL (default TERM; "none" sends nothing)
+# to every process of KIND ("KIND PID WORD" lines of PIDS_FILE), wait up to TIMEOUT seconds for
+# all of them to exit, then SIGKILL the rest.
 stop_kind() {
-	local file=$1 kind=$2 timeout=$3 k pid word
+	local file=$1 kind=$2 timeout=$3 sig=${4:-TERM} k pid word
 	local -a pids=()
 	while read -r k pid word; do
 		[[ $k == "$kind" ]] || continue
 		if pid_matches "$pid" "$word"; then
-			kill -TERM "$pid" 2>/dev/null || true
+			[[ $sig == none ]] || kill -"$sig" "$pid" 2>/dev/null || true
 			pids+=("$pid")
 		fi
 	done <"$file"
@@ -252,6 +260,8 @@ cmd_stop() {
 	# then Redis.
 	stop_kind "$pids_file" nginx 10
 	stop_kind "$pids_file" chatd "$stop_timeout"
+	# The supervisors end by themselves once their chatd has exited.
+	stop_kind "$pids_file" supervisor 5 none
 	stop_kind "$pids_file" redis 10
 	rm -f "$pids_file"
 	# Reap them when this shell started them (run, or a failed start).
@@ -261,6 +271,139 @@ cmd_stop() {
 # record KIND PID WORD: appends to DIR/pids for stop.
 record() {
 	echo "$1 $2 $3" >>"$run_dir/pids"
+}
+
+# launch_chatd I PORT: starts instance I (chatdI) of $chatd_bin on PORT with $redis_url, its
+# output appended to its log, under a supervisor subshell that waits for it and writes its
+# exit status to $run_dir/chatdI.exit. Records both and sets pid to chatd's process id.
+launch_chatd() {
+	local i=$1 p=$2 id="chatd$1" super n
+	rm -f "$run_dir/$id.pid" "$run_dir/$id.exit"
+	(
+		CHATD_LISTEN="127.0.0.1:$p" CHATD_REDIS_URL="$redis_url" CHATD_INSTANCE_ID="$id" \
+			"$chatd_bin" </dev/null &
+		child=$!
+		echo "$child" >"$run_dir/$id.pid.tmp"
+		mv "$run_dir/$id.pid.tmp" "$run_dir/$id.pid"
+		status=0
+		wait "$child" || status=$?
+		echo "$status" >"$run_dir/$id.exit.tmp"
+		mv "$run_dir/$id.exit.tmp" "$run_dir/$id.exit"
+		# Not mv as the last command: bash would exec it in place of this shell.
+		exit 0
+	) </dev/null >>"$logs/$id.log" 2>&1 &
+	super=$!
+	echo "$super" >"$run_dir/$id.super"
+	record supervisor "$super" loopback.sh
+	for ((n = 0; n < 500; n++)); do
+		[[ -s $run_dir/$id.pid ]] && break
+		sleep 0.01
+	done
+	[[ -s $run_dir/$id.pid ]] || die "$id: its supervisor (pid $super) did not report chatd's pid"
+	pid=$(<"$run_dir/$id.pid")
+	record chatd "$pid" "$chatd_bin"
+}
+
+# save_chatd_env writes the CHATD_* environment of the instances (NUL-separated NAME=value)
+# and the binary's path, for restart.
+save_chatd_env() {
+	local name
+	: >"$run_dir/chatd.env"
+	for name in $(compgen -e); do
+		case $name in
+		CHATD_LISTEN | CHATD_REDIS_URL | CHATD_INSTANCE_ID) ;;
+		CHATD_*) printf '%s=%s\0' "$name" "${!name}" >>"$run_dir/chatd.env" ;;
+		esac
+	done
+	printf '%s\n' "$chatd_bin" >"$run_dir/chatd.bin"
+}
+
+# load_chatd_env replaces the CHATD_* environment with the one save_chatd_env wrote.
+load_chatd_env() {
+	local name kv
+	for name in $(compgen -e); do
+		[[ $name == CHATD_* ]] && unset "$name"
+	done
+	while IFS= read -r -d '' kv; do
+		export "${kv?}"
+	done <"$run_dir/chatd.env"
+}
+
+# env_value KEY: prints KEY's value from $run_dir/env.
+env_value() {
+	local k v
+	while IFS='=' read -r k v; do
+		if [[ $k == "$1" ]]; then
+			printf '%s\n' "$v"
+			return 0
+		fi
+	done <"$run_dir/env"
+	die "$run_dir/env has no $1"
+}
+
+cmd_restart() {
+	(($# == 2)) || die "usage: loopback.sh restart DIR I"
+	local dir=$1 i=$2
+	[[ -d $dir ]] || die "restart: no such folder: $dir"
+	run_dir=$(cd "$dir" && pwd)
+	[[ -s $run_dir/pids && -f $run_dir/env && -f $run_dir/chatd.env && -f $run_dir/chatd.bin ]] ||
+		die "restart: nothing runs in $run_dir (run 'loopback.sh start $run_dir' first)"
+	local -a ports pids
+	IFS=, read -r -a ports <<<"$(env_value CHATD_PORTS)"
+	IFS=, read -r -a pids <<<"$(env_value CHATD_PIDS)"
+	is_uint "$i" && ((i >= 1 && i <= ${#ports[@]})) ||
+		die "restart: instance must be between 1 and ${#ports[@]}, not '$i'"
+	local id="chatd$i" p=${ports[i - 1]} old=${pids[i - 1]} logs="$run_dir/logs"
+	chatd_bin=$(<"$run_dir/chatd.bin")
+	redis_url=$(env_value REDIS_URL)
+
+	# Stop the running instance; its supervisor records how it exited.
+	if pid_matches "$old" "$chatd_bin"; then
+		kill -TERM "$old" 2>/dev/null || true
+	fi
+	local super deadline=$((SECONDS + stop_timeout)) killed=0
+	super=$(cat "$run_dir/$id.super" 2>/dev/null) || super=""
+	until [[ -s $run_dir/$id.exit ]]; do
+		if ! { is_uint "$super" && alive "$super"; } && [[ ! -s $run_dir/$id.exit ]]; then
+			die "restart: the supervisor of $id ended without recording an exit status"
+		fi
+		if ((SECONDS >= deadline)); then
+			((killed == 0)) || die "restart: $id (pid $old) did not exit after SIGKILL"
+			echo "loopback.sh: killing $id (pid $old) after ${stop_timeout}s" >&2
+			kill -KILL "$old" 2>/dev/null || true
+			killed=1
+			deadline=$((SECONDS + 5))
+		fi
+		sleep 0.05
+	done
+	local status
+	status=$(<"$run_dir/$id.exit")
+	# Forget the old processes (and their supervisor, which has ended).
+	local k q w
+	{
+		while read -r k q w; do
+			if [[ $k == chatd && $q == "$old" ]] || { [[ $k == supervisor ]] && ! alive "$q"; }; then
+				continue
+			fi
+			echo "$k $q $w"
+		done <"$run_dir/pids"
+	} >"$run_dir/pids.tmp"
+	mv "$run_dir/pids.tmp" "$run_dir/pids"
+
+	# Start it again, the same way start did.
+	load_chatd_env
+	launch_chatd "$i" "$p"
+	wait_ready "$id" "$pid" "$logs/$id.log" status_is "$p" /readyz 200 ||
+		die "restart: $id did not come back; it stays recorded for stop"
+	pids[i - 1]=$pid
+	local IFS=,
+	sed "s/^CHATD_PIDS=.*/CHATD_PIDS=${pids[*]}/" "$run_dir/env" >"$run_dir/env.tmp"
+	mv "$run_dir/env.tmp" "$run_dir/env"
+	echo "$id: pid $old exited with status $status; pid $pid serves on port $p"
+	if [[ $status != 0 ]]; then
+		echo "loopback.sh: $id (pid $old) exited with status $status on SIGTERM; see $logs/$id.log" >&2
+		exit 1
+	fi
 }
 
 cmd_start() {
@@ -324,22 +467,21 @@ cmd_start() {
 	redis_pid=$!
 	record redis "$redis_pid" redis-server
 	wait_ready redis "$redis_pid" "$logs/redis.log" redis_pong "$redis_port"
-	local redis_url="redis://127.0.0.1:$redis_port/0"
+	redis_url="redis://127.0.0.1:$redis_port/0"
 
 	# chatd instances, with the compose file's settings unless the caller chose others.
 	export CHATD_REDIS_PREFIX=${CHATD_REDIS_PREFIX:-chatd}
 	export CHATD_LOG_FORMAT=${CHATD_LOG_FORMAT:-json}
 	export CHATD_SHUTDOWN_TIMEOUT=${CHATD_SHUTDOWN_TIMEOUT:-30s}
 	export CHATD_SHUTDOWN_DRAIN=${CHATD_SHUTDOWN_DRAIN:-10s}
+	save_chatd_env
 	local -a ports=() pids=() urls=() ids=()
-	local i pid id
+	local i id
 	for ((i = 1; i <= instances; i++)); do
 		free_port
 		id="chatd$i"
-		CHATD_LISTEN="127.0.0.1:$port" CHATD_REDIS_URL="$redis_url" CHATD_INSTANCE_ID="$id" \
-			"$chatd_bin" </dev/null >"$logs/$id.log" 2>&1 &
-		pid=$!
-		record chatd "$pid" "$chatd_bin"
+		: >"$logs/$id.log"
+		launch_chatd "$i" "$port"
 		ports+=("$port")
 		pids+=("$pid")
 		urls+=("http://127.0.0.1:$port")
@@ -432,10 +574,11 @@ stop)
 	cmd_stop "$1"
 	;;
 run) cmd_run "$@" ;;
+restart) cmd_restart "$@" ;;
 nginx-conf)
 	(($# >= 3)) || die "usage: loopback.sh nginx-conf OUT LB_PORT CHATD_PORT..."
 	render_nginx "$@"
 	;;
 -h | --help | help) usage ;;
-*) die "unknown command '$command' (start, stop, run, nginx-conf)" ;;
+*) die "unknown command '$command' (start, stop, restart, run, nginx-conf)" ;;
 esac

@@ -260,10 +260,10 @@ async function assertLive(sc) {
 
 describe("recovery across a cluster", () => {
   let redis;
-  let nodes; // [A, B, C]: alice starts on A, comes back on B; bob is on C
+  let nodes; // [A, B, C]: alice mostly starts on A and comes back on B; bob is on C
   before(async () => {
     redis = await startRedis();
-    nodes = await startCluster(redis, 3, FAST);
+    nodes = await startCluster(redis, 3, { ...FAST, CHATD_SHUTDOWN_DRAIN: "500ms" });
   });
   after(async () => {
     closeAll();
@@ -340,21 +340,66 @@ describe("recovery across a cluster", () => {
     }
   });
 
-  // Last in this suite: it kills A.
-  test("a SIGKILLed instance stores no session: the client gets a fresh one and history fills the gap", async () => {
+  test("rooms the user left while away are left on resume", async () => {
     const [A, B, C] = nodes;
     const sc = await Scene.open({ entry: A, bobAt: C });
+    const other = uid("room");
+    try {
+      const { socket: tab } = await connect(C.url, { auth: { userId: sc.aliceId } });
+      await ok(sc.alice, "join", { room: other });
+      await ok(sc.bob, "join", { room: other });
+      // Alice stays online in another tab, so wait for the stored session.
+      await sc.cut({ persisted: false });
+      const key = `${nodes.prefix}:session:${sc.alice._pid}`;
+      await waitFor("alice's session to be stored", async () => (await redisCli(redis, "EXISTS", key)) === "1");
+      await ok(tab, "leave", { room: other });
+      const session = await sc.reconnect(B);
+      assertRecovered(sc, session);
+      assert.deepEqual(session.rooms, [sc.room]);
+      assert.deepEqual((await ok(sc.alice, "rooms", {})).rooms, [sc.room]);
+      const outside = await ok(sc.bob, "message", { room: other, text: "after alice left" });
+      const live = await assertLive(sc);
+      assert.ok(!sc.received().some((m) => m.id === outside.message.id), "a message of a room alice left reached her");
+      assert.equal(sc.received().at(-1).id, live.id);
+    } finally {
+      await sc.close();
+    }
+  });
+
+  // The last two tests stop A, then kill B.
+  test("a draining instance (SIGTERM) stores its sessions: the client resumes on another one", async () => {
+    const [A, B, C] = nodes;
+    const sc = await Scene.open({ entry: A, bobAt: C });
+    try {
+      const gone = nextEvent(sc.bob, "presence", { filter: presenceOf(sc.room, sc.aliceId, "offline") });
+      const stopped = A.stop();
+      sc.cutAt = Date.now();
+      await waitDisconnect(sc.alice);
+      await gone;
+      const missed = await sc.send(3);
+      assert.deepEqual(await stopped, { code: 0, signal: null }, "A exits 0 after its drain");
+      const session = await sc.reconnect(B);
+      assertRecovered(sc, session);
+      assert.deepEqual(ids(sc.received()), ids(missed));
+    } finally {
+      await sc.close();
+    }
+  });
+
+  test("a SIGKILLed instance stores no session: the client gets a fresh one and history fills the gap", async () => {
+    const [, B, C] = nodes;
+    const sc = await Scene.open({ entry: B, bobAt: C });
     try {
       // Killed first: the cut comes from the dead process, which stores
       // nothing (had it seen the cut before dying, it would have stored the
       // session and the client would resume it).
-      A.child.kill("SIGKILL");
-      await A.exited;
+      B.child.kill("SIGKILL");
+      await B.exited;
       sc.cutAt = Date.now();
       await waitDisconnect(sc.alice);
       sc.proxy.point(null);
       const missed = await sc.send(4);
-      const session = await sc.reconnect(B);
+      const session = await sc.reconnect(C);
       await assertFresh(sc, session, missed);
       const live = await assertLive(sc);
       assert.deepEqual(ids(sc.received()), [live.id], "nothing replayed, nothing twice");
@@ -471,11 +516,7 @@ describe("recovery on a single instance", () => {
     }
   });
 
-  // TODO(lead): drop the todo once cmd/chatd passes recovery.max_packets and
-  // recovery.stream_length to server.Config (RecoveryMaxPackets,
-  // RecoveryBufferLength); until then a single instance uses the defaults.
-  const wired = { todo: "cmd/chatd does not pass recovery.max_packets to server.Config yet" };
-  test("more missed packets than recovery.max_packets falls back to a fresh one", wired, async () => {
+  test("more missed packets than recovery.max_packets falls back to a fresh one", async () => {
     const srv = await startChatd({ ...FAST, CHATD_RECOVERY_MAX_PACKETS: "20" });
     try {
       const ctl = await Scene.open({ entry: srv, bobAt: srv });

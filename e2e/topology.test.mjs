@@ -120,10 +120,25 @@ function chatClient(lbURL, localAddress, userId) {
   return c;
 }
 
+/**
+ * ok sends an idempotent request (join, rooms, history) and resolves to its acknowledgement,
+ * which must be ok. A disconnect or a timeout is retried: clients may be moved between
+ * instances at any time while nginx takes restarted instances back.
+ */
 async function ok(socket, event, payload) {
-  const ack = await socket.timeout(5000).emitWithAck(event, payload);
-  if (!ack?.ok) throw new Error(`${event} ${JSON.stringify(payload)}: ${JSON.stringify(ack)}`);
-  return ack;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    let ack;
+    try {
+      ack = await socket.timeout(3000).emitWithAck(event, payload);
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${event} ${JSON.stringify(payload)}: ${err.message}`);
+      await sleep(100);
+      continue;
+    }
+    if (!ack?.ok) throw new Error(`${event} ${JSON.stringify(payload)}: ${JSON.stringify(ack)}`);
+    return ack;
+  }
 }
 
 /**
@@ -183,7 +198,7 @@ test(
       const r = await loopback(env, "stop", dir);
       if (r.code !== 0) console.error(`loopback.sh stop: ${r.stderr}`);
       if (passed && !process.env.TOPOLOGY_KEEP) rmSync(dir, { recursive: true, force: true });
-      else console.error(`topology test failed; logs kept in ${dir}/logs`);
+      else console.error(`topology test: ${passed ? "passed" : "failed"}; logs kept in ${dir}/logs`);
     });
 
     const started = await loopback(env, "start", dir, "--chatd", bin);

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,7 +78,7 @@ func (m *redisMetrics) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		m.observe(cmd.Name(), start, err)
+		m.observe(cmd.Name(), start, failed(cmd))
 		return err
 	}
 }
@@ -87,7 +88,13 @@ func (m *redisMetrics) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		m.observe("pipeline", start, err)
+		var ferr error
+		for _, c := range cmds {
+			if ferr = failed(c); ferr != nil {
+				break
+			}
+		}
+		m.observe("pipeline", start, ferr)
 		return err
 	}
 }
@@ -107,7 +114,28 @@ func (m *redisMetrics) observe(name string, start time.Time, err error) {
 		name = "other"
 	}
 	m.cmdSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		m.cmdErrors.WithLabelValues(name).Inc()
 	}
+}
+
+// failed returns cmd's error unless it is a reply of normal operation:
+// redis.Nil, NOSCRIPT (go-redis then sends EVAL), and refusals of the
+// optional connection set-up commands (CLIENT SETINFO before Redis 7.2,
+// HELLO on Redis 5), so that the error counter only moves on real trouble.
+func failed(cmd redis.Cmder) error {
+	err := cmd.Err()
+	if err == nil || errors.Is(err, redis.Nil) {
+		return nil
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		if strings.HasPrefix(rerr.Error(), "NOSCRIPT") {
+			return nil
+		}
+		if n := cmd.Name(); n == "client" || n == "hello" {
+			return nil
+		}
+	}
+	return err
 }

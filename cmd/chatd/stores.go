@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,8 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 			Idempotency: rooms.NewMemoryIdempotency(idempotencyTTL),
 		}, server.Deps{}, nil
 	}
+	// go-redis logs through a global logger of its own; route it into ours.
+	redis.SetLogger(redisLogger{m.log.With("component", "go-redis")})
 	client, err := newRedisClient(cfg.Redis)
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
@@ -48,7 +51,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 		InstanceID:           cfg.Instance.ID,
 		RequestTimeout:       2 * cfg.Redis.Timeout,
 		PublishTimeout:       cfg.Redis.Timeout,
-		Logger:               m.log.With("component", "adapter"),
+		Logger:               m.log,
 		RecoveryStreamLength: int64(cfg.Recovery.StreamLength),
 		RecoveryMaxPackets:   cfg.Recovery.MaxPackets,
 		Hooks:                rm.adapterHooks(),
@@ -140,4 +143,13 @@ func newRedisClient(rc config.RedisConfig) (redis.UniversalClient, error) {
 	}
 	timeouts(uo)
 	return redis.NewUniversalClient(uo), nil
+}
+
+// redisLogger passes go-redis's own log lines (dial failures and the like)
+// to slog at warn level, so that they share the format of chatd's logs.
+type redisLogger struct{ log *slog.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -66,6 +67,11 @@ func TestNginxConfStatic(t *testing.T) {
 	if loc == nil {
 		t.Fatal("nginx.conf has no `location /socket.io/` block")
 	}
+	// A draining chatd refuses new sessions with 403: handshakes must move on to the next
+	// instance rather than hammer the draining one until it exits.
+	if !regexp.MustCompile(`proxy_next_upstream\s[^;]*\bhttp_403\b[^;]*;`).MatchString(loc[1]) {
+		t.Error("location /socket.io/ does not try the next instance on 403 (proxy_next_upstream ... http_403)")
+	}
 	for _, d := range []string{"proxy_read_timeout", "proxy_send_timeout"} {
 		m := regexp.MustCompile(d + `\s+(\d+)s;`).FindStringSubmatch(loc[1])
 		if m == nil {
@@ -112,9 +118,10 @@ func TestNginxConfSyntax(t *testing.T) {
 
 // backend is a stand-in chatd instance behind nginx.
 type backend struct {
-	name string
-	srv  *httptest.Server
-	port int
+	name     string
+	srv      *httptest.Server
+	port     int
+	draining atomic.Bool // refuse new socket.io sessions with 403, as a draining chatd does
 }
 
 // backendReply is what a backend answers to a plain request.
@@ -128,6 +135,12 @@ func newBackend(t *testing.T, name string) *backend {
 	t.Helper()
 	b := &backend{name: name}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b.draining.Load() && strings.HasPrefix(r.URL.Path, "/socket.io/") && r.URL.Query().Get("sid") == "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"code":4,"message":"this instance is shutting down"}`)
+			return
+		}
 		if r.Header.Get("Upgrade") != "" {
 			b.upgrade(w, r)
 			return
@@ -367,6 +380,29 @@ func TestNginxLoadBalancer(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("/lb-healthz status %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("a draining instance's new sessions go elsewhere", func(t *testing.T) {
+		_, r := getReply(t, local, http.MethodGet, polling, nil)
+		draining := backends[r.Backend]
+		if draining == nil {
+			t.Fatalf("reply from unknown backend %q", r.Backend)
+		}
+		draining.draining.Store(true)
+		defer draining.draining.Store(false)
+		for i := 0; i < 3; i++ {
+			status, r2 := getReply(t, local, http.MethodGet, polling, nil)
+			if status != http.StatusOK || r2.Backend == draining.name {
+				t.Errorf("handshake while %s drains: status %d from %q, want 200 from another instance", draining.name, status, r2.Backend)
+			}
+		}
+		// Its sessions still reach it until it closes them.
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			status, r2 := getReply(t, local, method, polling+"&sid=existing", []byte("40"))
+			if status != http.StatusOK || r2.Backend != draining.name {
+				t.Errorf("%s of a session on %s while it drains: status %d from %q", method, draining.name, status, r2.Backend)
+			}
 		}
 	})
 
