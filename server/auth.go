@@ -107,7 +107,7 @@ func (a *authenticator) fromToken(auth map[string]any) (rooms.User, error) {
 		return nil, fmt.Errorf("algorithm %s is not accepted", t.Method.Alg())
 	})
 	if err != nil {
-		return rooms.User{}, err
+		return rooms.User{}, tokenError(err)
 	}
 	if err := rooms.ValidateUserID(c.Subject); err != nil {
 		return rooms.User{}, errors.New("the token's sub claim must be a user id")
@@ -118,6 +118,35 @@ func (a *authenticator) fromToken(auth map[string]any) (rooms.User, error) {
 	}
 	return rooms.User{ID: c.Subject, Name: name}, nil
 }
+
+// tokenError turns a JWT library error into a sentence for the client; the
+// library's own text stays in the debug log.
+func tokenError(err error) error {
+	var msg string
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		msg = "the token has expired; sign in again"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		msg = "the token is not valid yet"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		msg = "the token is malformed"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		msg = "the token's signature does not verify"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		msg = "the token's algorithm is not accepted"
+	default:
+		msg = "the token is not valid"
+	}
+	return &authError{msg: msg, cause: err}
+}
+
+// authError is a refusal whose sentence may be shown and whose cause may not.
+type authError struct {
+	msg   string
+	cause error
+}
+
+func (e *authError) Error() string { return e.msg + ": " + e.cause.Error() }
 
 // displayName checks a name given by a client, defaulting to the user id.
 func displayName(v any, fallback string) (string, error) {

@@ -92,3 +92,27 @@ func TestAuthenticateDev(t *testing.T) {
 		}
 	}
 }
+
+// A refused token's sentence is chatd's own, never the JWT library's text.
+func TestAuthMessageHidesLibraryText(t *testing.T) {
+	a, err := newAuthenticator(AuthJWT, testSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		token string
+		want  string
+	}{
+		{sign(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": "a", "exp": time.Now().Add(-time.Hour).Unix()}), "the token has expired; sign in again"},
+		{sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("y", 32)), jwt.MapClaims{"sub": "a"}), "the token's signature does not verify"},
+		{"not-a-token", "the token is malformed"},
+		// golang-jwt reports an algorithm outside the allowed list as a bad signature.
+		{sign(t, jwt.SigningMethodHS512, testSecret, jwt.MapClaims{"sub": "a"}), "the token's signature does not verify"},
+	}
+	for _, tt := range tests {
+		_, err := a.authenticate(map[string]any{"token": tt.token})
+		if got := authMessage(err); got != tt.want {
+			t.Errorf("authMessage = %q, want %q (cause: %v)", got, tt.want, err)
+		}
+	}
+}

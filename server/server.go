@@ -101,6 +101,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	api     *api
 
+	failures  *failureLog
 	draining  atomic.Bool
 	closeOnce sync.Once
 
@@ -172,6 +173,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		ready: ready,
 		reg:   reg,
 		users: make(map[string]int),
+
+		failures: newFailureLog(),
 	}
 
 	opts := socket.DefaultServerOptions()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -42,10 +43,16 @@ func (s *Server) authMiddleware(sock *socket.Socket, next func(*socket.ExtendedE
 // authMessage is the sentence a refused client sees; token parser details
 // stay in the log.
 func authMessage(err error) string {
-	if e, ok := err.(*rooms.Error); ok {
-		return e.Message
+	var ae *authError
+	if errors.As(err, &ae) {
+		return ae.msg
 	}
-	return "sign in again: " + err.Error()
+	var re *rooms.Error
+	if errors.As(err, &re) {
+		return re.Message
+	}
+	// The remaining refusals are chatd's own sentences (dev-mode checks).
+	return err.Error()
 }
 
 // socketUser returns the user stored in a socket's data.
@@ -83,7 +90,12 @@ type conn struct {
 	limiter *rate.Limiter
 	strikes []time.Time // rate_limited answers within rateStrikeWindow
 
-	closeOnce sync.Once
+	// The socket can drop while onConnection still waits for the stores
+	// (disconnect runs on the transport's goroutine, setup on the socket's
+	// queue); whichever of the two comes second undoes the presence record.
+	mu       sync.Mutex // guards the following fields
+	recorded bool       // presence holds this socket
+	gone     bool       // the socket disconnected
 }
 
 func (s *Server) onConnection(sock *socket.Socket) {
@@ -102,6 +114,11 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	s.trackUser(u.ID, 1)
 	sock.OnAny(c.onEvent)
 	_ = sock.On("disconnect", func(...any) { c.onDisconnect() })
+	if !sock.Connected() {
+		// It dropped before the listener was in place.
+		c.onDisconnect()
+		return
+	}
 
 	// Join the user's own room first: a join or leave from another tab that
 	// lands after this point reaches this socket through that room, so the
@@ -115,6 +132,15 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		// the transport so that the client retries by itself.
 		s.log.Warn("socket setup failed; closing it so the client retries", "user", u.ID, "err", err)
 		sock.Conn().Close(false)
+		return
+	}
+	c.mu.Lock()
+	c.recorded = true
+	gone := c.gone
+	c.mu.Unlock()
+	if gone {
+		// Disconnected during setup: onDisconnect left the record to us.
+		c.forget()
 		return
 	}
 	want := make(map[socket.Room]bool, len(memberOf))
@@ -147,22 +173,37 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	}
 }
 
+// onDisconnect runs once, when the socket is gone.
 func (c *conn) onDisconnect() {
-	c.closeOnce.Do(func() {
-		s := c.s
-		s.metrics.sockets.Dec()
-		s.trackUser(c.user.ID, -1)
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-		defer cancel()
-		last, memberOf, err := s.chat.Disconnect(ctx, c.user.ID, string(c.sock.Id()))
-		if err != nil {
-			s.log.Warn("presence update failed on disconnect", "user", c.user.ID, "err", err)
-			return
-		}
-		if last {
-			s.announce(c.user, memberOf, "offline")
-		}
-	})
+	c.mu.Lock()
+	if c.gone {
+		c.mu.Unlock()
+		return
+	}
+	c.gone = true
+	recorded := c.recorded
+	c.mu.Unlock()
+	c.s.metrics.sockets.Dec()
+	c.s.trackUser(c.user.ID, -1)
+	if recorded {
+		c.forget()
+	}
+}
+
+// forget removes the socket from presence and announces the user offline
+// when it was the user's last socket anywhere.
+func (c *conn) forget() {
+	s := c.s
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	last, memberOf, err := s.chat.Disconnect(ctx, c.user.ID, string(c.sock.Id()))
+	if err != nil {
+		s.logFailure("presence update failed on disconnect", "user", c.user.ID, "err", err)
+		return
+	}
+	if last {
+		s.announce(c.user, memberOf, "offline")
+	}
 }
 
 // trackUser counts the sockets of each user on this instance.
@@ -235,7 +276,7 @@ func (c *conn) reply(ev string, ack socket.Ack, res map[string]any, err error) {
 	e := rooms.ErrorOf(err)
 	c.s.metrics.acks.WithLabelValues(eventLabel(ev), codeLabel(e)).Inc()
 	if e != nil && (e.Code == rooms.CodeInternal || e.Code == rooms.CodeUnavailable) {
-		c.s.log.Warn("request failed", "event", eventLabel(ev), "user", c.user.ID, "code", e.Code, "err", err)
+		c.s.logFailure("request failed", "event", eventLabel(ev), "user", c.user.ID, "code", e.Code, "err", err)
 	}
 	if ack == nil {
 		return
