@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"time"
 )
@@ -116,7 +117,7 @@ func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 		return Message{}, false, err
 	}
 	if prior != nil {
-		return *prior, false, nil
+		return c.original(ctx, *prior, s.Text), false, nil
 	}
 	m.TS = c.now().UnixMilli()
 	m, err = c.st.History.Append(ctx, m)
@@ -124,12 +125,43 @@ func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 		_ = c.st.Idempotency.Release(context.WithoutCancel(ctx), key)
 		return Message{}, false, Unavailable(err)
 	}
-	if err := c.st.Idempotency.Complete(ctx, key, m); err != nil {
-		// The message is stored; only its idempotency record is lost, so a
-		// retry could store it twice. Report the stored message anyway.
+	// The record keeps everything but the text, which history has: a
+	// client cannot make chatd hold its texts twice, for the whole TTL.
+	record := m
+	record.Text = ""
+	if err := c.st.Idempotency.Complete(ctx, key, record); err != nil {
+		// The message is stored and is delivered; only its record is lost
+		// (a storage failure between two writes). The claim expires by
+		// itself, after which a retry would store the message again.
 		return m, true, nil
 	}
 	return m, true, nil
+}
+
+// original completes the record of an earlier send with its text, from
+// history; a message already dropped from history gets the retry's text,
+// which a client retrying a send repeats.
+func (c *Chat) original(ctx context.Context, rec Message, retryText string) Message {
+	if rec.Text != "" {
+		return rec
+	}
+	rec.Text = retryText
+	id, ok := ParseID(rec.ID)
+	if !ok {
+		return rec
+	}
+	prev := MessageID{MS: id.MS, Seq: id.Seq - 1}
+	if id.Seq == 0 {
+		if id.MS == 0 {
+			return rec
+		}
+		prev = MessageID{MS: id.MS - 1, Seq: math.MaxUint64}
+	}
+	p, err := c.st.History.Page(ctx, rec.Room, Query{After: prev.String(), Limit: 1})
+	if err == nil && len(p.Messages) == 1 && p.Messages[0].ID == rec.ID {
+		return p.Messages[0]
+	}
+	return rec
 }
 
 // claim takes key for a send, waiting a bounded time for a send with the same

@@ -223,3 +223,26 @@ func TestParseID(t *testing.T) {
 		}
 	}
 }
+
+// A retry of a send whose message history has already dropped still gets
+// the original id, with the text the retry carries.
+func TestChatRetryAfterTrim(t *testing.T) {
+	ctx := context.Background()
+	c := newTestChat(t, Limits{}, 2)
+	if _, err := c.Join(ctx, alice, "a"); err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := c.Send(ctx, alice, Send{Room: "a", Text: "original", ClientMsgID: "m1"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"2", "3", "4"} {
+		if _, _, err := c.Send(ctx, alice, Send{Room: "a", Text: text}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "original", ClientMsgID: "m1"}, true)
+	if err != nil || fresh || again != first {
+		t.Fatalf("retry after trim: %+v fresh=%v err=%v, want %+v", again, fresh, err, first)
+	}
+}

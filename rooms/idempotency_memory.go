@@ -9,15 +9,16 @@ import (
 var _ Idempotency = (*MemoryIdempotency)(nil)
 
 // MemoryIdempotency is the single-instance [Idempotency]. Entries are kept
-// for ttl after they were completed; expired ones are swept as new claims
-// come in.
+// for ttl after they were completed, and at most maxEntries of them: past
+// that the oldest go first, so that no client can grow it without bound.
 type MemoryIdempotency struct {
-	ttl time.Duration
-	now func() time.Time
+	ttl        time.Duration
+	maxEntries int
+	now        func() time.Time
 
-	mu        sync.Mutex // guards the following fields
-	entries   map[string]*memoryIdempotencyEntry
-	lastSweep time.Time
+	mu      sync.Mutex // guards the following fields
+	entries map[string]*memoryIdempotencyEntry
+	order   []string // keys in the order they were written; may hold stale keys
 }
 
 type memoryIdempotencyEntry struct {
@@ -29,10 +30,19 @@ type memoryIdempotencyEntry struct {
 // key, in time.
 const pendingClaimTTL = 30 * time.Second
 
+// DefaultMemoryIdempotencyEntries is how many sends a [MemoryIdempotency]
+// remembers at most (about 200 bytes each, texts are not kept).
+const DefaultMemoryIdempotencyEntries = 100_000
+
 // NewMemoryIdempotency returns a [MemoryIdempotency] remembering sends for
-// ttl.
+// ttl, at most [DefaultMemoryIdempotencyEntries] of them.
 func NewMemoryIdempotency(ttl time.Duration) *MemoryIdempotency {
-	return &MemoryIdempotency{ttl: ttl, now: time.Now, entries: make(map[string]*memoryIdempotencyEntry)}
+	return &MemoryIdempotency{
+		ttl:        ttl,
+		maxEntries: DefaultMemoryIdempotencyEntries,
+		now:        time.Now,
+		entries:    make(map[string]*memoryIdempotencyEntry),
+	}
 }
 
 // Claim implements [Idempotency].
@@ -40,7 +50,6 @@ func (s *MemoryIdempotency) Claim(_ context.Context, key string) (*Message, bool
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	s.sweep(now)
 	if e := s.entries[key]; e != nil && now.Before(e.expires) {
 		if e.msg != nil {
 			m := *e.msg
@@ -48,7 +57,7 @@ func (s *MemoryIdempotency) Claim(_ context.Context, key string) (*Message, bool
 		}
 		return nil, false, nil
 	}
-	s.entries[key] = &memoryIdempotencyEntry{expires: now.Add(pendingClaimTTL)}
+	s.put(key, &memoryIdempotencyEntry{expires: now.Add(pendingClaimTTL)}, now)
 	return nil, true, nil
 }
 
@@ -56,7 +65,8 @@ func (s *MemoryIdempotency) Claim(_ context.Context, key string) (*Message, bool
 func (s *MemoryIdempotency) Complete(_ context.Context, key string, m Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[key] = &memoryIdempotencyEntry{msg: &m, expires: s.now().Add(s.ttl)}
+	now := s.now()
+	s.put(key, &memoryIdempotencyEntry{msg: &m, expires: now.Add(s.ttl)}, now)
 	return nil
 }
 
@@ -70,15 +80,36 @@ func (s *MemoryIdempotency) Release(_ context.Context, key string) error {
 	return nil
 }
 
-// sweep drops expired entries at most once a minute.
-func (s *MemoryIdempotency) sweep(now time.Time) {
-	if now.Sub(s.lastSweep) < time.Minute {
-		return
+// put stores e under key and drops what has expired or is over the limit,
+// oldest first.
+func (s *MemoryIdempotency) put(key string, e *memoryIdempotencyEntry, now time.Time) {
+	if _, ok := s.entries[key]; !ok {
+		s.order = append(s.order, key)
 	}
-	s.lastSweep = now
-	for k, e := range s.entries {
-		if !now.Before(e.expires) {
+	s.entries[key] = e
+	drop := 0
+	for drop < len(s.order) {
+		k := s.order[drop]
+		old, ok := s.entries[k]
+		switch {
+		case !ok:
+			// released or replaced earlier: a stale position
+		case len(s.entries) > s.maxEntries || !now.Before(old.expires):
 			delete(s.entries, k)
+		default:
+			s.compact(drop)
+			return
 		}
+		drop++
+	}
+	s.compact(drop)
+}
+
+// compact forgets the first n positions of order, reallocating once they
+// are most of it.
+func (s *MemoryIdempotency) compact(n int) {
+	s.order = s.order[n:]
+	if cap(s.order) > 64 && len(s.order) < cap(s.order)/4 {
+		s.order = append([]string(nil), s.order...)
 	}
 }

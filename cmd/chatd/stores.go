@@ -15,8 +15,9 @@ import (
 	"github.com/chatd/chatd/server"
 )
 
-// idempotencyTTL is how long a clientMsgId is remembered, in time.
-const idempotencyTTL = 24 * time.Hour
+// idempotencyTTL is how long a clientMsgId is remembered: retries come
+// after a reconnect, within minutes.
+const idempotencyTTL = time.Hour
 
 // clustered reports whether cfg names a Redis.
 func clustered(cfg config.Config) bool {
