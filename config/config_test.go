@@ -654,3 +654,16 @@ func TestDefaultDrainFollowsShortTimeout(t *testing.T) {
 		t.Fatalf("explicit drain over the timeout: %v", err)
 	}
 }
+
+func TestPlaceholderSecretsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--auth-mode=jwt", "--auth-jwt-secret=change-me-to-a-random-hs256-secret"},
+		{"--api-token=change-me-to-a-random-api-token"},
+		{"--api-token=CHANGEME0123456789"},
+	} {
+		_, err := Load(args, func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), "placeholder") {
+			t.Errorf("%v: err = %v, want a placeholder error", args, err)
+		}
+	}
+}

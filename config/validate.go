@@ -68,6 +68,16 @@ func (c *Config) Validate() error {
 	c.validateRedis(&p)
 	c.validateAuth(&p)
 	c.validateAPI(&p)
+	for _, secret := range []struct{ key, value string }{
+		{"auth.jwt.secret", c.Auth.JWT.Secret},
+		{"api.token", c.API.Token},
+		{"api.aws_secret_access_key", c.API.AWSSecretAccessKey},
+		{"redis.password", c.Redis.Password},
+	} {
+		if isPlaceholder(secret.value) {
+			p.add(secret.key, "is the example placeholder from the deploy files; generate a real secret, e.g. with `openssl rand -hex 32`")
+		}
+	}
 	for _, o := range c.CORS.Origins {
 		if msg := checkOrigin(o); msg != "" {
 			p.add("cors.origins", "%q %s", o, msg)
@@ -252,4 +262,10 @@ func positive(p *problems, key string, v float64) {
 // isIDChar reports whether r may appear in an instance id.
 func isIDChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-'
+}
+
+// isPlaceholder reports whether a secret is one of the "change-me" values
+// of the example deploy files, which must never reach production.
+func isPlaceholder(secret string) bool {
+	return strings.HasPrefix(strings.ToLower(secret), "change-me") || strings.HasPrefix(strings.ToLower(secret), "changeme")
 }

@@ -44,6 +44,19 @@ func (p payload) str(key string, required bool) (string, error) {
 	return s, nil
 }
 
+// cursor returns the optional message-id field key: absent (or null) is no
+// cursor, while an empty string is not an id.
+func (p payload) cursor(key string) (string, error) {
+	s, err := p.str(key, false)
+	if err != nil {
+		return "", err
+	}
+	if v, present := p[key]; present && v != nil && s == "" {
+		return "", rooms.Errorf(rooms.CodeBadRequest, "%s must be a message id such as \"1700000000000-0\"", key)
+	}
+	return s, nil
+}
+
 // boolean returns the boolean field key, which is required.
 func (p payload) boolean(key string) (bool, error) {
 	v, ok := p[key]
@@ -146,10 +159,10 @@ func historyRequest(args []any) (string, rooms.Query, error) {
 	if err != nil {
 		return "", q, err
 	}
-	if q.Before, err = p.str("before", false); err != nil {
+	if q.Before, err = p.cursor("before"); err != nil {
 		return "", q, err
 	}
-	if q.After, err = p.str("after", false); err != nil {
+	if q.After, err = p.cursor("after"); err != nil {
 		return "", q, err
 	}
 	if q.Limit, err = p.integer("limit"); err != nil {

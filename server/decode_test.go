@@ -30,6 +30,8 @@ func TestHistoryRequest(t *testing.T) {
 		{"before", `[{"room":"general","before":"5-2"}]`, rooms.Query{Before: "5-2", Limit: 50}, ""},
 		{"both cursors", `[{"room":"general","before":"5-2","after":"1-0"}]`, rooms.Query{}, "either before or after"},
 		{"not an id", `[{"room":"general","after":"yesterday"}]`, rooms.Query{}, "after must be a message id"},
+		{"empty id", `[{"room":"general","before":""}]`, rooms.Query{}, "before must be a message id"},
+		{"null cursor", `[{"room":"general","after":null}]`, rooms.Query{Limit: 50}, ""},
 		{"limit zero", `[{"room":"general","limit":0}]`, rooms.Query{}, "limit must be 1 to 100"},
 		{"limit too big", `[{"room":"general","limit":101}]`, rooms.Query{}, "limit must be 1 to 100"},
 		{"limit fraction", `[{"room":"general","limit":1.5}]`, rooms.Query{}, "whole number"},

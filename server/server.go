@@ -298,8 +298,9 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 // 503 and new Engine.IO sessions are refused at once, then the connected
 // sockets have their transport closed in batches spread over window, so
 // that they reconnect (and, with connection state recovery, recover) on
-// other instances instead of all at once. Drain returns when every socket is
-// gone or ctx ends.
+// other instances instead of all at once. Drain returns once the last batch
+// was closed, or when ctx ends. The listener stays open meanwhile: long-
+// polling clients need it until their transport is closed.
 func (s *Server) Drain(ctx context.Context, window time.Duration) {
 	if s.draining.Swap(true) {
 		return

@@ -243,9 +243,12 @@ func (m *Main) Run(ctx context.Context) error {
 			m.log.Error("http server stopped", "err", err)
 		}
 	}()
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.reaper = cancel
-	go m.reap(rctx)
+	if clustered(m.cfg) {
+		// Only other instances can crash away from this one's presence.
+		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		m.reaper = cancel
+		go m.reap(rctx)
+	}
 	m.log.Info("chatd serving", "addr", ln.Addr().String(), "version", version,
 		"cluster", m.cfg.Redis.URL != "" || len(m.cfg.Redis.Addrs) > 0, "auth", m.cfg.Auth.Mode)
 	return nil
