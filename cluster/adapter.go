@@ -156,6 +156,11 @@ type AdapterBuilder struct {
 	dirty   map[string]adapterRoomRef
 	subWake chan struct{}
 
+	barrierSeq atomic.Uint64
+	barrierMu  sync.Mutex               // guards barriers and subReset
+	barriers   map[string]chan struct{} // PING payload -> closed when its PONG arrives
+	subReset   chan struct{}            // closed (and replaced) when the subscription connection may have dropped
+
 	hbWake chan struct{}
 	pubQ   chan adapterOutgoing
 	work   chan func()
@@ -214,6 +219,8 @@ func NewAdapterBuilder(client redis.UniversalClient, opts AdapterOptions) (*Adap
 		applied:     make(map[string]struct{}),
 		dirty:       make(map[string]adapterRoomRef),
 		subWake:     make(chan struct{}, 1),
+		barriers:    make(map[string]chan struct{}),
+		subReset:    make(chan struct{}),
 		hbWake:      make(chan struct{}, 1),
 		pubQ:        make(chan adapterOutgoing, opts.PublishQueueSize),
 		work:        make(chan func(), 1024),

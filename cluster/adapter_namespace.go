@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -255,7 +256,7 @@ func (a *RedisAdapter) FetchSockets(opts *socket.BroadcastOptions) func(func([]s
 			callback(found, nil)
 			return
 		}
-		replies, err := a.b.request(&wireMessage{Kind: kindFetchSockets, Nsp: a.name, Opts: optsToWire(opts)})
+		replies, err := a.b.request(context.Background(), &wireMessage{Kind: kindFetchSockets, Nsp: a.name, Opts: optsToWire(opts)})
 		seen := make(map[socket.SocketId]struct{}, len(found))
 		for _, s := range found {
 			seen[s.Id()] = struct{}{}
@@ -299,7 +300,7 @@ func (a *RedisAdapter) ServerSideEmit(packet []any) error {
 		return a.b.publish(a.b.busChannel, m)
 	}
 	go func() {
-		replies, err := a.b.request(m)
+		replies, err := a.b.request(context.Background(), m)
 		var answers []any
 		for _, r := range replies {
 			answers = append(answers, r.Data...)
@@ -345,6 +346,9 @@ func (a *RedisAdapter) onRemote(m *wireMessage) {
 			a.Adapter.AddSockets(optsFromWire(m.Opts), rooms)
 		} else {
 			a.Adapter.DelSockets(optsFromWire(m.Opts), rooms)
+		}
+		if m.Req != "" {
+			a.answerMembership(m, rooms)
 		}
 	case kindDisconnectSockets:
 		// Disconnecting runs the application's disconnect listeners, which

@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +50,12 @@ func (p *pendingRequest) forget(node string) {
 	}
 }
 
+// missing lists the instances that have not answered, sorted; p.mu must be
+// held.
+func (p *pendingRequest) missing() string {
+	return strings.Join(slices.Sorted(maps.Keys(p.waiting)), ", ")
+}
+
 func (p *pendingRequest) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -57,17 +67,19 @@ func (p *pendingRequest) finish() {
 
 // request sends m on the bus to every instance and waits until each
 // instance alive when it was sent has answered (or left), RequestTimeout
-// passes or the builder closes. It returns the answers that arrived.
-func (b *AdapterBuilder) request(m *wireMessage) ([]*wireMessage, error) {
+// passes, ctx ends or the builder closes. It returns the answers that
+// arrived; when some are missing, an error wrapping ErrRequestTimeout names
+// the instances that did not answer.
+func (b *AdapterBuilder) request(ctx context.Context, m *wireMessage) ([]*wireMessage, error) {
 	start := time.Now()
-	replies, err := b.doRequest(m)
+	replies, err := b.doRequest(ctx, m)
 	if h := b.opts.Hooks.Request; h != nil {
 		h(m.Kind.String(), time.Since(start), err)
 	}
 	return replies, err
 }
 
-func (b *AdapterBuilder) doRequest(m *wireMessage) ([]*wireMessage, error) {
+func (b *AdapterBuilder) doRequest(ctx context.Context, m *wireMessage) ([]*wireMessage, error) {
 	if b.closed.Load() {
 		return nil, ErrAdapterClosed
 	}
@@ -101,7 +113,14 @@ func (b *AdapterBuilder) doRequest(m *wireMessage) ([]*wireMessage, error) {
 		}
 	case <-t.C:
 		p.mu.Lock()
-		err = fmt.Errorf("%w: %s: %d of %d instances did not answer within %v", ErrRequestTimeout, m.Kind, len(p.waiting), len(nodes), b.opts.RequestTimeout)
+		err = fmt.Errorf("%w: %s: %d of %d instances did not answer within %v: %s",
+			ErrRequestTimeout, m.Kind, len(p.waiting), len(nodes), b.opts.RequestTimeout, p.missing())
+		p.finished = true
+		p.mu.Unlock()
+	case <-ctx.Done():
+		p.mu.Lock()
+		err = fmt.Errorf("%w (%w): %s: %d of %d instances had not answered: %s",
+			ErrRequestTimeout, context.Cause(ctx), m.Kind, len(p.waiting), len(nodes), p.missing())
 		p.finished = true
 		p.mu.Unlock()
 	}

@@ -32,6 +32,7 @@ func (b *AdapterBuilder) receiveLoop() {
 					b.log.Warn("adapter: Redis subscription silent, reconnecting")
 					b.subscribed.Store(false)
 					b.renewPubSub()
+					b.resetBarriers()
 					silent = 0
 					continue
 				}
@@ -43,6 +44,9 @@ func (b *AdapterBuilder) receiveLoop() {
 			if b.subscribed.Swap(false) {
 				b.log.Warn("adapter: Redis subscription lost", "err", err)
 			}
+			// go-redis reconnects and subscribes again; a PING written on
+			// the lost connection gets no PONG.
+			b.resetBarriers()
 			b.redisOK.Store(false)
 			if !b.wait(backoff) {
 				return
@@ -61,6 +65,8 @@ func (b *AdapterBuilder) receiveLoop() {
 			}
 		case *redis.Message:
 			b.handle(m)
+		case *redis.Pong:
+			b.passBarrier(m.Payload)
 		}
 	}
 }
@@ -130,14 +136,19 @@ func (b *AdapterBuilder) subscriptionLoop() {
 // socket and unsubscribes from the others. It decides from the adapter's
 // current rooms rather than from the order of create/delete events, which
 // concurrent joins and leaves can reorder.
+//
+// The dirty rooms are taken while subMu is held, so that once a call
+// returns, every room marked before it has had its SUBSCRIBE written (by
+// this call or by the one holding subMu before it): waitSubscribed relies on
+// it.
 func (b *AdapterBuilder) syncSubscriptions() {
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+
 	b.dirtyMu.Lock()
 	dirty := b.dirty
 	b.dirty = make(map[string]adapterRoomRef, len(dirty))
 	b.dirtyMu.Unlock()
-
-	b.subMu.Lock()
-	defer b.subMu.Unlock()
 	var add, remove []string
 	for ch, ref := range dirty {
 		_, have := b.applied[ch]
@@ -198,7 +209,7 @@ func (b *AdapterBuilder) handle(rm *redis.Message) {
 	}
 	switch m.Kind {
 	case kindHeartbeat:
-	case kindFetchSocketsReply, kindServerSideEmitReply:
+	case kindFetchSocketsReply, kindServerSideEmitReply, kindSocketsReply:
 		b.reqMu.Lock()
 		p := b.requests[m.Req]
 		b.reqMu.Unlock()
@@ -236,6 +247,10 @@ func (b *AdapterBuilder) answerUnknownNamespace(m *wireMessage) {
 	case kindServerSideEmit:
 		if m.WithAck {
 			b.reply(m.From, &wireMessage{Kind: kindServerSideEmitReply, Req: m.Req})
+		}
+	case kindSocketsJoin, kindSocketsLeave:
+		if m.Req != "" {
+			b.reply(m.From, &wireMessage{Kind: kindSocketsReply, Req: m.Req})
 		}
 	}
 }

@@ -34,6 +34,10 @@ const (
 	kindFetchSocketsReply
 	kindServerSideEmit
 	kindServerSideEmitReply
+	// kindSocketsReply answers a socketsJoin or socketsLeave that carries a
+	// request id: the change is applied on the answering instance (for a
+	// join, with the rooms' channels subscribed).
+	kindSocketsReply
 )
 
 // String returns the kind's name, as used in metrics labels and logs.
@@ -65,6 +69,8 @@ func (k wireKind) String() string {
 		return "server_side_emit"
 	case kindServerSideEmitReply:
 		return "server_side_emit_reply"
+	case kindSocketsReply:
+		return "sockets_reply"
 	default:
 		return "unknown"
 	}
@@ -82,7 +88,7 @@ type wireMessage struct {
 	PacketType uint8     `msgpack:"p,omitempty"`
 	Data       []any     `msgpack:"d,omitempty"` // packet data, event arguments or ack arguments
 	Opts       *wireOpts `msgpack:"o,omitempty"`
-	Rooms      []string  `msgpack:"r,omitempty"` // rooms to join or leave
+	Rooms      []string  `msgpack:"r,omitempty"` // rooms to join or leave (with Req: answer once applied)
 	Close      bool      `msgpack:"c,omitempty"` // disconnect: close the underlying connection
 	WithAck    bool      `msgpack:"a,omitempty"` // server-side emit expects answers
 	Count      uint64    `msgpack:"u,omitempty"` // broadcast with ack: sockets reached

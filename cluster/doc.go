@@ -10,6 +10,12 @@
 // keeps disconnected sessions and missed packets in Redis so that a client
 // can resume on any instance.
 //
+// Socket.io's socketsJoin/socketsLeave are fire-and-forget; the adapter also
+// offers AddSocketsWait and DelSocketsWait (server.MembershipSync), which
+// return once every live instance has applied the change and, for a join,
+// has its subscription to the rooms' channels confirmed by Redis, so that a
+// message sent afterwards reaches exactly the sockets in the room.
+//
 // Redis keys and channels, all under the configured prefix P:
 //
 //	P:bus                    channel every instance listens to: heartbeats, requests,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/rooms"
@@ -27,6 +28,8 @@ const (
 	// MaxPresenceTTL bounds the TTL, and so how long the users of a crashed
 	// instance can stay online.
 	MaxPresenceTTL = 60 * time.Second
+	// DefaultPresenceTimeout bounds the Redis calls of one heartbeat.
+	DefaultPresenceTimeout = 2 * time.Second
 )
 
 // RedisPresenceOptions configures a [RedisPresence].
@@ -47,6 +50,11 @@ type RedisPresenceOptions struct {
 	// Heartbeat is the time between two renewals of the entry, at most half
 	// the TTL; 0 means a third of the TTL.
 	Heartbeat time.Duration
+	// Timeout bounds the Redis calls of one heartbeat (the renewal and, when
+	// needed, the repair of this instance's sockets), so that a slow Redis
+	// delays Connect and Disconnect at most this long while a repair runs;
+	// 0 means [DefaultPresenceTimeout]. chatd passes redis.timeout.
+	Timeout time.Duration
 	// Now, when set, is the clock that dates heartbeats and decides expiry
 	// (tests use it). When nil the Redis server's clock does, so that the
 	// instances' clocks need not agree.
@@ -79,17 +87,26 @@ type RedisPresence struct {
 	instance  string
 	ttl       time.Duration
 	heartbeat time.Duration
+	timeout   time.Duration    // bounds one heartbeat's Redis calls
 	now       func() time.Time // nil: the Redis server's clock
 	log       *slog.Logger
 	reapBatch int // sockets removed per reap script call
 
 	// ops is held shared by Connect and Disconnect, and alone by a
-	// heartbeat, so that a heartbeat compares the entry with the sockets
-	// while no change is in flight.
+	// heartbeat that repairs the entry, so that the repair sees no change in
+	// flight. The renewal itself runs without it (see beat).
 	ops sync.RWMutex
+	// opsRunning counts the Connect and Disconnect calls in flight and
+	// opsStarted those begun so far. A call raises opsRunning before
+	// opsStarted, so a heartbeat that reads opsStarted then opsRunning
+	// before its renewal, and opsStarted again after it, notices any call
+	// that overlapped the renewal (see beat).
+	opsRunning atomic.Int64
+	opsStarted atomic.Uint64
 
 	mu      sync.Mutex            // guards the following fields
 	sockets map[string]rooms.User // the sockets this instance recorded
+	offline []rooms.User          // users a repair left without a socket, for the next Reap
 	started bool                  // Start succeeded
 	closed  bool                  // Close was called
 	cancel  context.CancelFunc    // stops the heartbeat loop
@@ -117,6 +134,13 @@ func NewRedisPresence(client redis.UniversalClient, opts RedisPresenceOptions) (
 	if beat <= 0 || beat > ttl/2 {
 		return nil, fmt.Errorf("cluster: presence heartbeat %v must be above 0 and at most half the TTL (%v)", beat, ttl/2)
 	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = DefaultPresenceTimeout
+	}
+	if timeout < 0 {
+		return nil, fmt.Errorf("cluster: presence timeout %v must be above 0", timeout)
+	}
 	id := opts.InstanceID
 	if id == "" {
 		id, err = presenceInstanceID()
@@ -130,6 +154,7 @@ func NewRedisPresence(client redis.UniversalClient, opts RedisPresenceOptions) (
 		instance:  id,
 		ttl:       ttl,
 		heartbeat: beat,
+		timeout:   timeout,
 		now:       opts.Now,
 		log:       logger.With("instance", id),
 		reapBatch: 1000,
@@ -224,13 +249,15 @@ return {lapsed, redis.call('HLEN', KEYS[2])}
 
 	// ARGV: now, TTL ms, instance id, then socket id, user id, name for each
 	// socket of the instance. Makes the recorded sockets exactly these and
-	// returns {sockets added, sockets removed}.
+	// returns {sockets added, sockets removed, then user id, name of each
+	// user left without a socket}.
 	presenceReconcileScript = redis.NewScript(presenceNow + `
 local now = now_ms(ARGV[1])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 local want = {}
 for i = 4, #ARGV, 3 do want[ARGV[i]] = i end
 local removed, added = 0, 0
+local gone = {}
 local have = redis.call('HGETALL', KEYS[2])
 for j = 1, #have, 2 do
   local sid, uid = have[j], have[j + 1]
@@ -238,6 +265,7 @@ for j = 1, #have, 2 do
   if not i or ARGV[i + 1] ~= uid then
     redis.call('HDEL', KEYS[2], sid)
     if redis.call('HINCRBY', KEYS[3], uid, -1) <= 0 then
+      if not gone[uid] then gone[uid] = redis.call('HGET', KEYS[4], uid) or uid end
       redis.call('HDEL', KEYS[3], uid)
       redis.call('HDEL', KEYS[4], uid)
     end
@@ -251,7 +279,14 @@ for sid, i in pairs(want) do
     added = added + 1
   end
 end
-return {added, removed}
+local out = {added, removed}
+for uid, name in pairs(gone) do
+  if redis.call('HEXISTS', KEYS[3], uid) == 0 then
+    out[#out + 1] = uid
+    out[#out + 1] = name
+  end
+end
+return out
 `)
 
 	// ARGV: now, instance id, batch size. When the instance has expired,
@@ -353,38 +388,74 @@ func (p *RedisPresence) loop(ctx context.Context, done chan<- struct{}) {
 			return
 		case <-t.C:
 		}
-		beatCtx, cancel := context.WithTimeout(ctx, p.heartbeat)
-		err := p.beat(beatCtx)
-		cancel()
-		if err != nil && ctx.Err() == nil {
+		if err := p.beat(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("presence heartbeat failed; the users of this instance go offline elsewhere if it keeps failing",
 				"ttl", p.ttl, "err", err)
 		}
 	}
 }
 
-// beat renews the entry. When the sockets recorded in Redis differ from
-// those of this instance (other instances reaped them while this one was
-// stalled, or a failed call left one behind), it restores them.
+// beat renews the entry, within the presence timeout. When the sockets
+// recorded in Redis differ from those of this instance (other instances
+// reaped them while this one was stalled, or a failed call left one
+// behind), it restores them.
+//
+// The renewal runs while Connect and Disconnect go on, so that a slow Redis
+// does not hold them up; it also counts the sockets Redis holds, which is
+// compared with this instance's count only when no call overlapped it (see
+// opsRunning). Otherwise, and when the counts differ, repair compares again
+// with the calls held off.
 func (p *RedisPresence) beat(ctx context.Context) error {
-	p.ops.Lock()
-	defer p.ops.Unlock()
-	res, err := presenceHeartbeatScript.Run(ctx, p.client, p.scriptKeys(p.instance)[:2],
-		p.nowArg(), p.ttl.Milliseconds(), p.instance).Int64Slice()
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	started := p.opsStarted.Load()
+	idle := p.opsRunning.Load() == 0
+	p.mu.Lock()
+	have := len(p.sockets)
+	p.mu.Unlock()
+	lapsed, held, err := p.renew(ctx)
 	if err != nil {
 		return err
 	}
+	if lapsed && have > 0 {
+		p.log.Warn("presence heartbeat came after this instance's entry had expired; others may have reported its users offline",
+			"ttl", p.ttl)
+	}
+	if idle && p.opsStarted.Load() == started && held == int64(have) {
+		return nil
+	}
+	return p.repair(ctx)
+}
+
+// renew runs the heartbeat script: it reports whether the entry had expired
+// and how many sockets Redis holds for this instance.
+func (p *RedisPresence) renew(ctx context.Context) (lapsed bool, held int64, err error) {
+	res, err := presenceHeartbeatScript.Run(ctx, p.client, p.scriptKeys(p.instance)[:2],
+		p.nowArg(), p.ttl.Milliseconds(), p.instance).Int64Slice()
+	if err != nil {
+		return false, 0, err
+	}
 	if len(res) != 2 {
-		return fmt.Errorf("cluster: presence heartbeat answered %v", res)
+		return false, 0, fmt.Errorf("cluster: presence heartbeat answered %v", res)
+	}
+	return res[0] == 1, res[1], nil
+}
+
+// repair makes the sockets Redis holds for this instance exactly those of
+// this instance, with Connect and Disconnect held off (for at most the
+// presence timeout, ctx's). The users it leaves without a socket anywhere
+// are reported by the next Reap, so that the server announces them offline.
+func (p *RedisPresence) repair(ctx context.Context) error {
+	p.ops.Lock()
+	defer p.ops.Unlock()
+	_, held, err := p.renew(ctx)
+	if err != nil {
+		return err
 	}
 	p.mu.Lock()
 	want := maps.Clone(p.sockets)
 	p.mu.Unlock()
-	if res[0] == 1 && len(want) > 0 {
-		p.log.Warn("presence heartbeat came after this instance's entry had expired; others may have reported its users offline",
-			"ttl", p.ttl)
-	}
-	if res[1] == int64(len(want)) {
+	if held == int64(len(want)) {
 		return nil
 	}
 	args := make([]any, 0, 3+3*len(want))
@@ -392,14 +463,36 @@ func (p *RedisPresence) beat(ctx context.Context) error {
 	for sid, u := range want {
 		args = append(args, sid, u.ID, u.Name)
 	}
-	fixed, err := presenceReconcileScript.Run(ctx, p.client, p.scriptKeys(p.instance), args...).Int64Slice()
+	res, err := presenceReconcileScript.Run(ctx, p.client, p.scriptKeys(p.instance), args...).Slice()
 	if err != nil {
 		return err
 	}
-	if len(fixed) == 2 {
-		p.log.Warn("restored this instance's sockets in Redis", "added", fixed[0], "removed", fixed[1])
+	if len(res) < 2 || len(res)%2 != 0 {
+		return fmt.Errorf("cluster: presence repair answered %d values", len(res))
 	}
+	added, _ := res[0].(int64)
+	removed, _ := res[1].(int64)
+	var gone []rooms.User
+	for i := 2; i < len(res); i += 2 {
+		uid, _ := res[i].(string)
+		name, _ := res[i+1].(string)
+		gone = append(gone, rooms.User{ID: uid, Name: name})
+	}
+	if len(gone) > 0 {
+		p.mu.Lock()
+		p.offline = append(p.offline, gone...)
+		p.mu.Unlock()
+	}
+	p.log.Warn("restored this instance's sockets in Redis", "added", added, "removed", removed, "offline", len(gone))
 	return nil
+}
+
+// track counts a Connect or Disconnect in flight; call the function it
+// returns when the call's changes are done.
+func (p *RedisPresence) track() func() {
+	p.opsRunning.Add(1)
+	p.opsStarted.Add(1)
+	return func() { p.opsRunning.Add(-1) }
 }
 
 // Close stops the heartbeat and hands this instance's remaining sockets to
@@ -432,6 +525,7 @@ func (p *RedisPresence) Close(ctx context.Context) error {
 func (p *RedisPresence) Connect(ctx context.Context, u rooms.User, socketID string) (bool, error) {
 	p.ops.RLock()
 	defer p.ops.RUnlock()
+	defer p.track()()
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
@@ -454,6 +548,7 @@ func (p *RedisPresence) Connect(ctx context.Context, u rooms.User, socketID stri
 func (p *RedisPresence) Disconnect(ctx context.Context, userID, socketID string) (bool, error) {
 	p.ops.RLock()
 	defer p.ops.RUnlock()
+	defer p.track()()
 	p.mu.Lock()
 	if u, ok := p.sockets[socketID]; ok && u.ID == userID {
 		delete(p.sockets, socketID)
@@ -502,14 +597,20 @@ func (p *RedisPresence) Online(ctx context.Context, userIDs []string) ([]rooms.U
 // Reap implements [rooms.Presence]. It skips this instance's own entry,
 // which its heartbeat renews. Each reaped socket is removed in one atomic
 // step, so when several instances reap at once each user is reported by
-// exactly one of them. On an error it returns the users found so far with
-// the error: their sockets are gone already, and no other Reap reports them.
+// exactly one of them. It also reports, once, the users that a heartbeat's
+// repair of this instance's entry left without a socket (say a Disconnect
+// failed while Redis was unreachable, so Disconnect could not report them).
+// On an error it returns the users found so far with the error: their
+// sockets are gone already, and no other Reap reports them.
 func (p *RedisPresence) Reap(ctx context.Context) ([]rooms.User, error) {
+	p.mu.Lock()
+	out := p.offline
+	p.offline = nil
+	p.mu.Unlock()
 	expired, err := presenceExpiredScript.Run(ctx, p.client, []string{p.instancesKey()}, p.nowArg(), p.instance).StringSlice()
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	var out []rooms.User
 	for _, id := range expired {
 		out, err = p.reapInstance(ctx, id, out)
 		if err != nil {

@@ -282,6 +282,13 @@ func TestRedisStorePresenceRestoresReapedSockets(t *testing.T) {
 	if online, err := b.Online(ctx, []string{"alice", "carol"}); err != nil || !slices.Equal(online, []rooms.User{alice}) {
 		t.Fatalf("after a's heartbeat, Online(alice, carol) = %v, %v; want [alice]", online, err)
 	}
+	// carol went offline with that socket: a's Reap reports her, once.
+	if got, err := a.Reap(ctx); err != nil || !slices.Equal(got, []rooms.User{{ID: "carol", Name: "Carol"}}) {
+		t.Fatalf("a's Reap after the heartbeat = %v, %v; want [carol]", got, err)
+	}
+	if got, err := a.Reap(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("a's second Reap = %v, %v; want nothing", got, err)
+	}
 }
 
 func TestRedisStorePresenceStartClose(t *testing.T) {
@@ -464,6 +471,10 @@ func TestRedisStoreOptions(t *testing.T) {
 			_, err := NewRedisPresence(client, RedisPresenceOptions{TTL: 10 * time.Second, Heartbeat: 6 * time.Second})
 			return err
 		}, "heartbeat 6s"},
+		{"negative presence timeout", func() error {
+			_, err := NewRedisPresence(client, RedisPresenceOptions{Timeout: -time.Second})
+			return err
+		}, "presence timeout -1s"},
 		{"negative idempotency TTL", func() error {
 			_, err := NewRedisIdempotency(client, RedisIdempotencyOptions{TTL: -time.Second})
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -332,6 +333,13 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 		case <-t.C:
 		}
 	}
+	// Engine.IO sessions without a socket (still connecting, or left by a
+	// server-side disconnect) would hold a long-poll open for up to the ping
+	// interval and keep the HTTP server from shutting down.
+	s.io.Engine().Clients().Range(func(_ string, c engine.Socket) bool {
+		c.Close(false)
+		return true
+	})
 }
 
 // Close disconnects every remaining socket and closes the socket.io server

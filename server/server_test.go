@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +35,16 @@ func newRoutesServer(t *testing.T, cfg Config, ready func() bool) *httptest.Serv
 		_ = s.Close()
 	})
 	return ts
+}
+
+// serverOf returns the Server behind a test server made by newRoutesServer.
+func serverOf(t *testing.T, ts *httptest.Server) *Server {
+	t.Helper()
+	s, ok := ts.Config.Handler.(*Server)
+	if !ok {
+		t.Fatalf("handler is %T", ts.Config.Handler)
+	}
+	return s
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -119,5 +130,45 @@ func TestOptionalRoutes(t *testing.T) {
 	}
 	if _, body := get(t, ts.URL+"/metrics"); !strings.Contains(body, "chatd_sockets") {
 		t.Fatal("metrics lack chatd_sockets")
+	}
+}
+
+// An Engine.IO session that never connected a socket.io socket still holds
+// a long-poll; the drain must end it, or the HTTP server's shutdown waits
+// out the ping interval (25 s).
+func TestDrainEndsBareEngineSessions(t *testing.T) {
+	ts := newRoutesServer(t, Config{}, nil)
+	code, body := get(t, ts.URL+"/socket.io/?EIO=4&transport=polling")
+	if code != 200 {
+		t.Fatalf("handshake = %d %s", code, body)
+	}
+	var open struct {
+		SID string `json:"sid"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "0")), &open); err != nil || open.SID == "" {
+		t.Fatalf("open packet %q: %v", body, err)
+	}
+	polled := make(chan int, 1)
+	go func() {
+		res, err := http.Get(ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + open.SID)
+		if err != nil {
+			polled <- -1
+			return
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		polled <- res.StatusCode
+	}()
+	srv := serverOf(t, ts)
+	// The poll must be pending before the drain for the test to mean anything.
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.io.Engine().ClientsCount() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.Drain(context.Background(), 0)
+	select {
+	case <-polled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pending long-poll of a bare Engine.IO session outlived the drain")
 	}
 }

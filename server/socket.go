@@ -160,6 +160,10 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	if len(joinRooms) > 0 {
 		sock.Join(joinRooms...)
 	}
+	// In cluster mode, wait until this instance receives the other
+	// instances' broadcasts to the socket's rooms, so that nothing sent
+	// after the session event is missed.
+	s.waitRoomsReady(ctx, sock)
 	_ = sock.Emit("session", map[string]any{
 		"userId":    u.ID,
 		"name":      u.Name,
@@ -329,8 +333,10 @@ func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
 		return nil, err
 	}
 	// Put every socket of the user in the room, on every instance, even
-	// when the membership existed: a socket may have missed it.
-	c.s.nsp.In(userRoom(c.user.ID)).SocketsJoin(socket.Room(room))
+	// when the membership existed: a socket may have missed it. In cluster
+	// mode this waits until every instance has done it, so that a message
+	// sent after the ack reaches all the user's tabs.
+	c.s.userSocketsJoin(ctx, c.user.ID, room)
 	if joined {
 		c.s.emitPresence(room, c.user, "joined")
 		c.s.emitMembership(c.user.ID, room, "joined")
@@ -347,7 +353,9 @@ func (c *conn) leave(ctx context.Context, args []any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.s.nsp.In(userRoom(c.user.ID)).SocketsLeave(socket.Room(room))
+	// In cluster mode this waits until every instance has done it, so that
+	// no message sent after the ack reaches the user's tabs.
+	c.s.userSocketsLeave(ctx, c.user.ID, room)
 	if left {
 		c.s.emitPresence(room, c.user, "left")
 		c.s.emitMembership(c.user.ID, room, "left")

@@ -86,7 +86,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 		return rooms.Stores{}, server.Deps{}, err
 	}
 	presence, err := cluster.NewRedisPresence(client, cluster.RedisPresenceOptions{
-		Prefix: prefix, Logger: m.log, InstanceID: cfg.Instance.ID, TTL: cfg.Presence.TTL,
+		Prefix: prefix, Logger: m.log, InstanceID: cfg.Instance.ID, TTL: cfg.Presence.TTL, Timeout: cfg.Redis.Timeout,
 	})
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
