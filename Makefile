@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: run test web build gotest e2e fuzz bench lint
+.PHONY: run test web build gotest e2e fuzz
 
 ## run: build the web client, then run one chatd on :3000 (in-memory, no Redis)
 run: web
@@ -22,17 +22,21 @@ web:
 	$(NPM) --prefix web ci --no-audit --no-fund --loglevel=error
 	$(NPM) --prefix web run build
 
-## test: every test: go vet, Go tests with the race detector, Node end-to-end tests
+## test: every test: go vet, Go tests and the web client's unit tests, then the
+## end-to-end tests, all with the race detector
 test: web gotest e2e
 
-gotest:
+gotest: web
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 8m ./...
+	$(NPM) --prefix web test
 
-## e2e: the end-to-end tests (real chatd binaries, official socket.io-client, Chromium)
-e2e:
+## e2e: the end-to-end tests (real chatd binaries built with the race
+## detector, official socket.io-client, the AWS SDK, nginx, Chromium)
+e2e: web
 	$(NPM) --prefix e2e ci --no-audit --no-fund --loglevel=error
-	$(NPM) --prefix e2e test
+	$(GO) build -race -o e2e/.bin/chatd ./cmd/chatd
+	CHATD_BIN=$(CURDIR)/e2e/.bin/chatd $(NPM) --prefix e2e test
 
 ## fuzz: fuzz the event payload decoders for a minute
 fuzz:
