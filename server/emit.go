@@ -15,7 +15,7 @@ func (s *Server) deliver(msg rooms.Message, except socket.SocketId) {
 	if except != "" {
 		op = op.Except(socket.Room(except))
 	}
-	_ = op.Emit("message", msg)
+	_ = op.Emit("message", messagePayload(msg))
 	s.metrics.eventsOut.WithLabelValues("message").Inc()
 	if ids, ok := s.nsp.Adapter().Rooms().Load(socket.Room(msg.Room)); ok {
 		n := ids.Len()
@@ -24,6 +24,18 @@ func (s *Server) deliver(msg rooms.Message, except socket.SocketId) {
 		}
 		s.metrics.fanout.Observe(float64(n))
 	}
+}
+
+// messagePayload is msg as the `message` event carries it. A plain map
+// (not the struct) travels to other instances without a JSON round trip.
+func messagePayload(m rooms.Message) map[string]any {
+	p := map[string]any{
+		"id": m.ID, "room": m.Room, "userId": m.UserID, "name": m.Name, "text": m.Text, "ts": m.TS,
+	}
+	if m.ClientMsgID != "" {
+		p["clientMsgId"] = m.ClientMsgID
+	}
+	return p
 }
 
 // emitPresence tells the others in room that u joined or left it.
