@@ -3,8 +3,8 @@
 // and by token, chat between two users, presence, typing, unread counts,
 // history on scroll back, tabs of one user in step, escaping of message text,
 // and, on a two-instance cluster, a killed instance whose pages reconnect and
-// show every message. It also writes the screenshots the README shows
-// (web/screenshots/desktop.png and phone.png).
+// show every message. It also writes desktop and phone screenshots
+// (e2e/screenshots/; UPDATE_SCREENSHOTS=1 refreshes web/screenshots/, which the README shows).
 //
 // The page is embedded into the binary, so the client must be built before
 // chatd is: `npm --prefix web ci && npm --prefix web run build`. Run alone
@@ -29,7 +29,11 @@ const CHROMIUM_ARGS = [
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];
 const WAIT_MS = 15000; // every wait for something the page must show, in milliseconds
-const SCREENSHOTS = path.join(REPO_ROOT, "web", "screenshots");
+// The run writes its screenshots to e2e/screenshots/ (ignored by git); with
+// UPDATE_SCREENSHOTS=1 it refreshes the ones the README shows, in web/screenshots/.
+const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === "1"
+  ? path.join(REPO_ROOT, "web", "screenshots")
+  : path.join(REPO_ROOT, "e2e", "screenshots");
 // Seeding history sends many messages from one socket: lift the per-socket rate.
 const FAST = { CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "2000" };
 

@@ -343,20 +343,30 @@ func (a *api) emit(r *http.Request) (int, any, error) {
 	return http.StatusAccepted, map[string]any{"ok": true}, nil
 }
 
-// getConnection describes a live socket anywhere in the cluster.
-func (a *api) getConnection(r *http.Request) (int, any, error) {
+// liveSocket finds the socket named by the request's {socketId}, wherever
+// it is connected; not_found when none is.
+func (a *api) liveSocket(r *http.Request) (*socket.RemoteSocket, error) {
 	id := r.PathValue("socketId")
 	if !validSocketID(id) {
-		return 0, nil, rooms.Errorf(rooms.CodeNotFound, "no connected socket %q", truncate(id, 64))
+		return nil, rooms.Errorf(rooms.CodeNotFound, "no connected socket %q", truncate(id, 64))
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
 	sock, err := a.s.findSocket(ctx, id)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	if sock == nil {
-		return 0, nil, rooms.Errorf(rooms.CodeNotFound, "no connected socket %q", id)
+		return nil, rooms.Errorf(rooms.CodeNotFound, "no connected socket %q", id)
+	}
+	return sock, nil
+}
+
+// getConnection describes a live socket anywhere in the cluster.
+func (a *api) getConnection(r *http.Request) (int, any, error) {
+	sock, err := a.liveSocket(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	u, at, _ := socketUser(sock.Data())
 	return http.StatusOK, map[string]any{
@@ -370,20 +380,11 @@ func (a *api) getConnection(r *http.Request) (int, any, error) {
 
 // deleteConnection disconnects one socket, wherever it is connected.
 func (a *api) deleteConnection(r *http.Request) (int, any, error) {
-	id := r.PathValue("socketId")
-	if !validSocketID(id) {
-		return 0, nil, rooms.Errorf(rooms.CodeNotFound, "no connected socket %q", truncate(id, 64))
-	}
-	ctx, cancel := a.requestContext(r)
-	defer cancel()
-	sock, err := a.s.findSocket(ctx, id)
+	sock, err := a.liveSocket(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	if sock == nil {
-		return 0, nil, rooms.Errorf(rooms.CodeNotFound, "no connected socket %q", id)
-	}
-	a.s.disconnect(socket.Room(id))
+	a.s.disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }
 
