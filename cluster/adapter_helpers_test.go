@@ -40,7 +40,7 @@ func startAdapterTestRedis(t testing.TB) *adapterTestRedis {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skipf("the adapter tests need redis-server in PATH: %v", err)
+		t.Fatalf("the cluster tests need redis-server in PATH (apt-get install redis-server): %v", err)
 	}
 	r := &adapterTestRedis{t: t, bin: bin, dir: t.TempDir()}
 	var lastErr error
