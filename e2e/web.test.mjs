@@ -15,13 +15,13 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import {
-  REPO_ROOT, startChatd, stopChatd, connect, ok, uid, freePort, closeAll, signJWT,
+  REPO_ROOT, startChatd, stopChatd, connect, ok, uid, closeAll, signJWT,
 } from "./lib/chatd.mjs";
 import { startRedis } from "./lib/redis.mjs";
+import { tcpProxy } from "./lib/proxy.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -460,59 +460,6 @@ describe("web client across a lost connection", () => {
     });
   }
 });
-
-/**
- * tcpProxy forwards TCP connections on its own port to a chatd instance.
- * Each page connects through one proxy (its origin), so when an instance is
- * killed, the test points that proxy at a surviving instance and the page's
- * socket.io reconnects to the same URL, as it would behind a load balancer.
- * With no target it refuses connections (the instance is down).
- */
-async function tcpProxy(targetPort) {
-  let target = targetPort;
-  const conns = new Set();
-  const server = net.createServer((client) => {
-    if (!target) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(target, "127.0.0.1");
-    const pair = { client, upstream };
-    conns.add(pair);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      conns.delete(pair);
-    };
-    for (const s of [client, upstream]) {
-      s.on("error", end);
-      s.on("close", end);
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  const port = await freePort();
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", resolve);
-  });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    /** point sends new connections to port (null: refuse them) and drops the open ones. */
-    point(port) {
-      target = port;
-      for (const { client, upstream } of conns) {
-        client.destroy();
-        upstream.destroy();
-      }
-      conns.clear();
-    },
-    close() {
-      this.point(null);
-      return new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 async function clusterNodes(url) {
   try {
