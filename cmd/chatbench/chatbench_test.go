@@ -356,6 +356,7 @@ func TestCompareReportsRatios(t *testing.T) {
 {"scenario":"idle","label":"chatd","targets":1,"connections":5000,"rss_per_conn_kb":30}
 {"scenario":"idle","label":"chatd","targets":1,"connections":5000,"rss_per_conn_kb":20}
 {"scenario":"idle","label":"node","targets":1,"connections":5000,"rss_per_conn_kb":10}
+{"scenario":"fanout","label":"node","targets":1,"rooms":100,"members":20,"rate":500,"deliveries_per_s":9500,"latency":{"p99_ms":900},"disturbed":true}
 progress lines and the like are skipped
 `
 	var out bytes.Buffer

@@ -34,8 +34,8 @@ var compareMetrics = map[string][]metric{
 }
 
 // runCompare reads result lines and prints, as a Markdown table, each
-// metric of label -a and label -b (the median over repeated runs) and
-// their ratio a/b.
+// metric of label -a and label -b (the median over repeated runs, leaving
+// out runs marked disturbed when there are others) and their ratio a/b.
 func runCompare(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chatbench compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -88,6 +88,16 @@ func writeComparison(w io.Writer, lines []map[string]any, a, b string) error {
 	type key struct{ group, metric string }
 	values := map[key]map[string][]float64{}
 	var groups []string
+	// Runs that other programs disturbed count only when a label has no
+	// other run of the group.
+	calm := map[[2]string]bool{}
+	for _, m := range lines {
+		sc, _ := m["scenario"].(string)
+		label, _ := m["label"].(string)
+		if d, _ := m["disturbed"].(bool); !d {
+			calm[[2]string{groupName(sc, m), label}] = true
+		}
+	}
 	for _, m := range lines {
 		sc, _ := m["scenario"].(string)
 		label, _ := m["label"].(string)
@@ -96,6 +106,9 @@ func writeComparison(w io.Writer, lines []map[string]any, a, b string) error {
 			continue
 		}
 		g := groupName(sc, m)
+		if d, _ := m["disturbed"].(bool); d && calm[[2]string{g, label}] {
+			continue
+		}
 		if !slices.Contains(groups, g) {
 			groups = append(groups, g)
 		}

@@ -263,6 +263,9 @@ type stepResult struct {
 	FirstError     string   `json:"first_error,omitempty"`
 	Pass           *bool    `json:"pass,omitempty"`
 	GeneratorSlow  bool     `json:"generator_limited,omitempty"`
+	// Disturbed marks a step during which other programs used much CPU or
+	// chatbench's sender stalled; its latency says little about the server.
+	Disturbed bool `json:"disturbed,omitempty"`
 }
 
 // step sends at rate for warmup+duration, waits for the acks and
@@ -424,6 +427,7 @@ func (r *runner) fanout(ctx context.Context) (any, error) {
 	}
 	defer closeAll(f.clients)
 	res.stepResult = f.step(ctx, o.rate, o.warmup, o.duration)
+	res.Disturbed = disturbed(res.stepResult)
 	res.result = r.head(cpu)
 	res.Error = errorText(ctx.Err())
 	r.logf("fanout done: %d sent, %d delivered of %d expected, %d lost, %d duplicated, p50 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms%s",

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# compare.sh runs chatbench against chatd and against the Node peer
+# (bench/node-peer), alternately, and prints the ratios chatd/node.
+#
+#   bench/compare.sh                      every scenario below, once each
+#   bench/compare.sh idle fanout500       only these
+#   ROUNDS=2 bench/compare.sh fanout500   chatd, node, chatd, node
+#
+# Scenarios: idle (5,000 connections), idle10k, fanout500 and fanout1000
+# (100 rooms x 20 members, 500 or 1000 messages/s for 20 s), capacity
+# (highest rate with p99 <= 100 ms and nothing lost), cluster2 and cluster3
+# (fanout500 over 2 or 3 instances and a private Redis), storm (connects/s).
+#
+# The servers run pinned to CPU 0 (taskset -c 0), chatbench and Redis to
+# CPU 1; both Go processes with GOMAXPROCS=1. Before each run the script
+# waits (at most QUIET_WAIT seconds) until the machine is quiet: less than
+# QUIET_BUSY percent of all CPU busy over 2 s. Results (one JSON line per
+# run) and progress logs go to bench/results/<UTC time>/ (OUT=dir to
+# choose). Every run targets 127.0.0.1 only and ends by itself.
+#
+# Settings (environment): ROUNDS (1), OUT, QUIET_BUSY (15), QUIET_WAIT (120),
+# PPROF=1 (serve chatd's /debug/pprof/ and save a 20 s CPU profile and a heap
+# profile of chatd during fanout500 and fanout1000), CHATD_HISTORY_SIZE (1000,
+# chatd's default).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+rounds=${ROUNDS:-1}
+quiet_busy=${QUIET_BUSY:-15}
+quiet_wait=${QUIET_WAIT:-120}
+out=${OUT:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
+scenarios=("$@")
+if [ ${#scenarios[@]} -eq 0 ]; then
+  scenarios=(idle idle10k fanout500 fanout1000 capacity cluster2 cluster3 storm)
+fi
+for s in "${scenarios[@]}"; do
+  case $s in
+    idle | idle10k | fanout500 | fanout1000 | capacity | cluster2 | cluster3 | storm) ;;
+    *)
+      echo "compare.sh: unknown scenario $s (idle idle10k fanout500 fanout1000 capacity cluster2 cluster3 storm)" >&2
+      exit 2
+      ;;
+  esac
+done
+if [ "$(nproc)" -lt 2 ]; then
+  echo "compare.sh: needs 2 CPUs (server on CPU 0, generator on CPU 1)" >&2
+  exit 2
+fi
+
+mkdir -p "$out"
+results=$out/results.jsonl
+bin=$out/bin
+mkdir -p "$bin"
+
+# Every connection is a file descriptor on both sides.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo "open files limit: $(ulimit -n)"
+
+echo "building chatd and chatbench into $bin"
+(cd "$repo" && go build -o "$bin/chatd" ./cmd/chatd && go build -o "$bin/chatbench" ./cmd/chatbench)
+if [ ! -d "$here/node-peer/node_modules/socket.io" ]; then
+  echo "installing the Node peer's packages"
+  npm --prefix "$here/node-peer" ci --no-audit --no-fund --loglevel=error
+fi
+
+pids=()
+redis_pid=""
+cleanup() {
+  stop_servers
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# machine_busy prints the percentage of all CPU time that was busy over 2 s.
+machine_busy() {
+  local a b
+  read -r -a a < <(grep '^cpu ' /proc/stat)
+  sleep 2
+  read -r -a b < <(grep '^cpu ' /proc/stat)
+  local idle=$(((b[4] + b[5]) - (a[4] + a[5])))
+  local total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  echo $((total > 0 ? 100 * (total - idle) / total : 0))
+}
+
+wait_quiet() {
+  local deadline=$((SECONDS + quiet_wait)) busy
+  while :; do
+    busy=$(machine_busy)
+    if [ "$busy" -lt "$quiet_busy" ]; then
+      echo "machine quiet: ${busy}% busy; $(uptime | sed 's/.*load/load/')"
+      return
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "WARNING: machine still ${busy}% busy after ${quiet_wait}s; measuring anyway: $(uptime | sed 's/.*load/load/')"
+      return
+    fi
+    echo "machine busy (${busy}%); waiting"
+    sleep 3
+  done
+}
+
+start_redis() {
+  [ -n "$redis_pid" ] && return
+  redis_port=$(free_port)
+  taskset -c 1 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --logfile "$out/redis.log" &
+  redis_pid=$!
+  for _ in $(seq 50); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "compare.sh: redis-server did not start" >&2
+  exit 1
+}
+
+# wait_healthy URL waits until URL/healthz answers 200.
+wait_healthy() {
+  for _ in $(seq 100); do
+    curl -sf -o /dev/null "$1/healthz" && return
+    sleep 0.1
+  done
+  echo "compare.sh: $1 did not become healthy" >&2
+  exit 1
+}
+
+# start_servers IMPL N RUN starts N instances of chatd or node, sets
+# targets and pid_list.
+start_servers() {
+  local impl=$1 n=$2 run=$3 i port
+  targets=""
+  pid_list=""
+  local redis_url=""
+  if [ "$n" -gt 1 ]; then
+    start_redis
+    redis_url="redis://127.0.0.1:$redis_port"
+  fi
+  for i in $(seq "$n"); do
+    port=$(free_port)
+    if [ "$impl" = chatd ]; then
+      env GOMAXPROCS=1 \
+        CHATD_LISTEN="127.0.0.1:$port" \
+        CHATD_LOG_LEVEL=warn \
+        CHATD_LIMITS_EVENTS_PER_SECOND=100000 \
+        CHATD_LIMITS_EVENT_BURST=100000 \
+        CHATD_SHUTDOWN_DRAIN=0s \
+        CHATD_SHUTDOWN_TIMEOUT=10s \
+        CHATD_HISTORY_SIZE="${CHATD_HISTORY_SIZE:-1000}" \
+        CHATD_REDIS_URL="$redis_url" \
+        CHATD_REDIS_PREFIX="bench-$run" \
+        CHATD_INSTANCE_ID="bench-$i" \
+        CHATD_DEBUG_PPROF="$([ "${PPROF:-0}" = 1 ] && echo true || echo false)" \
+        taskset -c 0 "$bin/chatd" >"$out/$run-chatd-$i.log" 2>&1 &
+    else
+      (cd "$here/node-peer" && exec env \
+        PEER_LISTEN="127.0.0.1:$port" \
+        PEER_REDIS_URL="$redis_url" \
+        PEER_REDIS_PREFIX="bench-$run" \
+        taskset -c 0 node server.mjs >"$out/$run-node-$i.log" 2>&1) &
+    fi
+    pids+=($!)
+    pid_list+="${pid_list:+,}$!"
+    targets+="${targets:+,}http://127.0.0.1:$port"
+    wait_healthy "http://127.0.0.1:$port"
+  done
+}
+
+stop_servers() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+
+# bench IMPL N NAME ARGS... runs one chatbench scenario against N fresh
+# instances of IMPL and appends its result line.
+bench() {
+  local impl=$1 n=$2 name=$3
+  shift 3
+  local run
+  run="$name-$impl-$(date +%H%M%S)"
+  stop_servers
+  wait_quiet
+  start_servers "$impl" "$n" "$run"
+  echo "== $run: chatbench $* (servers $pid_list on CPU 0)"
+  local profiler=""
+  if [ "${PPROF:-0}" = 1 ] && [ "$impl" = chatd ] && [[ $name == fanout* ]]; then
+    (sleep 8 && curl -sf -o "$out/$run.cpu.pprof" "${targets%%,*}/debug/pprof/profile?seconds=10" &&
+      curl -sf -o "$out/$run.heap.pprof" "${targets%%,*}/debug/pprof/heap") &
+    profiler=$!
+  fi
+  GOMAXPROCS=1 taskset -c 1 "$bin/chatbench" "$@" -target "$targets" -pid "$pid_list" -label "$impl" \
+    >>"$results" 2> >(tee "$out/$run.progress.log" | grep -E 'done|capacity:|storm:|idle:|step [0-9]+:' >&2) ||
+    echo "WARNING: $run: chatbench failed (see $out/$run.progress.log)"
+  [ -n "$profiler" ] && { wait "$profiler" || echo "WARNING: profile of $run failed"; }
+  stop_servers
+}
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
+echo "results: $results"
+for s in "${scenarios[@]}"; do
+  for _ in $(seq "$rounds"); do
+    for impl in chatd node; do
+      case $s in
+        idle) bench "$impl" 1 idle idle -conns 5000 -members 20 ;;
+        idle10k) bench "$impl" 1 idle10k idle -conns 10000 -members 20 ;;
+        fanout500) bench "$impl" 1 fanout500 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
+        fanout1000) bench "$impl" 1 fanout1000 fanout -rooms 100 -members 20 -rate 1000 -duration 20s ;;
+        capacity) bench "$impl" 1 capacity capacity -rooms 100 -members 20 -rate 500 -duration 10s ;;
+        cluster2) bench "$impl" 2 cluster2 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
+        cluster3) bench "$impl" 3 cluster3 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
+        storm) bench "$impl" 1 storm storm -rate 1000 -factor 1.25 -step 2s ;;
+      esac
+    done
+  done
+done
+
+echo
+echo "ratios (chatd/node; medians over rounds):"
+"$bin/chatbench" compare "$results" | tee "$out/ratios.md"
