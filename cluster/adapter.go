@@ -139,6 +139,10 @@ type AdapterBuilder struct {
 
 	subscribed atomic.Bool // the bus subscription is confirmed on the current connection
 	redisOK    atomic.Bool // the last Redis command succeeded
+	// unechoed is when the oldest heartbeat of this instance that has not
+	// come back on its subscription was published (Unix nanoseconds), 0
+	// when every one has.
+	unechoed atomic.Int64
 
 	adaptersMu sync.Mutex // guards adapters
 	adapters   map[string]*RedisAdapter
@@ -375,7 +379,11 @@ func (b *AdapterBuilder) Close() error {
 		if !b.skipGoodbye.Load() {
 			if payload, err := encodeWire(&wireMessage{Kind: kindGoodbye, From: b.id}); err == nil {
 				ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
-				if err := b.client.Publish(ctx, b.busChannel, payload).Err(); err != nil {
+				pub, err := b.publisher(ctx)
+				if err == nil {
+					err = pub.Publish(ctx, b.busChannel, payload).Err()
+				}
+				if err != nil {
 					b.log.Debug("adapter: goodbye not sent", "err", err)
 				}
 				cancel()

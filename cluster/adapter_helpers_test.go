@@ -30,6 +30,9 @@ type adapterTestRedis struct {
 	bin  string
 	dir  string
 	port int
+	// args, when set, gives the command line for a port instead of the
+	// plain server's (Redis Cluster nodes, Sentinels).
+	args func(dir string, port int) ([]string, error)
 
 	mu     sync.Mutex // guards the following fields
 	cmd    *exec.Cmd
@@ -38,11 +41,20 @@ type adapterTestRedis struct {
 
 func startAdapterTestRedis(t testing.TB) *adapterTestRedis {
 	t.Helper()
+	return startTestRedisProcess(t, nil)
+}
+
+// startTestRedisProcess starts redis-server with the command line args
+// gives for a free port (nil: a plain server without persistence), retrying
+// on another port when the server does not come up, and stops it when the
+// test ends.
+func startTestRedisProcess(t testing.TB, args func(dir string, port int) ([]string, error)) *adapterTestRedis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("the cluster tests need redis-server in PATH (apt-get install redis-server): %v", err)
 	}
-	r := &adapterTestRedis{t: t, bin: bin, dir: t.TempDir()}
+	r := &adapterTestRedis{t: t, bin: bin, dir: t.TempDir(), args: args}
 	var lastErr error
 	for range 5 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -64,8 +76,15 @@ func (r *adapterTestRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.
 
 func (r *adapterTestRedis) tryStart() error {
 	var out bytes.Buffer
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	args := []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir}
+	if r.args != nil {
+		var err error
+		if args, err = r.args(r.dir, r.port); err != nil {
+			return err
+		}
+	}
+	cmd := exec.Command(r.bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return err

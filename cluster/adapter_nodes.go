@@ -95,15 +95,38 @@ func (b *AdapterBuilder) heartbeat() {
 	if err != nil {
 		return
 	}
+	b.unechoed.CompareAndSwap(0, time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
 	defer cancel()
-	err = b.client.Publish(ctx, b.busChannel, payload).Err()
-	b.noteRedis(err)
+	pub, err := b.publisher(ctx)
+	if err == nil {
+		err = pub.Publish(ctx, b.busChannel, payload).Err()
+	}
+	b.notePublish(err)
 	if err != nil {
 		b.publishFailed(kindHeartbeat, "redis", err)
 		return
 	}
 	b.published(kindHeartbeat)
+}
+
+// echoGrace is how long this instance's heartbeat may take to come back on
+// its own subscription: two heartbeat intervals and a publish timeout.
+func (b *AdapterBuilder) echoGrace() time.Duration {
+	return 2*b.opts.HeartbeatInterval + b.opts.PublishTimeout
+}
+
+// echoLost reports whether the subscription no longer receives what this
+// instance publishes although publishing succeeds: a heartbeat has not come
+// back within echoGrace. It happens when the subscription stays on a Redis
+// that is no longer the one published to: after a Sentinel failover
+// go-redis moves its command connections to the new master but leaves the
+// subscription connection on the old one, which, until Sentinel turns it
+// into a replica, gets nothing of what is published on the new master.
+func (b *AdapterBuilder) echoLost() bool {
+	u := b.unechoed.Load()
+	return u != 0 && b.subscribed.Load() && b.redisOK.Load() &&
+		time.Since(time.Unix(0, u)) > b.echoGrace()
 }
 
 // noteRedis records the outcome of a Redis command for Ready.

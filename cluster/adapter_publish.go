@@ -65,19 +65,68 @@ func (b *AdapterBuilder) publishLoop() {
 func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
 	defer cancel()
-	pipe := b.client.Pipeline()
+	pub, err := b.publisher(ctx)
+	if err != nil {
+		b.noteRedis(err)
+		for _, m := range batch {
+			b.publishFailed(m.kind, "redis", err)
+		}
+		return
+	}
+	pipe := pub.Pipeline()
 	cmds := make([]*redis.IntCmd, len(batch))
 	for i, m := range batch {
 		cmds[i] = pipe.Publish(ctx, m.channel, m.payload)
 	}
-	_, err := pipe.Exec(ctx)
-	b.noteRedis(err)
+	_, err = pipe.Exec(ctx)
+	b.notePublish(err)
 	for i, m := range batch {
 		if cerr := cmds[i].Err(); cerr != nil {
 			b.publishFailed(m.kind, "redis", cerr)
 			continue
 		}
 		b.published(m.kind)
+	}
+}
+
+// publisher returns the client that every PUBLISH of the adapter goes
+// through.
+//
+// On Redis Cluster, PUBLISH has no key: go-redis sends each one to some
+// master (round robin), which delivers it to its own subscribers and
+// forwards it to the other nodes over the cluster bus. Messages that one
+// instance publishes one after the other would then travel through
+// different nodes and reach the others out of order, even on one channel.
+// So every instance publishes on one node, the master serving the bus
+// channel's hash slot: the messages of one instance reach every subscriber,
+// on whichever node it is subscribed, in the order they were sent, as they
+// do with a single Redis. (Sharded Pub/Sub, SPUBLISH, is not used: it keeps
+// no order across channels of different slots either.)
+//
+// Elsewhere (one Redis, Sentinel) it is the client itself.
+func (b *AdapterBuilder) publisher(ctx context.Context) (redis.Cmdable, error) {
+	cc, ok := b.client.(*redis.ClusterClient)
+	if !ok {
+		return b.client, nil
+	}
+	node, err := cc.MasterForKey(ctx, b.busChannel)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: adapter: the Redis Cluster node for publishing: %w", err)
+	}
+	return node, nil
+}
+
+// notePublish records the outcome of a PUBLISH for Ready. On Redis Cluster
+// a failure also asks go-redis to reload the slot map, so that publishing
+// moves to the bus slot's new master after a failover: commands sent
+// straight to one node (see publisher) do not trigger that themselves.
+func (b *AdapterBuilder) notePublish(err error) {
+	b.noteRedis(err)
+	if err == nil || errors.Is(err, redis.Nil) {
+		return
+	}
+	if cc, ok := b.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(b.ctx)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 
 // receiveLoop reads the subscription. go-redis reconnects and resubscribes
 // every channel by itself after a connection error; a connection that goes
-// silent (no message, not even our own heartbeat, nor a PONG) is replaced.
+// silent (no message, not even our own heartbeat, nor a PONG) is replaced,
+// and so is one that still answers but no longer gets this instance's own
+// heartbeats (see echoLost).
 func (b *AdapterBuilder) receiveLoop() {
 	defer b.wg.Done()
 	backoff := 50 * time.Millisecond
@@ -28,6 +30,18 @@ func (b *AdapterBuilder) receiveLoop() {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				silent++
+				// Checked only here, with nothing left to read, so that a
+				// heartbeat still waiting in the connection's buffer
+				// behind a backlog does not count as lost.
+				if b.echoLost() {
+					b.log.Warn("adapter: this instance's own heartbeats no longer reach its Redis subscription (a failover?), subscribing again")
+					b.subscribed.Store(false)
+					b.renewPubSub()
+					b.resetBarriers()
+					b.unechoed.Store(0)
+					silent = 0
+					continue
+				}
 				if silent >= 3 {
 					b.log.Warn("adapter: Redis subscription silent, reconnecting")
 					b.subscribed.Store(false)
@@ -58,10 +72,15 @@ func (b *AdapterBuilder) receiveLoop() {
 		silent = 0
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == b.busChannel && !b.subscribed.Swap(true) {
-				b.log.Info("adapter: Redis subscription ready")
-				// Announce ourselves now and refresh Ready.
-				b.wakeHeartbeat()
+			if m.Kind == "subscribe" && m.Channel == b.busChannel {
+				// Heartbeats published before this subscription may never
+				// come back.
+				b.unechoed.Store(0)
+				if !b.subscribed.Swap(true) {
+					b.log.Info("adapter: Redis subscription ready")
+					// Announce ourselves now and refresh Ready.
+					b.wakeHeartbeat()
+				}
 			}
 		case *redis.Message:
 			b.handle(m)
@@ -189,6 +208,9 @@ func (b *AdapterBuilder) handle(rm *redis.Message) {
 		return
 	}
 	if m.From == b.id {
+		if m.Kind == kindHeartbeat && m.Nonce == b.nonce {
+			b.unechoed.Store(0)
+		}
 		if m.Kind == kindHeartbeat && m.Nonce != "" && m.Nonce != b.nonce {
 			b.logLimited("duplicate-id", slog.LevelError, "adapter: another instance uses this instance id; instance ids must be unique", "instance", b.id)
 		}

@@ -29,4 +29,15 @@
 //	                         maximum disconnection duration
 //
 // The stores use P:history:, P:idempotency:, P:{membership}: and P:{presence}:.
+//
+// Behind redis.addrs the client is a Redis Cluster or a Sentinel client.
+// On Redis Cluster the keys that one script touches share a hash tag
+// ({membership}, {presence}), so each of those key families lives on one
+// shard; history, idempotency, sessions and the recovery stream spread out.
+// Pub/Sub is the classic kind, which every node forwards to every other
+// (sharded Pub/Sub is not used), and every instance publishes on the master
+// serving the bus channel's slot, so that its messages keep their order
+// (see publisher). With Sentinel, an instance whose own heartbeats stop
+// coming back on its subscription (left on the old master after a
+// failover) subscribes again, on the new master.
 package cluster

@@ -97,7 +97,14 @@ func storeUserIDs(us []rooms.User) []string {
 }
 
 func TestRedisStorePresenceReapsCrashedInstance(t *testing.T) {
-	client := storeRedisServer(t)
+	storePresenceReapScenario(t, storeRedisServer(t))
+}
+
+// storePresenceReapScenario has two live instances reap, concurrently, the
+// sockets of an instance that crashed, on client's Redis: each user of the
+// crashed instance is reported once, and only users with a socket elsewhere
+// stay online.
+func storePresenceReapScenario(t *testing.T, client redis.UniversalClient) {
 	ctx := t.Context()
 	prefix := storeNewPrefix()
 	crashedClock, liveClock := storeNewClock(), storeNewClock()
