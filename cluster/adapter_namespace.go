@@ -10,6 +10,8 @@ import (
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatd/chatd/internal/fanout"
 )
 
 // RedisAdapter is the adapter of one socket.io namespace in cluster mode. It
@@ -141,26 +143,26 @@ func (a *RedisAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOp
 	recoverOn, maxAgeMs := a.recovery()
 	record := recoverOn && isArgs && packet.Type == parser.EVENT && packet.Id == nil && !opts.Flags.Volatile
 	if !remote && !record {
-		a.Adapter.Broadcast(packet, opts)
+		fanout.Local(a, packet, opts)
 		return
 	}
 	if !isArgs {
 		a.b.logLimited("broadcast-data", slog.LevelError, "adapter: packet data is not an argument list; delivered locally only", "type", packet.Type.String())
-		a.Adapter.Broadcast(packet, opts)
+		fanout.Local(a, packet, opts)
 		return
 	}
 	plain, err := wirePlainArgs(data)
 	if err != nil {
 		a.b.dropped(kindBroadcast, "encode", err)
 		a.b.logLimited("broadcast-encode", slog.LevelError, "adapter: packet cannot leave this instance; delivered locally only", "err", err)
-		a.Adapter.Broadcast(packet, opts)
+		fanout.Local(a, packet, opts)
 		return
 	}
 	if record {
 		plain = append(plain, a.record(plain, opts, time.Duration(maxAgeMs)*time.Millisecond))
 	}
 	packet.Data = plain
-	a.Adapter.Broadcast(packet, opts)
+	fanout.Local(a, packet, opts)
 	if remote {
 		_ = a.b.publish(a.channelFor(opts), &wireMessage{
 			Kind:       kindBroadcast,
@@ -320,7 +322,7 @@ func (a *RedisAdapter) onRemote(m *wireMessage) {
 	}
 	switch m.Kind {
 	case kindBroadcast:
-		a.Adapter.Broadcast(&parser.Packet{Type: parser.PacketType(m.PacketType), Data: m.Data}, optsFromWire(m.Opts))
+		fanout.Local(a, &parser.Packet{Type: parser.PacketType(m.PacketType), Data: m.Data}, optsFromWire(m.Opts))
 	case kindBroadcastAck:
 		from, req := m.From, m.Req
 		a.Adapter.BroadcastWithAck(

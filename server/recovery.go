@@ -7,6 +7,8 @@ import (
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/chatd/chatd/internal/fanout"
 )
 
 // Defaults of the single-instance recovery bounds.
@@ -110,7 +112,7 @@ func (a *recoveryAdapter) Broadcast(packet *parser.Packet, opts *socket.Broadcas
 		a.mu.Unlock()
 		packet.Data = data
 	}
-	a.Adapter.Broadcast(packet, opts)
+	fanout.Local(a, packet, opts)
 }
 
 func roomSet(opts *socket.BroadcastOptions, include bool) map[socket.Room]struct{} {
@@ -216,4 +218,29 @@ func reaches(p recordedPacket, s *socket.SessionToPersist) bool {
 		}
 	}
 	return included
+}
+
+// localAdapterBuilder builds the adapter of a single instance with
+// connection state recovery off: the library's in-memory adapter with
+// chatd's cheaper local fan-out (see package fanout).
+type localAdapterBuilder struct{}
+
+var _ socket.AdapterConstructor = localAdapterBuilder{}
+
+// New implements socket.AdapterConstructor.
+func (localAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+	a := &localAdapter{Adapter: socket.MakeAdapter()}
+	a.Prototype(a)
+	a.Construct(nsp)
+	return a
+}
+
+// localAdapter is the library's in-memory adapter with fanout.Local.
+type localAdapter struct {
+	socket.Adapter
+}
+
+// Broadcast delivers packet to the sockets opts selects.
+func (a *localAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
+	fanout.Local(a, packet, opts)
 }

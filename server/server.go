@@ -203,6 +203,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		opts.SetAdapter(deps.Adapter)
 	case cfg.RecoveryMaxDisconnection > 0:
 		opts.SetAdapter(&recoveryAdapterBuilder{maxPackets: cfg.RecoveryMaxPackets, bufferLen: cfg.RecoveryBufferLength})
+	default:
+		opts.SetAdapter(localAdapterBuilder{})
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
