@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: run test web build gotest e2e fuzz
+.PHONY: run test web build gotest e2e fuzz bench
 
 ## run: build the web client, then run one chatd on :3000 (in-memory, no Redis)
 run: web
@@ -41,3 +41,7 @@ e2e: web
 ## fuzz: fuzz the event payload decoders for a minute
 fuzz:
 	$(GO) test ./server -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+
+## bench: chatd against Node's socket.io, every scenario (about 15 minutes; see bench/RESULTS.md)
+bench:
+	bench/compare.sh
