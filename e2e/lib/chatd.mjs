@@ -89,7 +89,10 @@ export async function startChatd(env = {}, { readyTimeoutMs = 20000 } = {}) {
   // chatd refuses unknown CHATD_ variables, so none are inherited (CHATD_BIN
   // is the harness's own).
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHATD_")));
-  const childEnv = { ...inherited, CHATD_LOG_LEVEL: "warn", ...env, CHATD_LISTEN: `127.0.0.1:${port}` };
+  // A 1 s drain window (the default is 10 s) keeps each stop short; the
+  // suites that test the shutdown set their own settings.
+  const drain = env.CHATD_SHUTDOWN_TIMEOUT || env.CHATD_SHUTDOWN_DRAIN ? {} : { CHATD_SHUTDOWN_DRAIN: "1s" };
+  const childEnv = { ...inherited, CHATD_LOG_LEVEL: "warn", ...drain, ...env, CHATD_LISTEN: `127.0.0.1:${port}` };
   const child = spawn(bin, [], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
   child.on("exit", () => running.delete(child));
@@ -138,14 +141,18 @@ export async function startChatd(env = {}, { readyTimeoutMs = 20000 } = {}) {
     env: childEnv,
     exited,
     output: () => out,
-    /** stop sends SIGTERM and resolves to {code, signal} (SIGKILL after timeoutMs). */
-    async stop(timeoutMs = 15000) {
+    /** stop sends SIGTERM and resolves to {code, signal}; after timeoutMs it sends SIGQUIT (a goroutine dump into the output), then SIGKILL. */
+    async stop(timeoutMs = 40000) {
       if (!exitInfo) child.kill("SIGTERM");
       let timer;
       const killed = new Promise((resolve) => {
-        timer = setTimeout(() => {
+        timer = setTimeout(async () => {
+          // SIGQUIT makes a Go program print every goroutine's stack: the
+          // output then shows where the shutdown hung.
+          child.kill("SIGQUIT");
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
           child.kill("SIGKILL");
-          resolve({ code: null, signal: "SIGKILL", timedOut: true });
+          resolve({ code: null, signal: "SIGQUIT", timedOut: true });
         }, timeoutMs);
       });
       const res = await Promise.race([exited, killed]);
