@@ -5,22 +5,11 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   startChatd, stopChatd, connect, ok, req, nextEvent, uid, close, closeAll, sorted, presenceOf,
-  DEFAULT_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_MS, waitFor, metric,
 } from "./lib/chatd.mjs";
 import { startRedis } from "./lib/redis.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** waitFor polls fn until it returns a truthy value, failing after timeoutMs. */
-async function waitFor(what, fn, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function status(url, path) {
   try {
@@ -30,12 +19,6 @@ async function status(url, path) {
   } catch {
     return 0;
   }
-}
-
-async function metric(url, name) {
-  const text = await (await fetch(url + "/metrics")).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  return line ? Number(line.split(" ")[1]) : NaN;
 }
 
 /** collect records every `message` a socket receives. */

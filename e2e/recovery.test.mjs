@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import {
   startChatd, stopChatd, connect, ok, nextEvent, waitDisconnect, uid, closeAll,
-  assertServes, presenceOf, NEGATIVE_WINDOW_MS,
+  assertServes, presenceOf, NEGATIVE_WINDOW_MS, waitFor, metric,
 } from "./lib/chatd.mjs";
 import { startRedis } from "./lib/redis.mjs";
 import { tcpProxy } from "./lib/proxy.mjs";
@@ -25,27 +25,6 @@ const CUT_MS = 1500;
 
 /** FAST is the environment that lets one test socket send a few hundred messages at once. */
 const FAST = { CHATD_LIMITS_EVENTS_PER_SECOND: "2000", CHATD_LIMITS_EVENT_BURST: "2000" };
-
-/** waitFor polls fn until it returns a truthy value, failing after timeoutMs. */
-async function waitFor(what, fn, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-async function metric(url, name) {
-  try {
-    const text = await (await fetch(url + "/metrics", { signal: AbortSignal.timeout(2000) })).text();
-    const line = text.split("\n").find((l) => l.startsWith(name + " "));
-    return line ? Number(line.split(" ")[1]) : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
 /** redisCli runs one redis-cli command against the test's Redis and resolves to its output. */
 function redisCli(redis, ...args) {

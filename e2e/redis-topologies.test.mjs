@@ -5,27 +5,10 @@
 
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startChatd, stopChatd, connect, ok, nextEvent, uid, closeAll, sorted, byId } from "./lib/chatd.mjs";
+import { startChatd, stopChatd, connect, ok, nextEvent, uid, closeAll, sorted, byId, waitFor, metric } from "./lib/chatd.mjs";
 import { startRedisCluster, startRedisSentinel } from "./lib/rediscluster.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** waitFor polls fn until it returns a truthy value, failing after timeoutMs. */
-async function waitFor(what, fn, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-async function metric(url, name) {
-  const text = await (await fetch(url + "/metrics")).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  return line ? Number(line.split(" ")[1]) : NaN;
-}
 
 /** startPair starts two chatd on the Redis that env names and waits until each is ready and sees the other. */
 async function startPair(env) {

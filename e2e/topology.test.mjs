@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import http from "node:http";
 import { io } from "socket.io-client";
-import { buildChatd, REPO_ROOT, uid } from "./lib/chatd.mjs";
+import { buildChatd, REPO_ROOT, uid, waitFor } from "./lib/chatd.mjs";
 
 const LOOPBACK = path.join(REPO_ROOT, "deploy", "loopback.sh");
 const DRAIN = "1s";
@@ -46,17 +46,6 @@ function readEnvFile(file) {
       .filter((l) => l.includes("="))
       .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
   );
-}
-
-/** waitFor polls fn until it returns a truthy value; it fails after timeoutMs. */
-async function waitFor(what, fn, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 /** get fetches url from the source address localAddress and resolves to {status, body}. */

@@ -432,3 +432,26 @@ export function signJWT(claims, secret, { alg = "HS256", hash = "sha256" } = {})
   if (hash === null) return `${input}.`;
   return `${input}.${b64url(createHmac(hash, secret).update(input).digest())}`;
 }
+
+/** waitFor polls fn (every 25 ms) until it returns a truthy value, which it resolves to; it fails after timeoutMs. */
+export async function waitFor(what, fn, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** metric reads one unlabelled series from chatd's /metrics; NaN when absent or unreachable. */
+export async function metric(url, name) {
+  try {
+    const text = await (await fetch(url + "/metrics", { signal: AbortSignal.timeout(2000) })).text();
+    const line = text.split("\n").find((l) => l.startsWith(name + " "));
+    return line ? Number(line.split(" ")[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
