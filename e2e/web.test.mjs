@@ -318,6 +318,28 @@ describe("web client on one chatd", () => {
     }
   });
 
+  test("devices of one person stay in step through the membership event", async () => {
+    const room = uid("dev");
+    const second = uid("dev2");
+    // Separate browser contexts share no storage and no BroadcastChannel:
+    // only the server can tell the second device about the join.
+    const phone = await joinAs(srv.url, "Fay", room);
+    const laptop = await joinAs(srv.url, "Fay", room);
+    try {
+      await laptop.bringToFront();
+      await laptop.locator("#join-toggle").click();
+      await laptop.locator("#join-input").fill(second);
+      await laptop.locator("#join-input").press("Enter");
+      await laptop.locator(`.room.active[data-room="${second}"]`).waitFor();
+      await phone.locator(`.room[data-room="${second}"]`).waitFor({ timeout: 5000 });
+      await laptop.locator("#leave-btn").click();
+      await phone.locator(`.room[data-room="${second}"]`).waitFor({ state: "detached", timeout: 5000 });
+      assertClean(phone, laptop);
+    } finally {
+      await closePages(phone, laptop);
+    }
+  });
+
   test("writes the desktop and phone screenshots", async () => {
     // A fresh server, so the pictures show a plain room name and nothing else.
     const shot = await startChatd({ ...FAST });

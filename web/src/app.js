@@ -328,6 +328,8 @@ function connect() {
   socket.on('message', onMessage);
   socket.on('typing', onTyping);
   socket.on('presence', onPresence);
+  // A join or leave by this user on any tab or device: refresh the room list.
+  socket.on('membership', () => reconcileRooms());
 }
 
 /** request sends one protocol request and resolves with its answer, which
