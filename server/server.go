@@ -103,6 +103,7 @@ type Server struct {
 	api     *api
 
 	failures  *failureLog
+	polls     *pollGuard
 	draining  atomic.Bool
 	closeOnce sync.Once
 
@@ -176,6 +177,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		users: make(map[string]int),
 
 		failures: newFailureLog(),
+		polls:    newPollGuard(),
 	}
 
 	opts := socket.DefaultServerOptions()
@@ -217,7 +219,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	})
 
 	s.api = newAPI(s, cfg.API)
-	s.routes(s.io.ServeHandler(nil))
+	s.routes(s.polls.wrap(s.io.ServeHandler(nil)))
 	return s, nil
 }
 
@@ -324,7 +326,7 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 		for _, sock := range socks[i:min(i+per, len(socks))] {
 			// Closing the transport (not a socket.io disconnect) makes the
 			// client reconnect by itself, to another instance.
-			sock.Conn().Close(false)
+			s.polls.close(sock.Conn())
 		}
 		if i+per >= len(socks) {
 			break
@@ -339,7 +341,7 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 	// server-side disconnect) would hold a long-poll open for up to the ping
 	// interval and keep the HTTP server from shutting down.
 	s.io.Engine().Clients().Range(func(_ string, c engine.Socket) bool {
-		c.Close(false)
+		s.polls.close(c)
 		return true
 	})
 }

@@ -131,7 +131,9 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		// Without its rooms the socket would miss messages silently. Close
 		// the transport so that the client retries by itself.
 		s.log.Warn("socket setup failed; closing it so the client retries", "user", u.ID, "err", err)
-		sock.Conn().Close(false)
+		// On its own goroutine: a recovered socket is set up inside the
+		// polling request that carried its CONNECT, which holds the lock.
+		go s.polls.close(sock.Conn())
 		return
 	}
 	c.mu.Lock()
@@ -318,7 +320,7 @@ func (c *conn) allow() bool {
 		// case the client ignores the packet.
 		conn := c.sock.Conn()
 		c.sock.Disconnect(false)
-		time.AfterFunc(floodCloseDelay, func() { conn.Close(false) })
+		time.AfterFunc(floodCloseDelay, func() { c.s.polls.close(conn) })
 	}
 	return false
 }
