@@ -148,6 +148,11 @@ type LimitsConfig struct {
 	// RateStrikes is the number of rate_limited answers within 10 seconds
 	// after which the socket is disconnected.
 	RateStrikes int `yaml:"rate_strikes" usage:"rate_limited answers within 10s after which the socket is disconnected"`
+	// SendBufferBytes bounds what chatd queues for one WebSocket client that
+	// reads slower than it is sent to, in bytes, 64 KiB to 1 GiB; a client
+	// that would go past it is disconnected and catches up when it
+	// reconnects.
+	SendBufferBytes int `yaml:"send_buffer_bytes" usage:"bytes queued for a slow WebSocket client before it is disconnected, 65536 to 1073741824"`
 }
 
 // ShutdownConfig is the shutdown.* section.
@@ -226,6 +231,7 @@ func Default() Config {
 			EventsPerSecond: 20,
 			EventBurst:      40,
 			RateStrikes:     20,
+			SendBufferBytes: 1 << 20,
 		},
 		Shutdown: ShutdownConfig{Timeout: 30 * time.Second, Drain: 10 * time.Second},
 		Recovery: RecoveryConfig{

@@ -479,6 +479,8 @@ func TestValidate(t *testing.T) {
 		{"events per second fraction", func(c *Config) { c.Limits.EventsPerSecond = 0.5 }, "", ""},
 		{"event burst", func(c *Config) { c.Limits.EventBurst = 0 }, "limits.event_burst", "at least 1"},
 		{"rate strikes", func(c *Config) { c.Limits.RateStrikes = 0 }, "limits.rate_strikes", "at least 1"},
+		{"send buffer too small", func(c *Config) { c.Limits.SendBufferBytes = 1000 }, "limits.send_buffer_bytes", "65536"},
+		{"send buffer too large", func(c *Config) { c.Limits.SendBufferBytes = 2 << 30 }, "limits.send_buffer_bytes", "1073741824"},
 
 		{"shutdown timeout", func(c *Config) { c.Shutdown.Timeout = 0 }, "shutdown.timeout", "more than 0"},
 		{"shutdown drain negative", func(c *Config) { c.Shutdown.Drain = -time.Second }, "shutdown.drain", "must not be negative"},

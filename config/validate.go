@@ -21,6 +21,9 @@ const (
 	maxMessageBytes = 1 << 20  // 1 MiB
 	minPayloadBytes = 1024     // 1 KiB
 	maxPayloadBytes = 10 << 20 // 10 MiB
+
+	minSendBufferBytes = 64 << 10 // 64 KiB
+	maxSendBufferBytes = 1 << 30  // 1 GiB
 	// payloadOverhead is the room a socket.io packet needs beside the message
 	// text, in bytes.
 	payloadOverhead = 1024
@@ -95,6 +98,7 @@ func (c *Config) Validate() error {
 	positive(&p, "limits.events_per_second", c.Limits.EventsPerSecond)
 	atLeast(&p, "limits.event_burst", c.Limits.EventBurst, 1)
 	atLeast(&p, "limits.rate_strikes", c.Limits.RateStrikes, 1)
+	intRange(&p, "limits.send_buffer_bytes", c.Limits.SendBufferBytes, minSendBufferBytes, maxSendBufferBytes)
 
 	if c.Shutdown.Timeout <= 0 {
 		p.add("shutdown.timeout", "must be more than 0, such as \"30s\", not %s", formatDuration(c.Shutdown.Timeout))

@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatd/chatd/internal/wstransport"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -20,7 +21,7 @@ type metrics struct {
 	apiRequests *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, roomCount func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer, roomCount func() float64, ws *wstransport.Stats) *metrics {
 	m := &metrics{
 		sockets: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chatd_sockets", Help: "Connected sockets on this instance.",
@@ -57,6 +58,20 @@ func newMetrics(reg prometheus.Registerer, roomCount func() float64) *metrics {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "chatd_rooms", Help: "socket.io rooms with a socket on this instance (chat rooms, user rooms and socket rooms).",
 		}, roomCount))
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "chatd_volatile_dropped_total",
+				Help: "Volatile events (typing) not sent to a WebSocket client because it had unsent data queued.",
+			}, func() float64 { return float64(ws.VolatileDropped.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "chatd_slow_clients_disconnected_total",
+				Help: "WebSocket clients disconnected because their send buffer (limits.send_buffer_bytes) would have overflowed.",
+			}, func() float64 { return float64(ws.SlowConsumers.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "chatd_send_buffered_bytes",
+				Help: "Bytes queued for WebSocket clients that the kernel has not taken yet, summed over this instance's clients.",
+			}, func() float64 { return float64(ws.Queued.Load()) }),
+		)
 	}
 	return m
 }

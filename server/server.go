@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/chatd/chatd/internal/wstransport"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -57,6 +59,10 @@ type Config struct {
 	CORSOrigins []string
 	// RequestTimeout bounds the storage work of one request, in time.
 	RequestTimeout time.Duration
+	// SendBufferBytes bounds what may be queued for one WebSocket client
+	// that does not read fast enough, in bytes; a client that would exceed
+	// it is disconnected. Default wstransport.DefaultSendBufferBytes.
+	SendBufferBytes int
 
 	// API configures the server API; see api.go.
 	API APIConfig
@@ -104,6 +110,7 @@ type Server struct {
 
 	failures  *failureLog
 	polls     *pollGuard
+	ws        *wstransport.Builder // the WebSocket transport and its counters
 	draining  atomic.Bool
 	closeOnce sync.Once
 
@@ -140,6 +147,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.SendBufferBytes <= 0 {
+		cfg.SendBufferBytes = wstransport.DefaultSendBufferBytes
 	}
 	if cfg.RecoveryMaxDisconnection < 0 {
 		return nil, errors.New("server: RecoveryMaxDisconnection must not be negative")
@@ -185,6 +195,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	opts.SetMaxHttpBufferSize(int64(cfg.PayloadBytes))
 	opts.SetPingInterval(25 * time.Second)
 	opts.SetPingTimeout(20 * time.Second)
+	// chatd's own WebSocket transport (see internal/wstransport); polling
+	// stays the library's.
+	s.ws = &wstransport.Builder{SendBufferBytes: cfg.SendBufferBytes, Stats: new(wstransport.Stats)}
+	opts.SetTransports(types.NewSet[transports.TransportCtor](engine.Polling, s.ws))
 	opts.SetAllowRequest(func(*types.HttpContext) error {
 		if s.draining.Load() {
 			return errors.New("this instance is shutting down")
@@ -210,7 +224,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
-	s.metrics = newMetrics(reg, s.localRoomCount)
+	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)
 	s.io.Use(s.authMiddleware)
 	_ = s.io.On("connection", func(args ...any) {
 		if sock, ok := args[0].(*socket.Socket); ok {

@@ -184,6 +184,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		EventsPerSecond:          cfg.Limits.EventsPerSecond,
 		EventBurst:               cfg.Limits.EventBurst,
 		RateStrikes:              cfg.Limits.RateStrikes,
+		SendBufferBytes:          cfg.Limits.SendBufferBytes,
 		RecoveryMaxDisconnection: cfg.Recovery.MaxDisconnection,
 		RecoveryMaxPackets:       cfg.Recovery.MaxPackets,
 		RecoveryBufferLength:     cfg.Recovery.StreamLength,

@@ -13,12 +13,20 @@
 // on one CPU) this cut chatd's CPU per delivery by about a third and its p99
 // latency by more than half; see bench/RESULTS.md. What the library would
 // need to make its own path cheap: prepare the frame once per broadcast.
+//
+// A recipient on chatd's own WebSocket transport (internal/wstransport) gets
+// more: the WebSocket frame itself is built once per broadcast and the same
+// bytes go to every such recipient, past the engine's per-socket write path
+// (its write buffer, events and per-packet copies).
 package fanout
 
 import (
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatd/chatd/internal/wstransport"
 )
 
 // Local delivers packet to the local sockets that opts selects: those in any
@@ -34,6 +42,15 @@ func Local(a socket.Adapter, packet *parser.Packet, opts *socket.BroadcastOption
 	nsp := a.Nsp()
 	packet.Nsp = nsp.Name()
 	encoded := nsp.Server().Encoder().Encode(packet)
+
+	// The shared WebSocket frame, built for the first recipient that can take
+	// it; only a packet that encodes to one text part (no binary
+	// attachments) has one.
+	var frame []byte
+	sharable := len(encoded) == 1
+	if sharable {
+		_, sharable = encoded[0].(*types.StringBuffer)
+	}
 
 	var except map[socket.SocketId]struct{}
 	if opts != nil && opts.Except != nil && opts.Except.Len() > 0 {
@@ -56,6 +73,15 @@ func Local(a socket.Adapter, packet *parser.Packet, opts *socket.BroadcastOption
 		}
 		if notify := s.NotifyOutgoingListeners(); notify != nil {
 			notify(packet)
+		}
+		if sharable {
+			if t, ok := direct(s.Conn()); ok {
+				if frame == nil {
+					frame = wstransport.MessageFrame(encoded[0].Bytes())
+				}
+				t.WriteFrame(frame, wo.Volatile)
+				return
+			}
 		}
 		s.Client().WriteToEngine(encoded, wo)
 	}
@@ -92,4 +118,14 @@ func Local(a socket.Adapter, packet *parser.Packet, opts *socket.BroadcastOption
 			send(id)
 		}
 	}
+}
+
+// direct returns the WebSocket transport of an open Engine.IO connection,
+// if it is chatd's: then a frame can be written to it directly.
+func direct(conn engine.Socket) (*wstransport.Transport, bool) {
+	if conn == nil || conn.ReadyState() != "open" {
+		return nil, false
+	}
+	t, ok := conn.Transport().(*wstransport.Transport)
+	return t, ok
 }

@@ -1,0 +1,229 @@
+// Package wstransport is chatd's Engine.IO WebSocket transport. It replaces
+// the socket.io library's own (engine v3.0.6, transports/websocket.go)
+// through the engine's documented extension point, the server option
+// Transports, and speaks the same protocol to the same clients.
+//
+// Why: the library's transport hands every write to a per-socket queue that
+// starts a goroutine for each write to an idle socket, turns a shared
+// broadcast frame into a new gorilla PreparedMessage for every recipient, and
+// bounds nothing, so a client that stops reading grows the server's memory
+// until its ping times out. This transport writes a frame directly with a
+// non-blocking write(2) when nothing is queued before it, queues the rest
+// behind a bounded send buffer drained by one short-lived goroutine, drops
+// volatile frames while a client is behind, and closes a connection whose
+// buffer would overflow. MessageFrame and WriteFrame let chatd's fan-out
+// build one frame per broadcast and share it among all recipients.
+//
+// Reading stays with gorilla/websocket (the connection the engine upgraded),
+// and control frames that gorilla would answer by itself (pong, close) are
+// routed through the same send buffer so that frames never interleave.
+package wstransport
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// DefaultSendBufferBytes is the send buffer limit of a Builder that sets none:
+// 1 MiB per connection.
+const DefaultSendBufferBytes = 1 << 20
+
+// Stats counts what the transports of one Builder did. Its fields are safe
+// for concurrent use; chatd exports them as metrics.
+type Stats struct {
+	// VolatileDropped counts volatile frames (typing notices) dropped
+	// because their client had frames queued.
+	VolatileDropped atomic.Uint64
+	// SlowConsumers counts connections closed because a frame would have
+	// taken their send buffer past its limit.
+	SlowConsumers atomic.Uint64
+	// Queued is the number of bytes queued in all send buffers that the
+	// kernel has not taken yet.
+	Queued atomic.Int64
+}
+
+// Builder makes chatd's WebSocket transports; it is a
+// transports.TransportCtor for the engine's Transports option.
+type Builder struct {
+	// SendBufferBytes bounds the bytes queued for one connection, in bytes;
+	// 0 means DefaultSendBufferBytes. A single frame larger than the limit
+	// is still sent when nothing is queued before it.
+	SendBufferBytes int
+	// Stats, if not nil, is updated by every transport of this builder.
+	Stats *Stats
+}
+
+var _ transports.TransportCtor = (*Builder)(nil)
+
+// Name is the Engine.IO transport name, "websocket".
+func (*Builder) Name() string { return transports.WEBSOCKET }
+
+// HandlesUpgrades reports true: a polling client may upgrade to this transport.
+func (*Builder) HandlesUpgrades() bool { return true }
+
+// UpgradesTo is empty: nothing upgrades from WebSocket.
+func (*Builder) UpgradesTo() []string { return nil }
+
+// New returns the transport of the upgraded WebSocket connection in ctx.
+func (b *Builder) New(ctx *types.HttpContext) transports.Transport {
+	t := &Transport{Transport: transports.MakeTransport(), builder: b}
+	t.Prototype(t)
+	t.Construct(ctx)
+	return t
+}
+
+// Transport is the Engine.IO transport of one WebSocket connection.
+type Transport struct {
+	transports.Transport
+
+	builder     *Builder
+	ws          *types.WebSocketConn
+	idleTimeout time.Duration
+	out         *sender
+}
+
+// Construct takes over the upgraded connection in ctx and starts reading it.
+func (t *Transport) Construct(ctx *types.HttpContext) {
+	t.Transport.Construct(ctx)
+	t.idleTimeout = ctx.IdleTimeout
+	t.ws = ctx.Websocket
+
+	limit := t.builder.SendBufferBytes
+	if limit <= 0 {
+		limit = DefaultSendBufferBytes
+	}
+	stats := t.builder.Stats
+	if stats == nil {
+		stats = new(Stats)
+	}
+	t.out = newSender(t.ws.NetConn(), limit, stats)
+
+	// gorilla answers pings and closes by writing to the connection itself,
+	// which could cut into a frame this transport is writing.
+	t.ws.SetPingHandler(func(data string) error {
+		t.out.write(appendFrame(nil, opPong, 0, false, []byte(data)), false)
+		return nil
+	})
+	t.ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		t.out.write(closeFrame(code), false)
+		return nil
+	})
+	_ = t.ws.Once("close", func(...any) { t.OnClose() })
+
+	t.SetWritable(true)
+	t.SetPerMessageDeflate(nil)
+	transports.StartReader(t, ctx.TransportReadPermission(), t.read)
+}
+
+// Name is "websocket".
+func (t *Transport) Name() string { return transports.WEBSOCKET }
+
+// HandlesUpgrades reports true, as for the library's WebSocket transport.
+func (t *Transport) HandlesUpgrades() bool { return true }
+
+// read reads frames until the connection fails or closes, and hands each
+// message to the engine.
+func (t *Transport) read() {
+	defer t.OnClose()
+	for {
+		if t.idleTimeout > 0 {
+			_ = t.ws.SetReadDeadline(time.Now().Add(t.idleTimeout))
+		}
+		mt, r, err := t.ws.NextReader()
+		if err != nil {
+			t.readFailed(err)
+			return
+		}
+		var data types.BufferInterface
+		switch mt {
+		case websocket.TextMessage:
+			data = types.NewStringBuffer(nil)
+		case websocket.BinaryMessage:
+			data = types.NewBytesBuffer(nil)
+		default:
+			continue
+		}
+		if _, err := data.ReadFrom(r); err != nil {
+			t.readFailed(err)
+			return
+		}
+		t.OnData(data)
+	}
+}
+
+// readFailed reports why reading stopped, as the library's transport does:
+// a close by either side is a plain close, anything else a transport error.
+func (t *Transport) readFailed(err error) {
+	if ferr := t.out.failure(); ferr != nil {
+		t.OnError("websocket error", ferr)
+		return
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	t.OnError("websocket error", err)
+}
+
+// Send writes packets, in order. It never blocks on the client: what the
+// kernel does not take at once is queued.
+func (t *Transport) Send(packets []*packet.Packet) {
+	for _, p := range packets {
+		var data types.BufferInterface
+		if p.Options != nil && p.Options.WsPreEncodedFrame != nil {
+			data = p.Options.WsPreEncodedFrame
+		} else {
+			var err error
+			if data, err = t.Parser().EncodePacket(p, t.SupportsBinary()); err != nil {
+				t.OnError("websocket error", err)
+				return
+			}
+		}
+		op := byte(opBinary)
+		if _, ok := data.(*types.StringBuffer); ok {
+			op = opText
+		}
+		b := data.Bytes()
+		t.out.write(appendFrame(make([]byte, 0, frameSize(len(b))), op, 0, false, b), false)
+	}
+	// The engine pairs each Send with one "drain" to run its send callbacks.
+	t.Emit("drain")
+}
+
+// WriteFrame sends a frame made by MessageFrame, bypassing the engine's
+// per-socket write path; it is safe to share one frame among many
+// transports. A volatile frame is dropped when the client has frames
+// queued. It reports whether the frame was sent or queued.
+func (t *Transport) WriteFrame(frame []byte, volatile bool) bool {
+	if t.ReadyState() != "open" {
+		return false
+	}
+	return t.out.write(frame, volatile)
+}
+
+// DoClose sends a close frame and closes the connection once what is queued
+// before it is written (within two seconds).
+func (t *Transport) DoClose(fn types.Callable) {
+	t.out.write(closeFrame(websocket.CloseNormalClosure), false)
+	t.out.close()
+	if fn != nil {
+		fn()
+	}
+}
+
+// OnClose closes the connection (after flushing, see DoClose) and tells the
+// engine, once.
+func (t *Transport) OnClose() {
+	t.out.close()
+	t.Transport.OnClose()
+}
