@@ -233,7 +233,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	})
 
 	s.api = newAPI(s, cfg.API)
-	s.routes(s.polls.wrap(s.io.ServeHandler(nil)))
+	s.routes(releaseAfterUpgrade(s.polls.wrap(s.io.ServeHandler(nil))))
 	return s, nil
 }
 

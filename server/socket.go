@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -113,7 +114,13 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	s.metrics.sockets.Inc()
 	s.trackUser(u.ID, 1)
 	sock.OnAny(c.onEvent)
-	_ = sock.On("disconnect", func(...any) { c.onDisconnect() })
+	_ = sock.On("disconnect", func(args ...any) {
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			reason, _ := args[0].(string)
+			s.log.Debug("socket disconnected", "user", u.ID, "socket", string(sock.Id()), "reason", reason)
+		}
+		c.onDisconnect()
+	})
 	if !sock.Connected() {
 		// It dropped before the listener was in place.
 		c.onDisconnect()

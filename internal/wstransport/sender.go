@@ -169,7 +169,11 @@ func (s *sender) flush() {
 		s.queued -= size
 		s.stats.Queued.Add(-int64(size))
 		if err != nil && !s.closed {
-			s.failLocked(err)
+			if closing {
+				s.closeLocked() // the close deadline passed: not the client's error
+			} else {
+				s.failLocked(err)
+			}
 		}
 		s.mu.Unlock()
 	}
