@@ -31,7 +31,7 @@ func releaseAfterUpgrade(h http.Handler) http.Handler {
 // hijack it is net/http's; after it, it answers as net/http's does for a
 // hijacked connection, without holding on to it.
 type upgradeWriter struct {
-	mu sync.Mutex         // guards w
+	mu sync.Mutex          // guards w
 	w  http.ResponseWriter // nil once hijacked
 }
 
