@@ -20,6 +20,7 @@ import {
   presenceOf,
   inRoom,
   sorted,
+  waitFor,
 } from "./lib/chatd.mjs";
 
 const PROTOCOL_ENV = {
@@ -578,3 +579,40 @@ for (const transports of TRANSPORTS) {
     });
   });
 }
+
+// socket.io-client's default: long-polling first, then an upgrade to
+// WebSocket (chatd's own WebSocket transport) in the middle of a session.
+describe("protocol over long-polling upgraded to WebSocket", { timeout: 60_000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startChatd(PROTOCOL_ENV);
+  });
+  after(async () => {
+    closeAll();
+    await stopChatd(srv);
+  });
+
+  it("keeps the socket and the order of messages across the upgrade", async () => {
+    const room = uid("room");
+    const { socket: a } = await connect(srv.url, { auth: { userId: uid("a") }, transports: ["polling", "websocket"] });
+    const { socket: b } = await connect(srv.url, { auth: { userId: uid("b") }, transports: ["websocket"] });
+    const engine = a.io.engine;
+    const upgraded = engine.transport.name === "websocket" ? Promise.resolve() : new Promise((r) => engine.once("upgrade", r));
+    await ok(a, "join", { room });
+    await ok(b, "join", { room });
+    const sid = a.id;
+    const got = [];
+    a.on("message", (m) => got.push(m.id));
+    // Messages sent while the upgrade is under way and after it.
+    const sent = [];
+    for (let i = 0; i < 20; i++) sent.push((await ok(b, "message", { room, text: `m${i}` })).message.id);
+    await upgraded;
+    assert.equal(engine.transport.name, "websocket");
+    for (let i = 20; i < 40; i++) sent.push((await ok(b, "message", { room, text: `m${i}` })).message.id);
+    await waitFor("a to receive the 40 messages", () => got.length >= 40, 10000);
+    assert.deepEqual(got, sent, "messages lost, repeated or reordered across the upgrade");
+    assert.equal(a.id, sid, "the socket id changed across the upgrade");
+    const back = await ok(a, "message", { room, text: "from a over WebSocket" });
+    await nextEvent(b, "message", { filter: byId(back.message.id) });
+  });
+});

@@ -344,9 +344,12 @@ func TestProcParsers(t *testing.T) {
 	if err != nil || busy != 161 {
 		t.Errorf("parseMachineBusy = %v, %v, want 161", busy, err)
 	}
-	g, err := parseGoroutines(strings.NewReader("# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 1234\n"))
-	if err != nil || g != 1234 {
-		t.Errorf("parseGoroutines = %v, %v", g, err)
+	g, h, err := parseGoroutines(strings.NewReader("# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 1234\ngo_memstats_heap_inuse_bytes 5.5e+06\n"))
+	if err != nil || g != 1234 || h != 5500000 {
+		t.Errorf("parseGoroutines = %v, %v, %v; want 1234, 5500000", g, h, err)
+	}
+	if _, h, err := parseGoroutines(strings.NewReader("go_goroutines 7\n")); err != nil || h != -1 {
+		t.Errorf("without the heap sample: heap %v, %v; want -1", h, err)
 	}
 }
 

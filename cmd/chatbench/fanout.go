@@ -411,6 +411,54 @@ type fanoutResult struct {
 	Connections int `json:"connections"`
 	TextBytes   int `json:"text_bytes"`
 	stepResult
+	AfterLoad afterLoad `json:"after_load"`
+}
+
+// afterLoad compares the servers before the connections were opened with
+// the servers after they were closed: memory and goroutines should return
+// to where they were. A field is absent when it could not be read.
+type afterLoad struct {
+	GoroutinesBaseline   *int64   `json:"goroutines_baseline,omitempty"`
+	GoroutinesAfterClose *int64   `json:"goroutines_after_close,omitempty"`
+	RSSBaselineMB        *float64 `json:"rss_baseline_mb,omitempty"`
+	RSSLoadedMB          *float64 `json:"rss_loaded_mb,omitempty"`
+	RSSAfterCloseMB      *float64 `json:"rss_after_close_mb,omitempty"`
+	// The Go heap in use (chatd only): unlike RSS, it does not include
+	// memory the runtime keeps for later.
+	HeapBaselineMB   *float64 `json:"heap_baseline_mb,omitempty"`
+	HeapLoadedMB     *float64 `json:"heap_loaded_mb,omitempty"`
+	HeapAfterCloseMB *float64 `json:"heap_after_close_mb,omitempty"`
+}
+
+// settleAfterClose bounds the wait for the servers' goroutines to return to
+// their baseline once the connections are closed.
+const settleAfterClose = 15 * time.Second
+
+// measureAfterClose closes the clients and reads the servers once their
+// goroutines are back to the baseline (or settleAfterClose has passed).
+func (r *runner) measureAfterClose(ctx context.Context, clients []*client, base, loaded sample) afterLoad {
+	closeAll(clients)
+	end := r.stats.read(ctx)
+	deadline := time.Now().Add(settleAfterClose)
+	for base.goroutines >= 0 && end.goroutines > base.goroutines+2 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(250 * time.Millisecond)
+		end = r.stats.read(ctx)
+	}
+	var a afterLoad
+	if base.goroutines >= 0 && end.goroutines >= 0 {
+		a.GoroutinesBaseline, a.GoroutinesAfterClose = ptr(base.goroutines), ptr(end.goroutines)
+	}
+	if base.rssKB >= 0 && loaded.rssKB >= 0 && end.rssKB >= 0 {
+		a.RSSBaselineMB = ptr(round(float64(base.rssKB)/1024, 1))
+		a.RSSLoadedMB = ptr(round(float64(loaded.rssKB)/1024, 1))
+		a.RSSAfterCloseMB = ptr(round(float64(end.rssKB)/1024, 1))
+	}
+	if base.heapInuse >= 0 && loaded.heapInuse >= 0 && end.heapInuse >= 0 {
+		a.HeapBaselineMB = ptr(round(float64(base.heapInuse)/(1<<20), 1))
+		a.HeapLoadedMB = ptr(round(float64(loaded.heapInuse)/(1<<20), 1))
+		a.HeapAfterCloseMB = ptr(round(float64(end.heapInuse)/(1<<20), 1))
+	}
+	return a
 }
 
 func (r *runner) fanout(ctx context.Context) (any, error) {
@@ -419,6 +467,7 @@ func (r *runner) fanout(ctx context.Context) (any, error) {
 	res := &fanoutResult{Rooms: o.rooms, Members: o.members, Connections: o.rooms * o.members, TextBytes: o.textBytes}
 	r.logf("fanout: %d rooms x %d members over %d instance(s), %.0f messages/s for %v (+%v warmup)",
 		o.rooms, o.members, len(o.targets), o.rate, o.duration, o.warmup)
+	base := r.stats.read(ctx)
 	f, err := r.newFanout(ctx)
 	if err != nil {
 		res.result = r.head(cpu)
@@ -428,11 +477,25 @@ func (r *runner) fanout(ctx context.Context) (any, error) {
 	defer closeAll(f.clients)
 	res.stepResult = f.step(ctx, o.rate, o.warmup, o.duration)
 	res.Disturbed = disturbed(res.stepResult)
+	res.AfterLoad = r.measureAfterClose(ctx, f.clients, base, r.stats.read(ctx))
 	res.result = r.head(cpu)
 	res.Error = errorText(ctx.Err())
 	r.logf("fanout done: %d sent, %d delivered of %d expected, %d lost, %d duplicated, p50 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms%s",
 		res.Sent, res.Delivered, res.Expected, res.Lost, res.Duplicates,
 		res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, noise(res.Server))
+	if a := res.AfterLoad; a.GoroutinesBaseline != nil || a.RSSBaselineMB != nil {
+		msg := "after the connections closed:"
+		if a.GoroutinesBaseline != nil {
+			msg += fmt.Sprintf(" goroutines %d (baseline %d)", *a.GoroutinesAfterClose, *a.GoroutinesBaseline)
+		}
+		if a.RSSBaselineMB != nil {
+			msg += fmt.Sprintf(" RSS %.1f MB (baseline %.1f, loaded %.1f)", *a.RSSAfterCloseMB, *a.RSSBaselineMB, *a.RSSLoadedMB)
+		}
+		if a.HeapBaselineMB != nil {
+			msg += fmt.Sprintf(" Go heap in use %.1f MB (baseline %.1f, loaded %.1f)", *a.HeapAfterCloseMB, *a.HeapBaselineMB, *a.HeapLoadedMB)
+		}
+		r.logf("%s", msg)
+	}
 	return res, ctx.Err()
 }
 

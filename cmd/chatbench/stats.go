@@ -34,13 +34,14 @@ type sample struct {
 	rssKB      int64
 	cpuTicks   int64
 	goroutines int64
+	heapInuse  int64 // bytes of Go heap in use (go_memstats_heap_inuse_bytes), -1 if unknown
 	busyTicks  int64 // the whole machine's busy CPU time, -1 if unknown
 	selfTicks  int64 // chatbench's own CPU time, -1 if unknown
 }
 
 // read takes a sample.
 func (s *serverStats) read(ctx context.Context) sample {
-	out := sample{at: time.Now(), rssKB: -1, cpuTicks: -1, goroutines: -1, busyTicks: -1, selfTicks: -1}
+	out := sample{at: time.Now(), rssKB: -1, cpuTicks: -1, goroutines: -1, heapInuse: -1, busyTicks: -1, selfTicks: -1}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		if v, err := parseMachineBusy(b); err == nil {
 			out.busyTicks = v
@@ -67,14 +68,19 @@ func (s *serverStats) read(ctx context.Context) sample {
 		}
 	}
 	if len(s.metrics) > 0 {
-		out.goroutines = 0
+		out.goroutines, out.heapInuse = 0, 0
 		for _, u := range s.metrics {
-			g, err := s.goroutines(ctx, u)
+			g, h, err := s.goroutines(ctx, u)
 			if err != nil {
-				out.goroutines = -1
+				out.goroutines, out.heapInuse = -1, -1
 				break
 			}
 			out.goroutines += g
+			if h < 0 || out.heapInuse < 0 {
+				out.heapInuse = -1
+			} else {
+				out.heapInuse += h
+			}
 		}
 	}
 	return out
@@ -155,41 +161,52 @@ func parseMachineBusy(stat []byte) (int64, error) {
 }
 
 // goroutines reads go_goroutines from a Prometheus text endpoint.
-func (s *serverStats) goroutines(ctx context.Context, u string) (int64, error) {
+func (s *serverStats) goroutines(ctx context.Context, u string) (goroutines, heapInuse int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	res, err := s.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: %s", u, res.Status)
+		return 0, 0, fmt.Errorf("%s: %s", u, res.Status)
 	}
 	return parseGoroutines(res.Body)
 }
 
-// parseGoroutines finds the go_goroutines sample in a Prometheus text page.
-func parseGoroutines(r io.Reader) (int64, error) {
+// parseGoroutines finds the go_goroutines sample in a Prometheus text page,
+// and go_memstats_heap_inuse_bytes (-1 when absent).
+func parseGoroutines(r io.Reader) (goroutines, heapInuse int64, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	goroutines, heapInuse = -1, -1
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				return 0, err
-			}
-			return int64(f), nil
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || (name != "go_goroutines" && name != "go_memstats_heap_inuse_bytes") {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		if name == "go_goroutines" {
+			goroutines = int64(f)
+		} else {
+			heapInuse = int64(f)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return 0, fmt.Errorf("no go_goroutines sample")
+	if goroutines < 0 {
+		return 0, 0, fmt.Errorf("no go_goroutines sample")
+	}
+	return goroutines, heapInuse, nil
 }
 
 // usage is resource use over an interval, as the JSON result shows it.

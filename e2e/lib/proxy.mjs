@@ -9,7 +9,8 @@ import { freePort } from "./chatd.mjs";
  * tcpProxy forwards TCP connections on its own port to a chatd instance.
  * point(port) drops every open connection (the client sees its transport
  * close) and sends new ones to port; with null it refuses them (the
- * instance is down). pollPending reports whether a long-poll is waiting.
+ * instance is down). pollPending reports whether a long-poll is waiting;
+ * stall and flow stop and restart the traffic from the instance to clients.
  */
 export async function tcpProxy(targetPort) {
   let target = targetPort;
@@ -56,6 +57,17 @@ export async function tcpProxy(targetPort) {
         upstream.destroy();
       }
       conns.clear();
+    },
+    /** stall stops passing what the instance sends on to the clients, as a client that stopped reading would. */
+    stall() {
+      for (const { client, upstream } of conns) {
+        upstream.unpipe(client);
+        upstream.pause();
+      }
+    },
+    /** flow passes it on again. */
+    flow() {
+      for (const { client, upstream } of conns) upstream.pipe(client);
     },
     close() {
       this.point(null);

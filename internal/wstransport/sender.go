@@ -31,6 +31,16 @@ type sender struct {
 	raw   syscall.RawConn // nil when the connection has no file descriptor of its own (TLS)
 	limit int             // bytes, see Builder.SendBufferBytes
 	stats *Stats
+	// onClosed, if set, runs in a goroutine of its own once the connection
+	// is closed (the caller may hold locks that its listeners need).
+	onClosed func()
+
+	// The state of one non-blocking write, kept here (under mu) so that
+	// rawWrite, bound once, does not allocate a closure per write.
+	wbuf     []byte
+	wn       int
+	werr     error
+	rawWrite func(fd uintptr) bool
 
 	mu       sync.Mutex // guards the following fields
 	queue    [][]byte   // frames (the first possibly a tail) not yet handed to the kernel
@@ -46,6 +56,7 @@ func newSender(conn net.Conn, limit int, stats *Stats) *sender {
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			s.raw = raw
+			s.rawWrite = s.writeFD
 		}
 	}
 	return s
@@ -97,38 +108,44 @@ func (s *sender) write(frame []byte, volatile bool) bool {
 }
 
 // tryWrite writes as much of b as the kernel takes without waiting. Without
-// a file descriptor it writes nothing and leaves b to the flusher.
+// a file descriptor it writes nothing and leaves b to the flusher. It is
+// called with mu held.
 func (s *sender) tryWrite(b []byte) (int, error) {
 	if s.raw == nil {
 		return 0, nil
 	}
-	var n int
-	var werr error
-	err := s.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, e := syscall.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				return true
-			case e != nil:
-				werr = e
-				return true
-			case m == 0:
-				werr = syscall.EIO
-				return true
-			}
-		}
-		return true
-	})
+	s.wbuf, s.wn, s.werr = b, 0, nil
+	err := s.raw.Write(s.rawWrite)
+	n, werr := s.wn, s.werr
+	s.wbuf, s.werr = nil, nil
 	if err == nil {
 		err = werr
 	}
 	return n, err
+}
+
+// writeFD writes s.wbuf to fd until the kernel stops taking it (EAGAIN) or
+// fails; it never asks the runtime to wait for the socket to be writable.
+func (s *sender) writeFD(fd uintptr) bool {
+	for s.wn < len(s.wbuf) {
+		m, e := syscall.Write(int(fd), s.wbuf[s.wn:])
+		if m > 0 {
+			s.wn += m
+		}
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return true
+		case e != nil:
+			s.werr = e
+			return true
+		case m == 0:
+			s.werr = syscall.EIO
+			return true
+		}
+	}
+	return true
 }
 
 // flush writes the queue out, blocking, until it is empty; then it hands
@@ -208,6 +225,9 @@ func (s *sender) failLocked(err error) {
 func (s *sender) closeLocked() {
 	s.closed = true
 	_ = s.conn.Close()
+	if s.onClosed != nil {
+		go s.onClosed()
+	}
 	if !s.flushing {
 		s.releaseLocked()
 	}

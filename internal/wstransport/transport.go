@@ -104,6 +104,9 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 		stats = new(Stats)
 	}
 	t.out = newSender(t.ws.NetConn(), limit, stats)
+	// The engine learns of the close when the connection is really closed
+	// (after the queue is written), whether or not the reader is running.
+	t.out.onClosed = t.OnClose
 
 	// gorilla answers pings and closes by writing to the connection itself,
 	// which could cut into a frame this transport is writing.
@@ -157,7 +160,27 @@ func (t *Transport) read() {
 			t.readFailed(err)
 			return
 		}
+		pong := mt == websocket.TextMessage && data.Len() == 1 && data.Bytes()[0] == '3'
 		t.OnData(data)
+		if pong {
+			time.AfterFunc(pongRepeat, t.repeatPong)
+		}
+	}
+}
+
+// pongRepeat is how long after a client's pong the engine is told of it a
+// second time; see repeatPong.
+const pongRepeat = time.Second
+
+// repeatPong hands the engine the client's last pong again. The engine
+// (v3.0.6, socket.go) sends a ping and only then arms the timer that the
+// pong clears. This transport writes the ping at once, so under load the
+// pong can be handled before that timer exists; the timer then closes a
+// healthy connection 20 s later ("ping timeout"). The repeat clears it. In
+// the usual case it only moves the next ping by a second.
+func (t *Transport) repeatPong() {
+	if t.ReadyState() == "open" {
+		t.OnData(types.NewStringBufferString("3"))
 	}
 }
 
@@ -212,7 +235,8 @@ func (t *Transport) WriteFrame(frame []byte, volatile bool) bool {
 }
 
 // DoClose sends a close frame and closes the connection once what is queued
-// before it is written (within two seconds).
+// before it is written (within two seconds); then the transport emits
+// "close".
 func (t *Transport) DoClose(fn types.Callable) {
 	t.out.write(closeFrame(websocket.CloseNormalClosure), false)
 	t.out.close()
