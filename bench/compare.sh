@@ -6,10 +6,11 @@
 #   bench/compare.sh idle fanout500       only these
 #   ROUNDS=2 bench/compare.sh fanout500   chatd, node, chatd, node
 #
-# Scenarios: idle (5,000 connections), idle10k, fanout500 and fanout1000
-# (100 rooms x 20 members, 500 or 1000 messages/s for 20 s), capacity
-# (highest rate with p99 <= 100 ms and nothing lost), cluster2 and cluster3
-# (fanout500 over 2 or 3 instances and a private Redis), storm (connects/s).
+# Scenarios: idle (5,000 connections), idle10k, fanout500, fanout750 and
+# fanout1000 (100 rooms x 20 members, 500, 750 or 1000 messages/s for 20 s),
+# capacity (highest rate with p99 <= 100 ms and nothing lost), cluster2 and
+# cluster3 (fanout500 over 2 or 3 instances and a private Redis), capacity2
+# (capacity over 2 instances and Redis), storm (connects/s).
 #
 # The servers run pinned to CPU 0 (taskset -c 0), chatbench and Redis to
 # CPU 1; both Go processes with GOMAXPROCS=1. Before each run the script
@@ -21,7 +22,9 @@
 # Settings (environment): ROUNDS (1), OUT, QUIET_BUSY (15), QUIET_WAIT (120),
 # PPROF=1 (serve chatd's /debug/pprof/ and save a 20 s CPU profile and a heap
 # profile of chatd during fanout500 and fanout1000), CHATD_HISTORY_SIZE (1000,
-# chatd's default).
+# chatd's default), CHATD_RECOVERY_MAX_DISCONNECTION (2m, chatd's default; 0s
+# turns connection state recovery off, as the Node peer has it in cluster
+# runs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,13 +35,13 @@ quiet_wait=${QUIET_WAIT:-120}
 out=${OUT:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-  scenarios=(idle idle10k fanout500 fanout1000 capacity cluster2 cluster3 storm)
+  scenarios=(idle idle10k fanout500 fanout750 fanout1000 capacity cluster2 cluster3 capacity2 storm)
 fi
 for s in "${scenarios[@]}"; do
   case $s in
-    idle | idle10k | fanout500 | fanout1000 | capacity | cluster2 | cluster3 | storm) ;;
+    idle | idle10k | fanout500 | fanout750 | fanout1000 | capacity | cluster2 | cluster3 | capacity2 | storm) ;;
     *)
-      echo "compare.sh: unknown scenario $s (idle idle10k fanout500 fanout1000 capacity cluster2 cluster3 storm)" >&2
+      echo "compare.sh: unknown scenario $s (idle idle10k fanout500 fanout750 fanout1000 capacity cluster2 cluster3 capacity2 storm)" >&2
       exit 2
       ;;
   esac
@@ -155,6 +158,7 @@ start_servers() {
         CHATD_SHUTDOWN_DRAIN=0s \
         CHATD_SHUTDOWN_TIMEOUT=10s \
         CHATD_HISTORY_SIZE="${CHATD_HISTORY_SIZE:-1000}" \
+        CHATD_RECOVERY_MAX_DISCONNECTION="${CHATD_RECOVERY_MAX_DISCONNECTION:-2m}" \
         CHATD_REDIS_URL="$redis_url" \
         CHATD_REDIS_PREFIX="bench-$run" \
         CHATD_INSTANCE_ID="bench-$i" \
@@ -214,10 +218,12 @@ for s in "${scenarios[@]}"; do
         idle) bench "$impl" 1 idle idle -conns 5000 -members 20 ;;
         idle10k) bench "$impl" 1 idle10k idle -conns 10000 -members 20 ;;
         fanout500) bench "$impl" 1 fanout500 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
+        fanout750) bench "$impl" 1 fanout750 fanout -rooms 100 -members 20 -rate 750 -duration 20s ;;
         fanout1000) bench "$impl" 1 fanout1000 fanout -rooms 100 -members 20 -rate 1000 -duration 20s ;;
         capacity) bench "$impl" 1 capacity capacity -rooms 100 -members 20 -rate 500 -duration 10s ;;
         cluster2) bench "$impl" 2 cluster2 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
         cluster3) bench "$impl" 3 cluster3 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
+        capacity2) bench "$impl" 2 capacity2 capacity -rooms 100 -members 20 -rate 250 -duration 10s ;;
         storm) bench "$impl" 1 storm storm -rate 1000 -factor 1.25 -step 2s ;;
       esac
     done

@@ -35,12 +35,7 @@ type sender struct {
 	// is closed (the caller may hold locks that its listeners need).
 	onClosed func()
 
-	// The state of one non-blocking write, kept here (under mu) so that
-	// rawWrite, bound once, does not allocate a closure per write.
-	wbuf     []byte
-	wn       int
-	werr     error
-	rawWrite func(fd uintptr) bool
+	rawWrite func(fd uintptr) bool // s.writeFD, bound once: no closure per write
 
 	mu       sync.Mutex // guards the following fields
 	queue    [][]byte   // frames (the first possibly a tail) not yet handed to the kernel
@@ -49,6 +44,10 @@ type sender struct {
 	closing  bool       // no more frames; close once the queue is written
 	closed   bool       // the connection is closed
 	err      error      // why the sender stopped, nil after a plain close
+	// The state of the non-blocking write in progress (see tryWrite).
+	wbuf []byte
+	wn   int
+	werr error
 }
 
 func newSender(conn net.Conn, limit int, stats *Stats) *sender {
