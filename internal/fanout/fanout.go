@@ -121,11 +121,14 @@ func Local(a socket.Adapter, packet *parser.Packet, opts *socket.BroadcastOption
 }
 
 // direct returns the WebSocket transport of an open Engine.IO connection,
-// if it is chatd's: then a frame can be written to it directly.
+// if it is chatd's and settled: then a frame can be written to it directly.
 func direct(conn engine.Socket) (*wstransport.Transport, bool) {
 	if conn == nil || conn.ReadyState() != "open" {
 		return nil, false
 	}
 	t, ok := conn.Transport().(*wstransport.Transport)
-	return t, ok
+	if !ok || !t.Settled() {
+		return nil, false
+	}
+	return t, true
 }

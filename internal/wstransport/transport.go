@@ -87,6 +87,11 @@ type Transport struct {
 	ws          *types.WebSocketConn
 	idleTimeout time.Duration
 	out         *sender
+	// settled is true once the engine writes to this transport alone: from
+	// the start for a WebSocket session, and after the upgrade packet for a
+	// session that began on long-polling (the engine then flushes what it
+	// buffered meanwhile, which a direct write must not overtake).
+	settled atomic.Bool
 }
 
 // Construct takes over the upgraded connection in ctx and starts reading it.
@@ -94,6 +99,7 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 	t.Transport.Construct(ctx)
 	t.idleTimeout = ctx.IdleTimeout
 	t.ws = ctx.Websocket
+	t.settled.Store(ctx.Query().Peek("sid") == "")
 
 	limit := t.builder.SendBufferBytes
 	if limit <= 0 {
@@ -160,10 +166,18 @@ func (t *Transport) read() {
 			t.readFailed(err)
 			return
 		}
-		pong := mt == websocket.TextMessage && data.Len() == 1 && data.Bytes()[0] == '3'
+		var pong, upgrade bool
+		if mt == websocket.TextMessage && data.Len() == 1 {
+			pong, upgrade = data.Bytes()[0] == '3', data.Bytes()[0] == '5'
+		}
 		t.OnData(data)
 		if pong {
 			time.AfterFunc(pongRepeat, t.repeatPong)
+		}
+		if upgrade {
+			// The engine switched to this transport and flushed its buffer
+			// within OnData.
+			t.settled.Store(true)
 		}
 	}
 }
@@ -222,6 +236,12 @@ func (t *Transport) Send(packets []*packet.Packet) {
 	// The engine pairs each Send with one "drain" to run its send callbacks.
 	t.Emit("drain")
 }
+
+// Settled reports whether WriteFrame may be used: the engine writes to this
+// transport alone. Until a session that began on long-polling has
+// upgraded, frames must go through the engine so that they stay in order
+// behind what it has buffered.
+func (t *Transport) Settled() bool { return t.settled.Load() }
 
 // WriteFrame sends a frame made by MessageFrame, bypassing the engine's
 // per-socket write path; it is safe to share one frame among many

@@ -1,0 +1,156 @@
+package wstransport
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/config"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// recordingBuilder is a Builder that hands over every transport it makes.
+type recordingBuilder struct {
+	*Builder
+	made chan *Transport
+}
+
+func (b recordingBuilder) New(ctx *types.HttpContext) transports.Transport {
+	t := b.Builder.New(ctx)
+	b.made <- t.(*Transport)
+	return t
+}
+
+// startEngine serves a bare Engine.IO server with long-polling and this
+// package's WebSocket transport, and returns its URL, its connections and
+// the WebSocket transports it makes.
+func startEngine(t *testing.T) (string, <-chan engine.Socket, <-chan *Transport) {
+	t.Helper()
+	b := recordingBuilder{Builder: &Builder{}, made: make(chan *Transport, 4)}
+	opts := config.DefaultServerOptions()
+	opts.SetTransports(types.NewSet[transports.TransportCtor](engine.Polling, b))
+	opts.SetPingInterval(time.Hour)
+	srv := engine.NewServer(opts)
+	conns := make(chan engine.Socket, 4)
+	_ = srv.On("connection", func(args ...any) { conns <- args[0].(engine.Socket) })
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		hs.Close()
+	})
+	return hs.URL + "/engine.io/?EIO=4", conns, b.made
+}
+
+func dialWS(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readText(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func transportOf(t *testing.T, conn engine.Socket) *Transport {
+	t.Helper()
+	tr, ok := conn.Transport().(*Transport)
+	if !ok {
+		t.Fatalf("the engine's transport is a %T, want *wstransport.Transport", conn.Transport())
+	}
+	return tr
+}
+
+func TestAWebSocketSessionIsSettledFromTheStart(t *testing.T) {
+	url, conns, _ := startEngine(t)
+	c := dialWS(t, url+"&transport=websocket")
+	if open := readText(t, c); !strings.HasPrefix(open, "0{") {
+		t.Fatalf("first frame %q, want the open packet", open)
+	}
+	conn := <-conns
+	tr := transportOf(t, conn)
+	if !tr.Settled() {
+		t.Fatal("a session that began on WebSocket is not settled")
+	}
+	// A frame written directly arrives as an Engine.IO message.
+	if !tr.WriteFrame(MessageFrame([]byte(`2["hello"]`)), false) {
+		t.Fatal("WriteFrame refused a frame on an open transport")
+	}
+	if got := readText(t, c); got != `42["hello"]` {
+		t.Fatalf("got %q, want 42[\"hello\"]", got)
+	}
+}
+
+func TestAnUpgradedSessionSettlesOnlyAfterTheUpgradePacket(t *testing.T) {
+	url, conns, made := startEngine(t)
+	res, err := http.Get(url + "&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var open struct {
+		SID string `json:"sid"`
+	}
+	if !strings.HasPrefix(string(body), "0") || json.Unmarshal(body[1:], &open) != nil || open.SID == "" {
+		t.Fatalf("polling handshake answered %q", body)
+	}
+	conn := <-conns
+
+	c := dialWS(t, url+"&transport=websocket&sid="+open.SID)
+	if err := c.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, c); got != "3probe" {
+		t.Fatalf("probe answered %q, want 3probe", got)
+	}
+	// Still on polling: the engine has not switched, and the new transport
+	// must not take direct writes yet.
+	if _, ok := conn.Transport().(*Transport); ok {
+		t.Fatal("the engine switched transports before the upgrade packet")
+	}
+	if candidate := <-made; candidate.Settled() {
+		t.Fatal("the upgrade candidate is settled before the upgrade packet: a direct write could overtake what the engine buffered")
+	}
+
+	// Something the engine buffers for the client while it switches.
+	conn.Send(strings.NewReader("before"), nil, nil)
+	if err := c.WriteMessage(websocket.TextMessage, []byte("5")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if tr, ok := conn.Transport().(*Transport); ok && tr.Settled() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upgraded transport never settled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tr := transportOf(t, conn)
+	tr.WriteFrame(MessageFrame([]byte("after")), false)
+	// What the engine buffered while the client switched comes first.
+	if got := readText(t, c); got != "4before" {
+		t.Fatalf("first frame after the upgrade %q, want 4before", got)
+	}
+	if got := readText(t, c); got != "4after" {
+		t.Fatalf("second frame %q, want 4after", got)
+	}
+}
