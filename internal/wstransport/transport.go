@@ -20,13 +20,17 @@
 package wstransport
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/parsers/engine/v3/parser"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -153,24 +157,17 @@ func (t *Transport) read() {
 			t.readFailed(err)
 			return
 		}
-		var data types.BufferInterface
-		switch mt {
-		case websocket.TextMessage:
-			data = types.NewStringBuffer(nil)
-		case websocket.BinaryMessage:
-			data = types.NewBytesBuffer(nil)
-		default:
+		if mt != websocket.TextMessage && mt != websocket.BinaryMessage {
 			continue
 		}
-		if _, err := data.ReadFrom(r); err != nil {
+		b, err := readMessage(r)
+		if err != nil {
 			t.readFailed(err)
 			return
 		}
-		var pong, upgrade bool
-		if mt == websocket.TextMessage && data.Len() == 1 {
-			pong, upgrade = data.Bytes()[0] == '3', data.Bytes()[0] == '5'
-		}
-		t.OnData(data)
+		pong := mt == websocket.TextMessage && len(b) == 1 && b[0] == '3'
+		upgrade := mt == websocket.TextMessage && len(b) == 1 && b[0] == '5'
+		t.receive(mt, b)
 		if pong {
 			time.AfterFunc(pongRepeat, t.repeatPong)
 		}
@@ -179,6 +176,59 @@ func (t *Transport) read() {
 			// within OnData.
 			t.settled.Store(true)
 		}
+	}
+}
+
+// receive hands the engine one message. A WebSocket message is one
+// Engine.IO packet; it is decoded here, as the engine's parser (v4) would,
+// but without the parser's copies of the payload into growing buffers. What
+// the parser would treat specially (protocol 3, base64 packets, an unknown
+// type) goes to it unchanged.
+func (t *Transport) receive(mt int, b []byte) {
+	if t.Protocol() == 4 {
+		if mt == websocket.BinaryMessage {
+			t.OnPacket(&packet.Packet{Type: packet.MESSAGE, Data: types.NewBytesBuffer(b)})
+			return
+		}
+		if len(b) > 0 && b[0] != 'b' {
+			if typ, ok := parser.PACKET_TYPES_REVERSE[b[0]]; ok {
+				t.OnPacket(&packet.Packet{Type: typ, Data: types.NewStringBuffer(b[1:])})
+				return
+			}
+		}
+	}
+	if mt == websocket.BinaryMessage {
+		t.OnData(types.NewBytesBuffer(b))
+	} else {
+		t.OnData(types.NewStringBuffer(b))
+	}
+}
+
+// readBuffers holds the scratch buffers messages are read into; each
+// message is then copied out at its exact size. Reading straight into a
+// growing buffer would allocate 512 bytes or more for every packet, most of
+// them a few dozen bytes.
+var readBuffers = sync.Pool{New: func() any { return new([4096]byte) }}
+
+// readMessage reads the rest of a message from r.
+func readMessage(r io.Reader) ([]byte, error) {
+	scratch := readBuffers.Get().(*[4096]byte)
+	defer readBuffers.Put(scratch)
+	n, err := io.ReadFull(r, scratch[:])
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF:
+		return append([]byte(nil), scratch[:n]...), nil
+	case nil:
+		// Larger than the scratch buffer: read the rest as it comes.
+		var rest bytes.Buffer
+		rest.Grow(2 * len(scratch))
+		rest.Write(scratch[:n])
+		if _, err := rest.ReadFrom(r); err != nil {
+			return nil, err
+		}
+		return rest.Bytes(), nil
+	default:
+		return nil, err
 	}
 }
 

@@ -154,3 +154,55 @@ func TestAnUpgradedSessionSettlesOnlyAfterTheUpgradePacket(t *testing.T) {
 		t.Fatalf("second frame %q, want 4after", got)
 	}
 }
+
+// Messages reach the engine whole and in order, text and binary, small and
+// larger than the read scratch buffer.
+func TestMessagesReachTheEngineWhole(t *testing.T) {
+	url, conns, _ := startEngine(t)
+	c := dialWS(t, url+"&transport=websocket")
+	readText(t, c) // the open packet
+	conn := <-conns
+	got := make(chan any, 8)
+	_ = conn.On("message", func(args ...any) { got <- args[0] })
+
+	big := strings.Repeat("x", 3*4096+17)
+	sends := []struct {
+		binary bool
+		frame  string
+		want   string
+	}{
+		{false, "4hello", "hello"},
+		{true, "\x00\x01\x02", "\x00\x01\x02"},
+		{false, "4" + big, big},
+		{false, "4", ""},
+		{true, big, big},
+	}
+	for _, s := range sends {
+		mt := websocket.TextMessage
+		if s.binary {
+			mt = websocket.BinaryMessage
+		}
+		if err := c.WriteMessage(mt, []byte(s.frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range sends {
+		var m any
+		select {
+		case m = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d never reached the engine", i)
+		}
+		buf, ok := m.(types.BufferInterface)
+		if !ok {
+			t.Fatalf("message %d is a %T, want a buffer", i, m)
+		}
+		_, isText := buf.(*types.StringBuffer)
+		if isText == s.binary {
+			t.Errorf("message %d: text = %v, want %v", i, isText, !s.binary)
+		}
+		if buf.String() != s.want {
+			t.Errorf("message %d: %d bytes %.20q, want %d bytes %.20q", i, buf.Len(), buf.String(), len(s.want), s.want)
+		}
+	}
+}
