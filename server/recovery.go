@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -84,8 +85,8 @@ type recoveryAdapter struct {
 type recordedPacket struct {
 	at     time.Time
 	data   []any
-	rooms  map[socket.Room]struct{} // empty: every socket
-	except map[socket.Room]struct{}
+	rooms  []socket.Room // empty: every socket
+	except []socket.Room
 }
 
 type droppedSession struct {
@@ -115,7 +116,10 @@ func (a *recoveryAdapter) Broadcast(packet *parser.Packet, opts *socket.Broadcas
 	fanout.Local(a, packet, opts)
 }
 
-func roomSet(opts *socket.BroadcastOptions, include bool) map[socket.Room]struct{} {
+// roomSet returns the rooms (include) or the excepted rooms of opts. A
+// slice, not a map: a broadcast names one room or two, and the packet is
+// kept for recovery.max_disconnection.
+func roomSet(opts *socket.BroadcastOptions, include bool) []socket.Room {
 	if opts == nil {
 		return nil
 	}
@@ -126,11 +130,7 @@ func roomSet(opts *socket.BroadcastOptions, include bool) map[socket.Room]struct
 	if set == nil || set.Len() == 0 {
 		return nil
 	}
-	m := make(map[socket.Room]struct{}, set.Len())
-	for _, r := range set.Keys() {
-		m[r] = struct{}{}
-	}
-	return m
+	return set.Keys()
 }
 
 // trimLocked drops the packets past bufferLen and those older than maxAge.
@@ -210,10 +210,10 @@ func reaches(p recordedPacket, s *socket.SessionToPersist) bool {
 	}
 	included := len(p.rooms) == 0
 	for _, r := range s.Rooms.Keys() {
-		if _, ok := p.except[r]; ok {
+		if slices.Contains(p.except, r) {
 			return false
 		}
-		if _, ok := p.rooms[r]; ok {
+		if !included && slices.Contains(p.rooms, r) {
 			included = true
 		}
 	}
