@@ -42,6 +42,8 @@ type Config struct {
 	Presence PresenceConfig `yaml:"presence"`
 	// Instance names this process among the instances of a cluster.
 	Instance InstanceConfig `yaml:"instance"`
+	// Memory configures how chatd gives memory back to the system.
+	Memory MemoryConfig `yaml:"memory"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics MetricsConfig `yaml:"metrics"`
 	// Web configures the bundled browser client.
@@ -192,6 +194,14 @@ type InstanceConfig struct {
 	ID string `yaml:"id" usage:"name of this instance in logs, metrics and Redis; empty means host name plus 6 random hex digits"`
 }
 
+// MemoryConfig is the memory.* section.
+type MemoryConfig struct {
+	// ReleaseWhenIdle returns the Go heap's free memory to the operating
+	// system when chatd goes quiet after a busy spell (a connection burst),
+	// instead of holding it until the runtime's own, much later, collection.
+	ReleaseWhenIdle bool `yaml:"release_when_idle" usage:"give the heap's free memory back to the system when chatd goes quiet after a busy spell"`
+}
+
 // MetricsConfig is the metrics.* section.
 type MetricsConfig struct {
 	// Enabled serves Prometheus metrics at /metrics.
@@ -240,6 +250,7 @@ func Default() Config {
 			StreamLength:     10000,
 		},
 		Presence: PresenceConfig{TTL: 30 * time.Second},
+		Memory:   MemoryConfig{ReleaseWhenIdle: true},
 		Metrics:  MetricsConfig{Enabled: true},
 		Web:      WebConfig{Enabled: true},
 	}

@@ -186,9 +186,10 @@ recovery:
 			"CHATD_AUTH_JWT_SECRET":            strings.Repeat("s", 32),
 			"CHATD_INSTANCE_ID":                "chatd-0",
 			"CHATD_RECOVERY_MAX_DISCONNECTION": "0",
+			"CHATD_MEMORY_RELEASE_WHEN_IDLE":   "false",
 		}, func(c *Config) bool {
 			return reflect.DeepEqual(c.CORS.Origins, []string{"https://a.example", "http://localhost:8080"}) &&
-				c.Shutdown.Timeout == 90*time.Second && c.API.Rate == 0.5 && !c.Web.Enabled &&
+				c.Shutdown.Timeout == 90*time.Second && c.API.Rate == 0.5 && !c.Web.Enabled && !c.Memory.ReleaseWhenIdle &&
 				c.Auth.Mode == "jwt" && c.Instance.ID == "chatd-0" && c.Recovery.MaxDisconnection == 0
 		}},
 		{"flags", []string{
@@ -259,6 +260,8 @@ func TestLoadTypeErrors(t *testing.T) {
 			`metrics.enabled: "maybe" is not true or false (CHATD_METRICS_ENABLED)`},
 		{"bool from file", nil, nil, "web:\n  enabled: 3\n",
 			`web.enabled: 3 is not true or false`},
+		{"memory bool from a flag", []string{"--memory-release-when-idle=sometimes"}, nil, "",
+			`memory.release_when_idle: "sometimes" is not true or false (flag --memory-release-when-idle)`},
 		{"string given a YAML number", nil, nil, "api:\n  token: 12345\n",
 			`api.token: 12345 is not a string; quote it`},
 		{"list item not a string", nil, nil, "cors:\n  origins: [1]\n",

@@ -13,6 +13,28 @@ import (
 	"github.com/chatd/chatd/cluster"
 )
 
+// memoryMetrics counts what the idle memory reducer (package idlemem) gave
+// back to the system.
+type memoryMetrics struct {
+	releases prometheus.Counter
+	released prometheus.Counter
+}
+
+func newMemoryMetrics(reg prometheus.Registerer) *memoryMetrics {
+	m := &memoryMetrics{
+		releases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatd_idle_memory_releases_total",
+			Help: "Times chatd went quiet after a busy spell and gave the heap's free memory back to the system (memory.release_when_idle).",
+		}),
+		released: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatd_idle_memory_released_bytes_total",
+			Help: "Memory given back to the system by those releases, in bytes.",
+		}),
+	}
+	reg.MustRegister(m.releases, m.released)
+	return m
+}
+
 // redisMetrics measures chatd's Redis traffic: command latency and errors
 // (a go-redis hook) and the adapter's Pub/Sub messages and requests.
 type redisMetrics struct {

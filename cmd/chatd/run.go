@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/chatd/chatd/config"
+	"github.com/chatd/chatd/internal/idlemem"
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
 	"github.com/chatd/chatd/web"
@@ -139,6 +140,8 @@ type Main struct {
 	ln        net.Listener
 	closer    []func() error // run in reverse order by Close
 	reaper    context.CancelFunc
+	reducer   context.CancelFunc
+	memGauges *memoryMetrics
 	served    chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -156,6 +159,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.memGauges = newMemoryMetrics(reg)
 
 	st, deps, err := m.stores(ctx, cfg, reg)
 	if err != nil {
@@ -250,9 +254,23 @@ func (m *Main) Run(ctx context.Context) error {
 		m.reaper = cancel
 		go m.reap(rctx)
 	}
+	if m.cfg.Memory.ReleaseWhenIdle {
+		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		m.reducer = cancel
+		go idlemem.Run(rctx, idlemem.Options{OnRelease: m.memoryReleased})
+	}
 	m.log.Info("chatd serving", "addr", ln.Addr().String(), "version", version,
 		"cluster", m.cfg.Redis.URL != "" || len(m.cfg.Redis.Addrs) > 0, "auth", m.cfg.Auth.Mode)
 	return nil
+}
+
+// memoryReleased logs and counts a release of idle memory.
+func (m *Main) memoryReleased(before, after uint64, took time.Duration) {
+	m.memGauges.releases.Inc()
+	if before > after {
+		m.memGauges.released.Add(float64(before - after))
+	}
+	m.log.Debug("released idle memory to the system", "held_before_mb", before>>20, "held_after_mb", after>>20, "took", took)
 }
 
 // Addr is the address Run listens on.
@@ -291,6 +309,9 @@ func (m *Main) close() error {
 	defer cancel()
 	if m.reaper != nil {
 		m.reaper()
+	}
+	if m.reducer != nil {
+		m.reducer()
 	}
 	if m.srv != nil {
 		m.log.Info("shutting down", "drain", m.cfg.Shutdown.Drain, "timeout", m.cfg.Shutdown.Timeout)
