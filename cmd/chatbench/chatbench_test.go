@@ -169,7 +169,7 @@ func num(t *testing.T, m map[string]any, path string) float64 {
 func checkExactlyOnce(t *testing.T, srv server) {
 	t.Helper()
 	m, err := runJSON(t, "fanout", "-target", srv.url, "-pid", strconv.Itoa(srv.pid),
-		"-rooms", "4", "-members", "3", "-rate", "20", "-duration", "1s", "-warmup", "0s", "-label", "test")
+		"-rooms", "4", "-members", "3", "-rate", "20", "-duration", "1s", "-warmup", "0s", "-settle", "1s", "-label", "test")
 	if err != nil {
 		t.Fatalf("fanout: %v", err)
 	}

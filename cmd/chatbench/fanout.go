@@ -435,13 +435,24 @@ type afterLoad struct {
 const settleAfterClose = 15 * time.Second
 
 // measureAfterClose closes the clients and reads the servers once their
-// goroutines are back to the baseline (or settleAfterClose has passed).
+// goroutines are back to the baseline (or settleAfterClose has passed), and
+// -settle later.
 func (r *runner) measureAfterClose(ctx context.Context, clients []*client, base, loaded sample) afterLoad {
 	closeAll(clients)
 	end := r.stats.read(ctx)
 	deadline := time.Now().Add(settleAfterClose)
 	for base.goroutines >= 0 && end.goroutines > base.goroutines+2 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(250 * time.Millisecond)
+		end = r.stats.read(ctx)
+	}
+	if r.o.settle > 0 {
+		// Memory goes back to the system later than goroutines end, if at
+		// all: chatd's idle reducer acts after two quiet seconds.
+		r.logf("connections closed; settling for %v before memory is read", r.o.settle)
+		select {
+		case <-ctx.Done():
+		case <-time.After(r.o.settle):
+		}
 		end = r.stats.read(ctx)
 	}
 	var a afterLoad

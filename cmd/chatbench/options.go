@@ -77,6 +77,7 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (*options, err
 		fs.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for acks and deliveries after the last send")
 		if scenario == "fanout" {
 			fs.DurationVar(&o.duration, "duration", 20*time.Second, "measured sending time, after -warmup")
+			fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait after the connections closed and the server's goroutines returned to their baseline before its memory is read again")
 		} else {
 			fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured sending time of each step, after -warmup")
 			fs.DurationVar(&o.p99, "p99", 100*time.Millisecond, "a rate passes when its p99 latency is at most this and nothing is lost")
@@ -156,8 +157,8 @@ func (o *options) validate() error {
 		if o.rate <= 0 || o.rate > 1_000_000 {
 			return errors.New("-rate must be above 0 and at most 1000000 messages per second")
 		}
-		if o.duration <= 0 || o.warmup < 0 || o.drain <= 0 {
-			return errors.New("-duration and -drain must be positive, -warmup not negative")
+		if o.duration <= 0 || o.warmup < 0 || o.drain <= 0 || o.settle < 0 {
+			return errors.New("-duration and -drain must be positive, -warmup and -settle not negative")
 		}
 		if o.textBytes < minTextBytes || o.textBytes > 1<<20 {
 			return fmt.Errorf("-text-bytes must be %d to 1048576", minTextBytes)
