@@ -210,26 +210,31 @@ func (t *Transport) receive(mt int, b []byte) {
 // them a few dozen bytes.
 var readBuffers = sync.Pool{New: func() any { return new([4096]byte) }}
 
-// readMessage reads the rest of a message from r.
+// readMessage reads the rest of a message from r, up to io.EOF. Any other
+// error, including gorilla's io.ErrUnexpectedEOF for a connection that
+// closed within a frame, is returned: a cut message is no message.
 func readMessage(r io.Reader) ([]byte, error) {
 	scratch := readBuffers.Get().(*[4096]byte)
 	defer readBuffers.Put(scratch)
-	n, err := io.ReadFull(r, scratch[:])
-	switch err {
-	case io.EOF, io.ErrUnexpectedEOF:
-		return append([]byte(nil), scratch[:n]...), nil
-	case nil:
-		// Larger than the scratch buffer: read the rest as it comes.
-		var rest bytes.Buffer
-		rest.Grow(2 * len(scratch))
-		rest.Write(scratch[:n])
-		if _, err := rest.ReadFrom(r); err != nil {
+	n := 0
+	for n < len(scratch) {
+		m, err := r.Read(scratch[n:])
+		n += m
+		if err == io.EOF {
+			return append([]byte(nil), scratch[:n]...), nil
+		}
+		if err != nil {
 			return nil, err
 		}
-		return rest.Bytes(), nil
-	default:
+	}
+	// Larger than the scratch buffer: read the rest as it comes.
+	var rest bytes.Buffer
+	rest.Grow(2 * len(scratch))
+	rest.Write(scratch[:n])
+	if _, err := rest.ReadFrom(r); err != nil {
 		return nil, err
 	}
+	return rest.Bytes(), nil
 }
 
 // pongRepeat is how long after a client's pong the engine is told of it a

@@ -206,3 +206,27 @@ func TestMessagesReachTheEngineWhole(t *testing.T) {
 		}
 	}
 }
+
+// cutReader returns data and then fails as gorilla does for a connection
+// that closed within a frame.
+type cutReader struct{ data []byte }
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func TestACutMessageIsAnError(t *testing.T) {
+	for _, size := range []int{0, 10, 4096, 5000} {
+		if b, err := readMessage(&cutReader{data: make([]byte, size)}); err != io.ErrUnexpectedEOF {
+			t.Errorf("%d bytes then a cut: got %d bytes and %v, want io.ErrUnexpectedEOF", size, len(b), err)
+		}
+	}
+	if b, err := readMessage(strings.NewReader("whole")); err != nil || string(b) != "whole" {
+		t.Errorf("a whole message: %q, %v", b, err)
+	}
+}
