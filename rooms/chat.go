@@ -80,8 +80,7 @@ type Send struct {
 }
 
 // Send stores a message from u. With memberOnly (a socket's send) u must be a
-// member of the room; without it the caller has checked (a socket already in
-// the room) or needs no check (the server API sends as any user). fresh is false when
+// member of the room; the server API sends as any user. fresh is false when
 // the message was stored before under the same clientMsgId: it is the
 // original message, and must not be delivered again.
 func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg Message, fresh bool, err error) {

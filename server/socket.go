@@ -377,14 +377,7 @@ func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) 
 	if err != nil {
 		return nil, err
 	}
-	// A socket in the room is a member's: every socket of a member is in
-	// its rooms, and a leave takes the user's sockets out of the room, on
-	// every instance, before its ack. Only a socket that is not in the room
-	// asks the store, which knows of a join made on another instance a
-	// moment ago; in cluster mode this spares a Redis round trip per message.
-	// The socket's own id is a room of the socket but no chat room.
-	inRoom := in.Room != string(c.sock.Id()) && c.sock.Rooms().Has(socket.Room(in.Room))
-	msg, fresh, err := c.s.chat.Send(ctx, c.user, in, !inRoom)
+	msg, fresh, err := c.s.chat.Send(ctx, c.user, in, true)
 	if err != nil {
 		return nil, err
 	}
