@@ -39,6 +39,11 @@ type Options struct {
 	// quiet; 0 means 4 MiB/s. Idle sockets still allocate a little for
 	// their pings (about 40 bytes per connection and second).
 	QuietBytesPerSecond uint64
+	// MinGap is the least time between two releases; 0 means one minute.
+	// Steady light traffic is quiet by QuietBytesPerSecond, and without a
+	// gap the reducer would collect every time it had allocated a quarter
+	// of the memory held.
+	MinGap time.Duration
 	// MinAllocated is the least allocated since the last release that is
 	// worth another; 0 means 16 MiB. A release also needs allocations of at
 	// least a quarter of the memory held, so that an idle server collects
@@ -52,6 +57,8 @@ type Options struct {
 
 // Sample is what the reducer reads from the runtime at each interval.
 type Sample struct {
+	// At is when the sample was read.
+	At time.Time
 	// Allocated is the total of bytes ever allocated on the heap.
 	Allocated uint64
 	// Held is the memory the runtime holds from the operating system: all
@@ -78,7 +85,7 @@ func Read() Sample {
 		}
 		return ms[i].Value.Uint64()
 	}
-	return Sample{Allocated: v(0), Held: v(1) - v(2)}
+	return Sample{At: time.Now(), Allocated: v(0), Held: v(1) - v(2)}
 }
 
 // reducer decides, one sample at a time, when to release.
@@ -88,6 +95,8 @@ type reducer struct {
 	quiet int
 	// since is Allocated at the last release (or at the start).
 	since uint64
+	// releasedAt is when the last release was (zero: none yet).
+	releasedAt time.Time
 }
 
 func newReducer(o Options, first Sample) *reducer {
@@ -100,6 +109,9 @@ func newReducer(o Options, first Sample) *reducer {
 	if o.QuietBytesPerSecond == 0 {
 		o.QuietBytesPerSecond = 4 << 20
 	}
+	if o.MinGap <= 0 {
+		o.MinGap = time.Minute
+	}
 	if o.MinAllocated == 0 {
 		o.MinAllocated = 16 << 20
 	}
@@ -110,14 +122,20 @@ func newReducer(o Options, first Sample) *reducer {
 // to release now.
 func (r *reducer) next(s Sample) bool {
 	allocated := s.Allocated - r.prev.Allocated
+	elapsed := s.At.Sub(r.prev.At)
+	if elapsed <= 0 {
+		elapsed = r.o.Interval
+	}
 	r.prev = s
-	limit := uint64(float64(r.o.QuietBytesPerSecond) * r.o.Interval.Seconds())
-	if allocated > limit {
+	if float64(allocated) > float64(r.o.QuietBytesPerSecond)*elapsed.Seconds() {
 		r.quiet = 0
 		return false
 	}
 	r.quiet++
 	if r.quiet < r.o.QuietSamples {
+		return false
+	}
+	if !r.releasedAt.IsZero() && s.At.Sub(r.releasedAt) < r.o.MinGap {
 		return false
 	}
 	churn := s.Allocated - r.since
@@ -133,13 +151,19 @@ func (r *reducer) released(s Sample) {
 	// What the release allocated itself is not the application's.
 	r.prev = s
 	r.since = s.Allocated
+	r.releasedAt = s.At
 }
 
 // Run samples the heap every interval until ctx ends, and releases free
 // memory to the operating system when the process has gone quiet after
 // allocating much.
 func Run(ctx context.Context, o Options) {
-	r := newReducer(o, Read())
+	run(ctx, o, Read())
+}
+
+// run is Run from a first sample taken by the caller.
+func run(ctx context.Context, o Options, first Sample) {
+	r := newReducer(o, first)
 	t := time.NewTicker(r.o.Interval)
 	defer t.Stop()
 	for {

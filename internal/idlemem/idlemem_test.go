@@ -10,33 +10,40 @@ import (
 
 const mib = 1 << 20
 
+// at is the sample taken sec seconds after the reducer started.
+func at(sec float64, allocatedMiB, heldMiB uint64) Sample {
+	return Sample{At: t0.Add(time.Duration(sec * float64(time.Second))), Allocated: allocatedMiB * mib, Held: heldMiB * mib}
+}
+
+var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+
 func TestReducerReleasesOnlyAfterQuietSamplesAndMuchAllocated(t *testing.T) {
-	r := newReducer(Options{Interval: time.Second}, Sample{})
+	r := newReducer(Options{Interval: time.Second, MinGap: time.Second}, at(0, 0, 0))
 	steps := []struct {
 		name string
 		s    Sample
 		want bool
 	}{
-		{"busy", Sample{Allocated: 100 * mib, Held: 150 * mib}, false},
-		{"first quiet interval", Sample{Allocated: 101 * mib, Held: 150 * mib}, false},
-		{"second quiet interval", Sample{Allocated: 102 * mib, Held: 150 * mib}, true},
+		{"busy", at(1, 100, 150), false},
+		{"first quiet interval", at(2, 101, 150), false},
+		{"second quiet interval", at(3, 102, 150), true},
 	}
 	for _, st := range steps {
 		if got := r.next(st.s); got != st.want {
 			t.Fatalf("%s: release = %v, want %v", st.name, got, st.want)
 		}
 	}
-	r.released(Sample{Allocated: 102 * mib, Held: 60 * mib})
+	r.released(at(3, 102, 60))
 	steps = []struct {
 		name string
 		s    Sample
 		want bool
 	}{
-		{"quiet, nothing allocated since the release", Sample{Allocated: 103 * mib, Held: 60 * mib}, false},
-		{"quiet, little allocated", Sample{Allocated: 104 * mib, Held: 60 * mib}, false},
-		{"busy again", Sample{Allocated: 200 * mib, Held: 120 * mib}, false},
-		{"one quiet interval is not enough", Sample{Allocated: 201 * mib, Held: 120 * mib}, false},
-		{"two are", Sample{Allocated: 202 * mib, Held: 120 * mib}, true},
+		{"quiet, nothing allocated since the release", at(4, 103, 60), false},
+		{"quiet, little allocated", at(5, 104, 60), false},
+		{"busy again", at(6, 200, 120), false},
+		{"one quiet interval is not enough", at(7, 201, 120), false},
+		{"two are", at(8, 202, 120), true},
 	}
 	for _, st := range steps {
 		if got := r.next(st.s); got != st.want {
@@ -45,16 +52,32 @@ func TestReducerReleasesOnlyAfterQuietSamplesAndMuchAllocated(t *testing.T) {
 	}
 }
 
-func TestReducerWaitsForAllocationsOfAQuarterOfTheMemoryHeld(t *testing.T) {
-	r := newReducer(Options{Interval: time.Second}, Sample{})
-	// Pings of idle sockets: 1 MiB/s is quiet, but 30 MiB is not yet a
-	// quarter of the 200 MiB held.
-	// quarter of the 200 MiB held until the 50th second.
-	for i := 1; i <= 60; i++ {
-		s := Sample{Allocated: uint64(i) * mib, Held: 200 * mib}
+func TestReducerLeavesAMinuteBetweenReleases(t *testing.T) {
+	r := newReducer(Options{Interval: time.Second}, at(0, 0, 0))
+	r.released(at(0, 0, 100))
+	// Steady light traffic, 3 MiB/s: quiet, and a quarter of the memory
+	// held is allocated every 9 s, but the next release waits a minute.
+	for sec := 1; sec <= 70; sec++ {
+		s := at(float64(sec), uint64(3*sec), 100)
 		got := r.next(s)
-		if got != (i == 50) {
-			t.Fatalf("second %d: release = %v after %d MiB allocated with 200 MiB held; want one release, at 50 MiB", i, got, i)
+		if got != (sec == 60) {
+			t.Fatalf("second %d: release = %v; want the next release at 60 s", sec, got)
+		}
+		if got {
+			r.released(s)
+		}
+	}
+}
+
+func TestReducerWaitsForAllocationsOfAQuarterOfTheMemoryHeld(t *testing.T) {
+	r := newReducer(Options{Interval: time.Second}, at(0, 0, 0))
+	// Pings of idle sockets: 1 MiB/s is quiet, but the allocations reach a
+	// quarter of the 200 MiB held only at the 50th second.
+	for sec := 1; sec <= 60; sec++ {
+		s := at(float64(sec), uint64(sec), 200)
+		got := r.next(s)
+		if got != (sec == 50) {
+			t.Fatalf("second %d: release = %v after %d MiB allocated with 200 MiB held; want one release, at 50 MiB", sec, got, sec)
 		}
 		if got {
 			r.released(s)
@@ -63,22 +86,31 @@ func TestReducerWaitsForAllocationsOfAQuarterOfTheMemoryHeld(t *testing.T) {
 }
 
 func TestReducerIgnoresASmallHeap(t *testing.T) {
-	r := newReducer(Options{Interval: time.Second}, Sample{})
-	for i := range 5 {
+	r := newReducer(Options{Interval: time.Second}, at(0, 0, 0))
+	for sec := 1; sec <= 5; sec++ {
 		// Much allocated for the memory held, but below MinAllocated.
-		if r.next(Sample{Allocated: 10*mib + uint64(i), Held: 12 * mib}) {
-			t.Fatalf("sample %d: released after 10 MiB, below the 16 MiB minimum", i)
+		if r.next(at(float64(sec), 10, 12)) {
+			t.Fatalf("second %d: released after 10 MiB, below the 16 MiB minimum", sec)
 		}
 	}
 }
 
-func TestReducerScalesTheQuietRateWithTheInterval(t *testing.T) {
-	// 4 MiB/s over 250 ms is 1 MiB: 2 MiB per interval is busy.
-	r := newReducer(Options{Interval: 250 * time.Millisecond}, Sample{})
-	for i := 1; i <= 50; i++ {
-		if r.next(Sample{Allocated: uint64(i) * 2 * mib, Held: 100 * mib}) {
+func TestReducerMeasuresTheRateOverTheTimeThatPassed(t *testing.T) {
+	// 4 MiB/s is the quiet limit. 2 MiB in 250 ms is 8 MiB/s, busy; 2 MiB
+	// in a second that a late tick made of a 250 ms interval is quiet.
+	r := newReducer(Options{Interval: 250 * time.Millisecond}, at(0, 0, 0))
+	for i := 1; i <= 20; i++ {
+		if r.next(at(float64(i)*0.25, uint64(2*i), 100)) {
 			t.Fatalf("sample %d: released while allocating 8 MiB/s", i)
 		}
+	}
+	r = newReducer(Options{Interval: 250 * time.Millisecond}, at(0, 0, 0))
+	released := false
+	for i := 1; i <= 60; i++ {
+		released = released || r.next(at(float64(i), uint64(2*i), 100))
+	}
+	if !released {
+		t.Fatal("no release while allocating 2 MiB/s with ticks a second apart")
 	}
 }
 
@@ -92,14 +124,17 @@ func TestRunGivesTheGarbageOfABurstBackToTheSystem(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{})
+	// The first sample is taken before the burst, so that the burst counts
+	// however late the goroutine starts.
+	first := Read()
 	go func() {
 		defer close(done)
-		Run(ctx, Options{Interval: 50 * time.Millisecond, OnRelease: func(before, after uint64, _ time.Duration) {
+		run(ctx, Options{Interval: 50 * time.Millisecond, OnRelease: func(before, after uint64, _ time.Duration) {
 			select {
 			case got <- release{before, after}:
 			default:
 			}
-		}})
+		}}, first)
 	}()
 
 	// A burst: 96 MiB allocated and dropped without a collection after it.
