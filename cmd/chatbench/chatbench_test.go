@@ -263,7 +263,7 @@ func TestStormConnectsEveryConnection(t *testing.T) {
 
 func TestRefusedConnectionIsAClearError(t *testing.T) {
 	srv := startChatd(t, "CHATD_AUTH_MODE=jwt", "CHATD_AUTH_JWT_SECRET=0123456789abcdef0123456789abcdef")
-	m, err := runJSON(t, "fanout", "-target", srv.url, "-rooms", "1", "-members", "2", "-duration", "1s", "-metrics", "")
+	m, err := runJSON(t, "fanout", "-target", srv.url, "-rooms", "1", "-members", "2", "-duration", "1s", "-settle", "0s", "-metrics", "")
 	if err == nil || !strings.Contains(err.Error(), "unauthorized") {
 		t.Fatalf("err = %v, want a connect_error naming unauthorized", err)
 	}

@@ -48,6 +48,7 @@ var knownEnv = map[string]bool{
 	"CHATD_RECOVERY_STREAM_LENGTH":     true,
 	"CHATD_PRESENCE_TTL":               true,
 	"CHATD_INSTANCE_ID":                true,
+	"CHATD_MEMORY_RELEASE_WHEN_IDLE":   true,
 	"CHATD_METRICS_ENABLED":            true,
 	"CHATD_WEB_ENABLED":                true,
 }

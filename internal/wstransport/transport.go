@@ -173,7 +173,7 @@ func (t *Transport) read() {
 		}
 		if upgrade {
 			// The engine switched to this transport and flushed its buffer
-			// within OnData.
+			// within receive.
 			t.settled.Store(true)
 		}
 	}
