@@ -248,6 +248,15 @@ func (c *Chat) Rooms(ctx context.Context, userID string) ([]string, error) {
 	return rs, nil
 }
 
+// IsMember reports whether userID belongs to room.
+func (c *Chat) IsMember(ctx context.Context, userID, room string) (bool, error) {
+	ok, err := c.st.Membership.IsMember(ctx, userID, room)
+	if err != nil {
+		return false, Unavailable(err)
+	}
+	return ok, nil
+}
+
 // Presence lists the members of room that have a connected socket anywhere.
 func (c *Chat) Presence(ctx context.Context, room string) ([]User, error) {
 	if err := ValidateRoom(room); err != nil {

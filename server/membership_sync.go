@@ -60,6 +60,28 @@ func (s *Server) userSocketsLeave(ctx context.Context, userID, room string) {
 	}
 }
 
+// settleUserSockets makes the user's sockets agree with the store after a
+// join (joined) or a leave of room. A join and a leave of the same user
+// from two tabs can interleave so that the store ends with one and the
+// sockets with the other: each changes the store, then the sockets, and
+// the second store change can come between the first's two steps. Reading
+// the store after the socket change and undoing that change when the store
+// says otherwise makes the last store change win: whichever request
+// changes the sockets last reads a store that already has it.
+func (s *Server) settleUserSockets(ctx context.Context, userID, room string, joined bool) {
+	member, err := s.chat.IsMember(ctx, userID, room)
+	if err != nil {
+		s.log.Warn("membership not checked again after changing the user's sockets", "user", userID, "room", room, "err", err)
+		return
+	}
+	switch {
+	case joined && !member:
+		s.userSocketsLeave(ctx, userID, room)
+	case !joined && member:
+		s.userSocketsJoin(ctx, userID, room)
+	}
+}
+
 // waitRoomsReady returns once the rooms sock is in receive the broadcasts of
 // the other instances, or ctx ends (then it logs and the session starts
 // anyway: the subscriptions complete in the background).

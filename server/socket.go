@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -168,6 +169,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	}
 	if len(joinRooms) > 0 {
 		sock.Join(joinRooms...)
+		memberOf = s.leaveRoomsLeftMeanwhile(ctx, sock, u.ID, memberOf)
 	}
 	// In cluster mode, wait until this instance receives the other
 	// instances' broadcasts to the socket's rooms, so that nothing sent
@@ -184,6 +186,29 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	if first {
 		s.announce(u, memberOf, "online")
 	}
+}
+
+// leaveRoomsLeftMeanwhile reads the user's rooms again after a new socket
+// joined joined, takes the socket out of those the user has left since, and
+// returns the rest. A leave from another tab whose store change came after
+// the first read, but whose socket change came before the new socket joined,
+// missed it. (A join cannot be missed: it reaches the socket through its
+// user room, which the socket joined before the first read.)
+func (s *Server) leaveRoomsLeftMeanwhile(ctx context.Context, sock *socket.Socket, userID string, joined []string) []string {
+	now, err := s.chat.Rooms(ctx, userID)
+	if err != nil {
+		s.log.Warn("socket rooms not checked again after joining them", "user", userID, "err", err)
+		return joined
+	}
+	kept := make([]string, 0, len(joined))
+	for _, r := range joined {
+		if slices.Contains(now, r) {
+			kept = append(kept, r)
+		} else {
+			sock.Leave(socket.Room(r))
+		}
+	}
+	return kept
 }
 
 // onDisconnect runs once, when the socket is gone.
@@ -346,6 +371,7 @@ func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
 	// mode this waits until every instance has done it, so that a message
 	// sent after the ack reaches all the user's tabs.
 	c.s.userSocketsJoin(ctx, c.user.ID, room)
+	c.s.settleUserSockets(ctx, c.user.ID, room, true)
 	if joined {
 		c.s.emitPresence(room, c.user, "joined")
 		c.s.emitMembership(c.user.ID, room, "joined")
@@ -365,6 +391,7 @@ func (c *conn) leave(ctx context.Context, args []any) (map[string]any, error) {
 	// In cluster mode this waits until every instance has done it, so that
 	// no message sent after the ack reaches the user's tabs.
 	c.s.userSocketsLeave(ctx, c.user.ID, room)
+	c.s.settleUserSockets(ctx, c.user.ID, room, false)
 	if left {
 		c.s.emitPresence(room, c.user, "left")
 		c.s.emitMembership(c.user.ID, room, "left")

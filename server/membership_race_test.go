@@ -1,0 +1,221 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/chatd/chatd/rooms"
+)
+
+// gatedMembership can hold one Join after it has stored, or one Rooms after
+// it has read, until the test lets it go: the windows in which another
+// tab's join or leave used to slip between a store change and the matching
+// socket change.
+type gatedMembership struct {
+	*rooms.MemoryMembership
+	gateJoin, gateRooms atomic.Bool
+	joinStored, joinGo  chan struct{}
+	roomsRead, roomsGo  chan struct{}
+}
+
+func newGatedMembership() *gatedMembership {
+	return &gatedMembership{
+		MemoryMembership: rooms.NewMemoryMembership(),
+		joinStored:       make(chan struct{}), joinGo: make(chan struct{}),
+		roomsRead: make(chan struct{}), roomsGo: make(chan struct{}),
+	}
+}
+
+func (m *gatedMembership) Join(ctx context.Context, userID, room string, maxRooms int) (bool, error) {
+	ok, err := m.MemoryMembership.Join(ctx, userID, room, maxRooms)
+	if m.gateJoin.CompareAndSwap(true, false) {
+		close(m.joinStored)
+		<-m.joinGo
+	}
+	return ok, err
+}
+
+func (m *gatedMembership) Rooms(ctx context.Context, userID string) ([]string, error) {
+	rs, err := m.MemoryMembership.Rooms(ctx, userID)
+	if m.gateRooms.CompareAndSwap(true, false) {
+		close(m.roomsRead)
+		<-m.roomsGo
+	}
+	return rs, err
+}
+
+func startGated(t *testing.T, m *gatedMembership) (*Server, string) {
+	t.Helper()
+	chat, err := rooms.NewChat(rooms.Limits{}, rooms.Stores{
+		Membership: m, Presence: rooms.NewMemoryPresence(),
+		History: rooms.NewMemoryHistory(10), Idempotency: rooms.NewMemoryIdempotency(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{}, Deps{Chat: chat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ts.Close()
+		_ = s.Close()
+	})
+	return s, ts.URL
+}
+
+// rawClient is a socket.io client on a bare WebSocket.
+type rawClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+// dialRaw connects as the dev-mode user; it returns once the CONNECT is
+// answered, before the server has set the socket up.
+func dialRaw(t *testing.T, url, userID string) *rawClient {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	c := &rawClient{t: t, conn: conn}
+	t.Cleanup(func() { _ = conn.Close() })
+	c.next("0") // the Engine.IO open packet
+	c.write(`40{"userId":"` + userID + `"}`)
+	c.next("40")
+	return c
+}
+
+func (c *rawClient) write(packet string) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(packet)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// next returns the next packet that starts with prefix, skipping others.
+func (c *rawClient) next(prefix string) string {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, b, err := c.conn.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("waiting for a packet starting with %q: %v", prefix, err)
+		}
+		if strings.HasPrefix(string(b), prefix) {
+			return string(b)
+		}
+	}
+}
+
+// session waits for the session event and returns its rooms.
+func (c *rawClient) session() []string {
+	c.t.Helper()
+	var ev []json.RawMessage
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(c.next(`42["session"`), "42")), &ev); err != nil || len(ev) != 2 {
+		c.t.Fatalf("session event: %v", err)
+	}
+	var s struct {
+		Rooms []string `json:"rooms"`
+	}
+	if err := json.Unmarshal(ev[1], &s); err != nil {
+		c.t.Fatal(err)
+	}
+	return s.Rooms
+}
+
+// send emits a request without waiting for its answer.
+func (c *rawClient) send(id int, event, room string) {
+	c.t.Helper()
+	c.write("42" + strconv.Itoa(id) + `["` + event + `",{"room":"` + room + `"}]`)
+}
+
+// ack waits for the answer to request id and fails unless it is ok.
+func (c *rawClient) ack(id int) {
+	c.t.Helper()
+	if a := c.next("43" + strconv.Itoa(id) + "["); !strings.Contains(a, `"ok":true`) {
+		c.t.Fatalf("request %d answered %s", id, a)
+	}
+}
+
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting until %s", what)
+	}
+}
+
+func socketsIn(s *Server, room string) int {
+	ids, ok := s.nsp.Adapter().Rooms().Load(socket.Room(room))
+	if !ok {
+		return 0
+	}
+	return ids.Len()
+}
+
+// Tab A joins and tab B leaves at once: A's join is stored, B's leave is
+// stored and applied to the sockets, and only then does A put the user's
+// sockets in the room. The store says the user left; so must the sockets,
+// or both tabs keep receiving a room their user is not in.
+func TestJoinAndLeaveRacingFromTwoTabsEndAsTheStoreDoes(t *testing.T) {
+	m := newGatedMembership()
+	s, url := startGated(t, m)
+	a, b := dialRaw(t, url, "alice"), dialRaw(t, url, "alice")
+	a.session()
+	b.session()
+
+	m.gateJoin.Store(true)
+	a.send(1, "join", "r")
+	wait(t, m.joinStored, "the join is stored")
+	b.send(1, "leave", "r")
+	b.ack(1)
+	close(m.joinGo)
+	a.ack(1)
+
+	if member, _ := m.IsMember(context.Background(), "alice", "r"); member {
+		t.Fatal("the store has alice in r; the leave was stored last")
+	}
+	if n := socketsIn(s, "r"); n != 0 {
+		t.Fatalf("%d of alice's sockets are in r after her leave was stored last, want 0", n)
+	}
+}
+
+// A leave from one tab lands while another tab's socket is being set up,
+// after the setup read the user's rooms and before it joined them.
+func TestALeaveDuringASocketsSetupIsNotMissed(t *testing.T) {
+	m := newGatedMembership()
+	if _, err := m.MemoryMembership.Join(context.Background(), "alice", "r", 10); err != nil {
+		t.Fatal(err)
+	}
+	s, url := startGated(t, m)
+	a := dialRaw(t, url, "alice")
+	if got := a.session(); len(got) != 1 || got[0] != "r" {
+		t.Fatalf("first tab's session rooms %v, want [r]", got)
+	}
+
+	m.gateRooms.Store(true)
+	b := dialRaw(t, url, "alice")
+	wait(t, m.roomsRead, "the new socket's setup read the rooms")
+	a.send(1, "leave", "r")
+	a.ack(1)
+	close(m.roomsGo)
+	if got := b.session(); len(got) != 0 {
+		t.Errorf("second tab's session rooms %v after the leave, want none", got)
+	}
+	if n := socketsIn(s, "r"); n != 0 {
+		t.Fatalf("%d of alice's sockets are in r after she left it, want 0", n)
+	}
+}
