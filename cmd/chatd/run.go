@@ -133,18 +133,18 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 // Main is a wired chatd: the configuration, the stores, the socket.io server
 // and the HTTP server. End-to-end tests start it on 127.0.0.1:0.
 type Main struct {
-	cfg       config.Config
-	log       *slog.Logger
-	srv       *server.Server
-	http      *http.Server
-	ln        net.Listener
-	closer    []func() error // run in reverse order by Close
-	reaper    context.CancelFunc
-	reducer   context.CancelFunc
-	memGauges *memoryMetrics
-	served    chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	cfg        config.Config
+	log        *slog.Logger
+	srv        *server.Server
+	http       *http.Server
+	ln         net.Listener
+	closer     []func() error // run in reverse order by Close
+	reaper     context.CancelFunc
+	reducer    context.CancelFunc
+	memMetrics *memoryMetrics
+	served     chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // newMain wires chatd from cfg.
@@ -159,7 +159,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.memGauges = newMemoryMetrics(reg)
+	m.memMetrics = newMemoryMetrics(reg)
 
 	st, deps, err := m.stores(ctx, cfg, reg)
 	if err != nil {
@@ -266,9 +266,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 // memoryReleased logs and counts a release of idle memory.
 func (m *Main) memoryReleased(before, after uint64, took time.Duration) {
-	m.memGauges.releases.Inc()
+	m.memMetrics.releases.Inc()
 	if before > after {
-		m.memGauges.released.Add(float64(before - after))
+		m.memMetrics.released.Add(float64(before - after))
 	}
 	m.log.Debug("released idle memory to the system", "held_before_mb", before>>20, "held_after_mb", after>>20, "took", took)
 }

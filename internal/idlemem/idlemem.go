@@ -10,8 +10,8 @@
 // stays near twice its live heap. The runtime forces a collection every two
 // minutes, which frees the objects but keeps their pages. The reducer
 // watches the allocation rate, and once it has stayed low for a few samples
-// while much of the heap is reclaimable, it collects and returns the free
-// pages (debug.FreeOSMemory). Under load it does nothing: the rate is high.
+// after the process allocated much, it collects and returns the free pages
+// (debug.FreeOSMemory). Under load it does nothing: the rate is high.
 //
 // The heap's own statistics cannot tell how much of it is garbage before a
 // collection has looked (the live size they report is that of the last
@@ -36,8 +36,8 @@ type Options struct {
 	// memory is released; 0 means 2.
 	QuietSamples int
 	// QuietBytesPerSecond is the allocation rate below which an interval is
-	// quiet; 0 means 4 MiB/s. Idle sockets still allocate a little for
-	// their pings (about 40 bytes per connection and second).
+	// quiet; 0 means 4 MiB/s. Idle sockets still allocate a little, for
+	// their pings, and so does every scrape of the metrics.
 	QuietBytesPerSecond uint64
 	// MinGap is the least time between two releases; 0 means one minute.
 	// Steady light traffic is quiet by QuietBytesPerSecond, and without a
