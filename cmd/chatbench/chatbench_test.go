@@ -284,6 +284,7 @@ func TestFlagsRefuseBadSettings(t *testing.T) {
 		{[]string{"fanout", "-rate", "0"}, "-rate"},
 		{[]string{"fanout", "-members", "1"}, "-members"},
 		{[]string{"fanout", "-text-bytes", "10"}, "-text-bytes"},
+		{[]string{"fanout", "-settle", "-1s"}, "-settle"},
 		{[]string{"idle", "-conns", "0"}, "-conns"},
 		{[]string{"storm", "-factor", "1"}, "-factor"},
 		{[]string{"capacity", "-rate", "100", "-max-rate", "50"}, "-max-rate"},
