@@ -53,10 +53,13 @@ func (m *gatedMembership) Rooms(ctx context.Context, userID string) ([]string, e
 	return rs, err
 }
 
-func startGated(t *testing.T, m *gatedMembership) (*Server, string) {
+// serveStores serves a Server on membership and presence, with in-memory
+// history and idempotency, until the test ends; it returns the server, its
+// chat and its URL.
+func serveStores(t *testing.T, membership rooms.Membership, presence rooms.Presence) (*Server, *rooms.Chat, string) {
 	t.Helper()
 	chat, err := rooms.NewChat(rooms.Limits{}, rooms.Stores{
-		Membership: m, Presence: rooms.NewMemoryPresence(),
+		Membership: membership, Presence: presence,
 		History: rooms.NewMemoryHistory(10), Idempotency: rooms.NewMemoryIdempotency(time.Hour),
 	})
 	if err != nil {
@@ -71,7 +74,13 @@ func startGated(t *testing.T, m *gatedMembership) (*Server, string) {
 		ts.Close()
 		_ = s.Close()
 	})
-	return s, ts.URL
+	return s, chat, ts.URL
+}
+
+func startGated(t *testing.T, m *gatedMembership) (*Server, string) {
+	t.Helper()
+	s, _, url := serveStores(t, m, rooms.NewMemoryPresence())
+	return s, url
 }
 
 // rawClient is a socket.io client on a bare WebSocket.

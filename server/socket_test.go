@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -36,22 +35,9 @@ func TestDisconnectDuringSetupLeavesNoPresence(t *testing.T) {
 	if _, err := membership.Join(context.Background(), "alice", "r", 10); err != nil {
 		t.Fatal(err)
 	}
-	chat, err := rooms.NewChat(rooms.Limits{}, rooms.Stores{
-		Membership: membership, Presence: presence,
-		History: rooms.NewMemoryHistory(10), Idempotency: rooms.NewMemoryIdempotency(time.Hour),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{}, Deps{Chat: chat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s)
-	defer ts.Close()
-	defer s.Close()
+	s, chat, base := serveStores(t, membership, presence)
 
-	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+	url := "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
 	conn, resp, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
