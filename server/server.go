@@ -197,7 +197,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	opts.SetPingTimeout(20 * time.Second)
 	// chatd's own WebSocket transport (see internal/wstransport); polling
 	// stays the library's.
-	s.ws = &wstransport.Builder{SendBufferBytes: cfg.SendBufferBytes, Stats: new(wstransport.Stats)}
+	s.ws = &wstransport.Builder{
+		SendBufferBytes: cfg.SendBufferBytes,
+		ReadLimit:       int64(cfg.PayloadBytes),
+		Stats:           new(wstransport.Stats),
+	}
 	opts.SetTransports(types.NewSet[transports.TransportCtor](engine.Polling, s.ws))
 	opts.SetAllowRequest(func(*types.HttpContext) error {
 		if s.draining.Load() {

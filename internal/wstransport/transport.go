@@ -14,9 +14,18 @@
 // buffer would overflow. MessageFrame and WriteFrame let chatd's fan-out
 // build one frame per broadcast and share it among all recipients.
 //
-// Reading stays with gorilla/websocket (the connection the engine upgraded),
-// and control frames that gorilla would answer by itself (pong, close) are
-// routed through the same send buffer so that frames never interleave.
+// Reading needs no goroutine while a connection is idle: on Linux one
+// epoll(7) instance for the process (see poller) reports connections that
+// have something to read, and a goroutine started for that reads the socket
+// without blocking, hands every complete message to the engine and re-arms
+// the registration. An idle WebSocket connection would otherwise hold a
+// goroutine parked in read(2), whose stack (8 kB after a message has been
+// handled) was the largest single part of its memory. The frames are parsed
+// here (see frameReader), as gorilla/websocket would parse them; answers to
+// pings and closes go through the same send buffer as everything else, so
+// that frames never interleave. Where polling is not possible (another
+// operating system, a connection without a file descriptor), gorilla reads
+// the connection in a goroutine of its own, as the library's transport does.
 package wstransport
 
 import (
@@ -26,6 +35,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -62,7 +72,21 @@ type Builder struct {
 	SendBufferBytes int
 	// Stats, if not nil, is updated by every transport of this builder.
 	Stats *Stats
+	// ReadLimit bounds the payload of a message a client sends, in bytes;
+	// a longer one closes the connection with status 1009. 0 means
+	// DefaultReadLimit. Set it to the engine's maxHttpBufferSize, which
+	// bounds messages read by gorilla (where readiness polling is not
+	// possible).
+	ReadLimit int64
+
+	// blockingReads makes every transport read in a goroutine of its own
+	// (through gorilla), as where polling is not possible; for tests.
+	blockingReads bool
 }
+
+// DefaultReadLimit is the read limit of a Builder that sets none: 1e6
+// bytes, the engine's default maxHttpBufferSize.
+const DefaultReadLimit = 1_000_000
 
 var _ transports.TransportCtor = (*Builder)(nil)
 
@@ -96,6 +120,24 @@ type Transport struct {
 	// session that began on long-polling (the engine then flushes what it
 	// buffered meanwhile, which a direct write must not overtake).
 	settled atomic.Bool
+
+	// Reading driven by the poller; raw is nil when gorilla reads instead.
+	raw    syscall.RawConn
+	readFn func(fd uintptr) bool // t.readFD, bound once
+	readMu sync.Mutex            // held by the goroutine reading the socket; guards the following
+	frames frameReader
+	// partial holds the bytes of a frame not yet complete, nil between
+	// frames; rbuf, rn and rerr are the state of the read(2) in progress.
+	partial  []byte
+	rbuf     []byte
+	rn       int
+	rerr     error
+	lastRead atomic.Int64 // Unix nanoseconds of the last read with data
+
+	pollMu    sync.Mutex // guards the following
+	pollID    uint64
+	idle      *time.Timer // closes a connection that sends nothing for idleTimeout
+	pollEnded bool
 }
 
 // Construct takes over the upgraded connection in ctx and starts reading it.
@@ -135,7 +177,34 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 
 	t.SetWritable(true)
 	t.SetPerMessageDeflate(nil)
-	transports.StartReader(t, ctx.TransportReadPermission(), t.read)
+	read := t.read
+	if raw := t.pollable(); raw != nil {
+		t.raw = raw
+		t.readFn = t.readFD
+		t.frames.limit = t.builder.ReadLimit
+		if t.frames.limit <= 0 {
+			t.frames.limit = DefaultReadLimit
+		}
+		read = t.startPolling
+	}
+	transports.StartReader(t, ctx.TransportReadPermission(), read)
+}
+
+// pollable returns the connection's file descriptor access when the poller
+// can watch it.
+func (t *Transport) pollable() syscall.RawConn {
+	if t.builder.blockingReads {
+		return nil
+	}
+	sc, ok := t.ws.NetConn().(syscall.Conn)
+	if !ok || sharedPoller() == nil {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // Name is "websocket".
@@ -144,8 +213,9 @@ func (t *Transport) Name() string { return transports.WEBSOCKET }
 // HandlesUpgrades reports true, as for the library's WebSocket transport.
 func (t *Transport) HandlesUpgrades() bool { return true }
 
-// read reads frames until the connection fails or closes, and hands each
-// message to the engine.
+// read reads frames through gorilla until the connection fails or closes,
+// and hands each message to the engine; a transport that cannot be polled
+// runs it in a goroutine of its own.
 func (t *Transport) read() {
 	defer t.OnClose()
 	for {
@@ -165,17 +235,22 @@ func (t *Transport) read() {
 			t.readFailed(err)
 			return
 		}
-		pong := mt == websocket.TextMessage && len(b) == 1 && b[0] == '3'
-		upgrade := mt == websocket.TextMessage && len(b) == 1 && b[0] == '5'
-		t.receive(mt, b)
-		if pong {
-			time.AfterFunc(pongRepeat, t.repeatPong)
-		}
-		if upgrade {
-			// The engine switched to this transport and flushed its buffer
-			// within receive.
-			t.settled.Store(true)
-		}
+		t.message(mt, b)
+	}
+}
+
+// message hands the engine one message the client sent.
+func (t *Transport) message(mt int, b []byte) {
+	pong := mt == websocket.TextMessage && len(b) == 1 && b[0] == '3'
+	upgrade := mt == websocket.TextMessage && len(b) == 1 && b[0] == '5'
+	t.receive(mt, b)
+	if pong {
+		time.AfterFunc(pongRepeat, t.repeatPong)
+	}
+	if upgrade {
+		// The engine switched to this transport and flushed its buffer
+		// within receive.
+		t.settled.Store(true)
 	}
 }
 
@@ -323,6 +398,7 @@ func (t *Transport) DoClose(fn types.Callable) {
 // OnClose closes the connection (after flushing, see DoClose) and tells the
 // engine, once.
 func (t *Transport) OnClose() {
+	t.endPolling()
 	t.out.close()
 	t.Transport.OnClose()
 }

@@ -32,13 +32,22 @@ func (b recordingBuilder) New(ctx *types.HttpContext) transports.Transport {
 // package's WebSocket transport, and returns its URL, its connections and
 // the WebSocket transports it makes.
 func startEngine(t *testing.T) (string, <-chan engine.Socket, <-chan *Transport) {
+	return startEngineWith(t, &Builder{}, nil)
+}
+
+// startEngineWith is startEngine with a Builder of the test's and, if set,
+// a change to the engine's options.
+func startEngineWith(t *testing.T, builder *Builder, configure func(config.ServerOptionsInterface)) (string, <-chan engine.Socket, <-chan *Transport) {
 	t.Helper()
-	b := recordingBuilder{Builder: &Builder{}, made: make(chan *Transport, 4)}
+	b := recordingBuilder{Builder: builder, made: make(chan *Transport, 64)}
 	opts := config.DefaultServerOptions()
 	opts.SetTransports(types.NewSet[transports.TransportCtor](engine.Polling, b))
 	opts.SetPingInterval(time.Hour)
+	if configure != nil {
+		configure(opts)
+	}
 	srv := engine.NewServer(opts)
-	conns := make(chan engine.Socket, 4)
+	conns := make(chan engine.Socket, 64)
 	_ = srv.On("connection", func(args ...any) { conns <- args[0].(engine.Socket) })
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
@@ -158,10 +167,23 @@ func TestAnUpgradedSessionSettlesOnlyAfterTheUpgradePacket(t *testing.T) {
 // Messages reach the engine whole and in order, text and binary, small and
 // larger than the read scratch buffer.
 func TestMessagesReachTheEngineWhole(t *testing.T) {
-	url, conns, _ := startEngine(t)
+	for _, blocking := range []bool{false, true} {
+		name := "polled"
+		if blocking {
+			name = "gorilla"
+		}
+		t.Run(name, func(t *testing.T) { testMessagesReachTheEngineWhole(t, blocking) })
+	}
+}
+
+func testMessagesReachTheEngineWhole(t *testing.T, blocking bool) {
+	url, conns, made := startEngineWith(t, &Builder{blockingReads: blocking}, nil)
 	c := dialWS(t, url+"&transport=websocket")
 	readText(t, c) // the open packet
 	conn := <-conns
+	if polled := (<-made).raw != nil; polled == blocking {
+		t.Fatalf("the transport is polled: %v, want %v", polled, !blocking)
+	}
 	got := make(chan any, 8)
 	_ = conn.On("message", func(args ...any) { got <- args[0] })
 
