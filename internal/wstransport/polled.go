@@ -27,7 +27,7 @@ func sharedPoller() *poller {
 	return thePoller.p
 }
 
-// errWouldBlock is readOnce's report of a socket with nothing to read.
+// errWouldBlock is readOnce's report of a drained socket.
 var errWouldBlock = errors.New("nothing to read")
 
 // startPolling registers the connection with the poller; pollRead then
@@ -81,9 +81,13 @@ func (t *Transport) pollRead() {
 }
 
 // readOnce makes one read(2) and hands on the complete frames it finished.
-// Between frames the bytes are read into a pooled scratch buffer, so that an
-// idle connection keeps no read buffer of its own; only a frame split
-// across reads is kept (in t.partial), growing with what arrives.
+// It returns errWouldBlock when the socket is drained: it had nothing, or
+// less than the buffer could take (whatever arrives after that read makes
+// the re-armed registration report at once, so a second read(2) to see
+// EAGAIN would only cost a system call). Between frames the bytes are read
+// into a pooled scratch buffer, so that an idle connection keeps no read
+// buffer of its own; only a frame split across reads is kept (in
+// t.partial), growing with what arrives.
 func (t *Transport) readOnce() error {
 	if len(t.partial) == 0 {
 		scratch := readBuffers.Get().(*[4096]byte)
@@ -99,13 +103,14 @@ func (t *Transport) readOnce() error {
 		if len(rest) > 0 {
 			t.partial = append(make([]byte, 0, max(2*len(rest), 1024)), rest...)
 		}
-		return nil
+		return drained(n, len(scratch))
 	}
 	if cap(t.partial)-len(t.partial) < 1024 {
 		// Grow as the frame arrives (append's doubling), not by the length
 		// its header claims.
 		t.partial = slices.Grow(t.partial, 1024)
 	}
+	room := cap(t.partial) - len(t.partial)
 	n, err := t.readSocket(t.partial[len(t.partial):cap(t.partial)])
 	if n == 0 {
 		return err
@@ -119,6 +124,14 @@ func (t *Transport) readOnce() error {
 		t.partial = nil
 	case len(rest) < len(t.partial):
 		t.partial = t.partial[:copy(t.partial, rest)]
+	}
+	return drained(n, room)
+}
+
+// drained is readOnce's answer after a read of n bytes into room.
+func drained(n, room int) error {
+	if n < room {
+		return errWouldBlock
 	}
 	return nil
 }
