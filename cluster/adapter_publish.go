@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -49,13 +50,21 @@ func (b *AdapterBuilder) publishLoop() {
 		case m := <-b.pubQ:
 			batch = append(batch, m)
 		}
+		yielded := false
 	fill:
 		for len(batch) < maxBatch {
 			select {
 			case m := <-b.pubQ:
 				batch = append(batch, m)
 			default:
-				break fill
+				if yielded {
+					break fill
+				}
+				// Let the goroutines that are ready to run (message
+				// handlers, say) queue what they are about to publish, so
+				// that it shares this batch's write(2) and round trip.
+				yielded = true
+				runtime.Gosched()
 			}
 		}
 		b.sendBatch(batch)
