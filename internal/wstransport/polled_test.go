@@ -147,6 +147,25 @@ func TestAFragmentedMessageAndAPingWithinIt(t *testing.T) {
 	}
 }
 
+// closeReasons reports the reason the engine gives when it closes conn.
+func closeReasons(conn engine.Socket) <-chan string {
+	reasons := make(chan string, 1)
+	_ = conn.On("close", func(args ...any) { reasons <- args[0].(string) })
+	return reasons
+}
+
+func expectCloseReason(t *testing.T, reasons <-chan string, want string) {
+	t.Helper()
+	select {
+	case reason := <-reasons:
+		if reason != want {
+			t.Fatalf("the engine closed the socket for %q, want %s", reason, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the engine never closed the socket")
+	}
+}
+
 // closeAfter reads from c until the server closes it and returns the close
 // status it sent.
 func closeAfter(t *testing.T, c *websocket.Conn) int {
@@ -195,8 +214,7 @@ func TestBadFramesCloseTheConnectionWithAStatus(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, raw, conn, got := rawSession(t, &Builder{}, nil)
-			closed := make(chan string, 1)
-			_ = conn.On("close", func(args ...any) { closed <- args[0].(string) })
+			closed := closeReasons(conn)
 			// A message before the bad frame still arrives.
 			if _, err := raw.Write(append(clientFrame(0x81, []byte("4before")), tc.bytes...)); err != nil {
 				t.Fatal(err)
@@ -205,14 +223,7 @@ func TestBadFramesCloseTheConnectionWithAStatus(t *testing.T) {
 			if code := closeAfter(t, c); code != tc.code {
 				t.Fatalf("close status %d, want %d", code, tc.code)
 			}
-			select {
-			case reason := <-closed:
-				if reason != "transport error" {
-					t.Fatalf("the engine closed the socket for %q, want transport error", reason)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("the engine never closed the socket")
-			}
+			expectCloseReason(t, closed, "transport error")
 		})
 	}
 }
@@ -253,44 +264,28 @@ func TestAClientCloseIsEchoed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, raw, conn, _ := rawSession(t, &Builder{}, nil)
-			closed := make(chan string, 1)
-			_ = conn.On("close", func(args ...any) { closed <- args[0].(string) })
+			closed := closeReasons(conn)
 			if _, err := raw.Write(clientFrame(0x88, tc.body)); err != nil {
 				t.Fatal(err)
 			}
 			if code := closeAfter(t, c); code != tc.want {
 				t.Fatalf("close status %d, want %d", code, tc.want)
 			}
-			select {
-			case reason := <-closed:
-				if reason != "transport close" {
-					t.Fatalf("the engine closed the socket for %q, want transport close", reason)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("the engine never closed the socket")
-			}
+			expectCloseReason(t, closed, "transport close")
 		})
 	}
 }
 
 func TestAConnectionCutWithinAFrameIsATransportError(t *testing.T) {
 	_, raw, conn, _ := rawSession(t, &Builder{}, nil)
-	closed := make(chan string, 1)
-	_ = conn.On("close", func(args ...any) { closed <- args[0].(string) })
+	closed := closeReasons(conn)
 	frame := clientFrame(0x81, []byte("4never whole"))
 	if _, err := raw.Write(frame[:len(frame)-3]); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
 	raw.Close()
-	select {
-	case reason := <-closed:
-		if reason != "transport error" {
-			t.Fatalf("the engine closed the socket for %q, want transport error", reason)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the engine never noticed the cut")
-	}
+	expectCloseReason(t, closed, "transport error")
 }
 
 func TestAClientThatSendsNothingForTheIdleTimeoutIsClosed(t *testing.T) {
