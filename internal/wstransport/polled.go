@@ -188,7 +188,7 @@ func (t *Transport) onFrame(op byte, payload []byte) error {
 			return err
 		}
 		t.out.write(closeFrame(code), false)
-		t.out.close() // nothing may follow the close frame
+		t.out.seal() // nothing may follow the close frame
 		return &websocket.CloseError{Code: code}
 	}
 	return nil
@@ -241,7 +241,8 @@ func (t *Transport) endPolling() bool {
 
 // stopReading ends the polled reading because of err and closes the
 // transport: after a close frame with the status a protocol error calls
-// for, and reporting err to the engine unless it is a close.
+// for, and reporting err to the engine (before the close, so that the
+// engine gives the error as the reason) unless it is a close.
 func (t *Transport) stopReading(err error) {
 	if !t.endPolling() {
 		return
@@ -249,7 +250,7 @@ func (t *Transport) stopReading(err error) {
 	var fe *frameError
 	if errors.As(err, &fe) {
 		t.out.write(closeFrame(fe.code), false)
-		t.out.close() // nothing may follow the close frame
+		t.out.seal() // nothing may follow the close frame
 	}
 	t.readFailed(err)
 	t.OnClose()

@@ -41,6 +41,7 @@ type sender struct {
 	queue    [][]byte   // frames (the first possibly a tail) not yet handed to the kernel
 	queued   int        // bytes in queue, plus those the flusher is writing
 	flushing bool       // a flusher goroutine owns the connection's writes
+	sealed   bool       // no more frames (a close frame was the last); see seal
 	closing  bool       // no more frames; close once the queue is written
 	closed   bool       // the connection is closed
 	err      error      // why the sender stopped, nil after a plain close
@@ -69,7 +70,7 @@ func newSender(conn net.Conn, limit int, stats *Stats) *sender {
 func (s *sender) write(frame []byte, volatile bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || s.closed {
+	if s.sealed || s.closing || s.closed {
 		return false
 	}
 	if s.flushing {
@@ -193,6 +194,15 @@ func (s *sender) flush() {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// seal refuses every frame after those already written or queued, without
+// closing the connection yet: after a close frame nothing may follow, not
+// even the close frame the engine writes when it learns of the close.
+func (s *sender) seal() {
+	s.mu.Lock()
+	s.sealed = true
+	s.mu.Unlock()
 }
 
 // close stops the sender: it closes the connection at once when nothing is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -217,4 +218,33 @@ func TestSenderCloseGivesUpOnAClientThatNeverReads(t *testing.T) {
 func isReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op)
+}
+
+// After seal, frames are refused but the connection stays open until close,
+// which still writes what came before the seal.
+func TestASealedSenderTakesNothingMoreAndStillCloses(t *testing.T) {
+	server, client := tcpPair(t)
+	s := newSender(server, 1<<30, new(Stats))
+	last := closeFrame(1002)
+	if !s.write(last, false) {
+		t.Fatal("refused")
+	}
+	s.seal()
+	if s.write(closeFrame(1000), false) {
+		t.Fatal("a sealed sender accepted a frame")
+	}
+	_ = client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 64)
+	n, err := client.Read(buf)
+	if err != nil || !bytes.Equal(buf[:n], last) {
+		t.Fatalf("read %q, %v; want the close frame", buf[:n], err)
+	}
+	if _, err := client.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("sealing closed the connection or sent more: %v", err)
+	}
+	s.close()
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := client.Read(buf); err != io.EOF {
+		t.Fatalf("after close: %d bytes, %v; want EOF", n, err)
+	}
 }
