@@ -42,7 +42,7 @@ func (t *Transport) startPolling() {
 	if err == nil {
 		t.pollID = id
 		if t.idleTimeout > 0 {
-			t.lastRead.Store(time.Now().UnixNano())
+			t.lastRead.Store(int64(time.Since(clockStart)))
 			t.idle = time.AfterFunc(t.idleTimeout, t.checkIdle)
 		}
 	}
@@ -155,7 +155,7 @@ func (t *Transport) readSocket(buf []byte) (int, error) {
 		return 0, errCut
 	}
 	if n > 0 {
-		t.lastRead.Store(time.Now().UnixNano())
+		t.lastRead.Store(int64(time.Since(clockStart)))
 	}
 	return n, nil
 }
@@ -194,15 +194,21 @@ func (t *Transport) onFrame(op byte, payload []byte) error {
 	return nil
 }
 
+// clockStart is what t.lastRead counts from: durations since it are read
+// on the monotonic clock, which a step of the wall clock does not move.
+var clockStart = time.Now()
+
 // checkIdle closes a connection that has sent nothing for idleTimeout, as
-// the read deadline does where gorilla reads.
+// the read deadline does where gorilla reads. Any bytes count, where the
+// deadline counted whole messages; a client that trickles one frame is
+// still bounded by the engine's ping timeout.
 func (t *Transport) checkIdle() {
 	t.pollMu.Lock()
 	if t.pollEnded {
 		t.pollMu.Unlock()
 		return
 	}
-	quiet := time.Since(time.Unix(0, t.lastRead.Load()))
+	quiet := time.Since(clockStart) - time.Duration(t.lastRead.Load())
 	if quiet < t.idleTimeout {
 		t.idle.Reset(t.idleTimeout - quiet)
 		t.pollMu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -52,8 +53,8 @@ func rawSession(t *testing.T, b *Builder, configure func(config.ServerOptionsInt
 	c := dialWS(t, url+"&transport=websocket")
 	readText(t, c) // the open packet
 	conn := <-conns
-	if (<-made).raw == nil {
-		t.Fatal("the transport is not polled")
+	if polled := (<-made).raw != nil; polled == b.blockingReads {
+		t.Fatalf("the transport is polled: %v, want %v", polled, !b.blockingReads)
 	}
 	got := make(chan string, 64)
 	_ = conn.On("message", func(args ...any) {
@@ -276,16 +277,58 @@ func TestAClientCloseIsEchoed(t *testing.T) {
 	}
 }
 
-func TestAConnectionCutWithinAFrameIsATransportError(t *testing.T) {
-	_, raw, conn, _ := rawSession(t, &Builder{}, nil)
-	closed := closeReasons(conn)
-	frame := clientFrame(0x81, []byte("4never whole"))
-	if _, err := raw.Write(frame[:len(frame)-3]); err != nil {
-		t.Fatal(err)
+// A client that drops the connection, between frames or within one, is a
+// plain close (gorilla's abnormal closure, 1006) on both read paths, and a
+// message cut short is not delivered.
+func TestAConnectionCutIsAPlainClose(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		for _, within := range []bool{false, true} {
+			t.Run(fmt.Sprintf("gorilla=%v/within a frame=%v", blocking, within), func(t *testing.T) {
+				_, raw, conn, got := rawSession(t, &Builder{blockingReads: blocking}, nil)
+				closed := closeReasons(conn)
+				stream := clientFrame(0x81, []byte("4whole"))
+				if within {
+					cut := clientFrame(0x81, []byte("4never whole"))
+					stream = append(stream, cut[:len(cut)-3]...)
+				}
+				if _, err := raw.Write(stream); err != nil {
+					t.Fatal(err)
+				}
+				expectMessages(t, got, "whole")
+				time.Sleep(20 * time.Millisecond)
+				raw.Close()
+				expectCloseReason(t, closed, "transport close")
+				select {
+				case m := <-got:
+					t.Fatalf("a message cut short reached the engine: %q", m)
+				default:
+				}
+			})
+		}
 	}
-	time.Sleep(20 * time.Millisecond)
-	raw.Close()
-	expectCloseReason(t, closed, "transport error")
+}
+
+// A connection the server closes because its client does not read is a
+// transport error on both read paths, as it was where gorilla read.
+func TestASlowConsumerIsATransportError(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gorilla=%v", blocking), func(t *testing.T) {
+			stats := new(Stats)
+			url, conns, made := startEngineWith(t, &Builder{SendBufferBytes: 64 << 10, Stats: stats, blockingReads: blocking}, nil)
+			c := dialWS(t, url+"&transport=websocket")
+			readText(t, c) // the open packet; then the client stops reading
+			conn := <-conns
+			tr := <-made
+			closed := closeReasons(conn)
+			frame := MessageFrame(bytes.Repeat([]byte("x"), 4000))
+			for i := 0; i < 100000 && tr.WriteFrame(frame, false); i++ {
+			}
+			if stats.SlowConsumers.Load() != 1 {
+				t.Fatalf("slow consumers %d, want 1", stats.SlowConsumers.Load())
+			}
+			expectCloseReason(t, closed, "transport error")
+		})
+	}
 }
 
 func TestAClientThatSendsNothingForTheIdleTimeoutIsClosed(t *testing.T) {

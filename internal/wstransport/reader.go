@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
 )
 
 // Opcodes a client may send besides those in frame.go (RFC 6455, 5.2).
@@ -208,5 +210,6 @@ func validCloseCode(code int) bool {
 }
 
 // errCut is what a read reports for a connection that ended without a close
-// frame, as gorilla reports it.
-var errCut = io.ErrUnexpectedEOF
+// frame, between frames or within one: what gorilla reports, an abnormal
+// closure (1006), which the engine takes as a plain close.
+var errCut = &websocket.CloseError{Code: websocket.CloseAbnormalClosure, Text: io.ErrUnexpectedEOF.Error()}

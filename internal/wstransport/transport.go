@@ -64,7 +64,10 @@ type Stats struct {
 }
 
 // Builder makes chatd's WebSocket transports; it is a
-// transports.TransportCtor for the engine's Transports option.
+// transports.TransportCtor for the engine's Transports option. The polled
+// transports parse frames themselves and support no extension, so the
+// engine's perMessageDeflate option must stay unset (chatd never sets it):
+// a compressed frame would be closed as a protocol error.
 type Builder struct {
 	// SendBufferBytes bounds the bytes queued for one connection, in bytes;
 	// 0 means DefaultSendBufferBytes. A single frame larger than the limit
@@ -120,6 +123,9 @@ type Transport struct {
 	// session that began on long-polling (the engine then flushes what it
 	// buffered meanwhile, which a direct write must not overtake).
 	settled atomic.Bool
+	// failureReported tells the engine why the sender closed the
+	// connection, once (see reportFailure).
+	failureReported sync.Once
 
 	// Reading driven by the poller; raw is nil when gorilla reads instead.
 	raw    syscall.RawConn
@@ -132,7 +138,7 @@ type Transport struct {
 	rbuf     []byte
 	rn       int
 	rerr     error
-	lastRead atomic.Int64 // Unix nanoseconds of the last read with data
+	lastRead atomic.Int64 // when the last read with data was, in nanoseconds since clockStart
 
 	pollMu    sync.Mutex // guards the following
 	pollID    uint64
@@ -158,7 +164,7 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 	t.out = newSender(t.ws.NetConn(), limit, stats)
 	// The engine learns of the close when the connection is really closed
 	// (after the queue is written), whether or not the reader is running.
-	t.out.onClosed = t.OnClose
+	t.out.onClosed = t.senderClosed
 
 	// gorilla answers pings and closes by writing to the connection itself,
 	// which could cut into a frame this transport is writing.
@@ -331,8 +337,7 @@ func (t *Transport) repeatPong() {
 // readFailed reports why reading stopped, as the library's transport does:
 // a close by either side is a plain close, anything else a transport error.
 func (t *Transport) readFailed(err error) {
-	if ferr := t.out.failure(); ferr != nil {
-		t.OnError("websocket error", ferr)
+	if t.reportFailure() {
 		return
 	}
 	var ce *websocket.CloseError
@@ -393,6 +398,29 @@ func (t *Transport) DoClose(fn types.Callable) {
 	if fn != nil {
 		fn()
 	}
+}
+
+// senderClosed runs when the sender has closed the connection. When it did
+// so because of a failure (a slow consumer, a failed write), the engine
+// hears of the failure before the close, as a transport error, whichever
+// way the connection is read.
+func (t *Transport) senderClosed() {
+	t.endPolling()
+	t.reportFailure()
+	t.OnClose()
+}
+
+// reportFailure tells the engine, once, why the sender closed the
+// connection, if it did so because of a failure; it reports whether it did.
+func (t *Transport) reportFailure() bool {
+	err := t.out.failure()
+	if err == nil {
+		return false
+	}
+	// A sync.Once, not a flag: a second caller must wait until the engine
+	// has heard, or its close would arrive first.
+	t.failureReported.Do(func() { t.OnError("websocket error", err) })
+	return true
 }
 
 // OnClose closes the connection (after flushing, see DoClose) and tells the
