@@ -15,7 +15,8 @@ func (s *Server) deliver(msg rooms.Message, except socket.SocketId) {
 	if except != "" {
 		op = op.Except(socket.Room(except))
 	}
-	_ = op.Emit("message", messagePayload(msg))
+	// Counted first: a client that has the event and then reads /metrics
+	// finds it counted.
 	s.metrics.eventsOut.WithLabelValues("message").Inc()
 	if ids, ok := s.nsp.Adapter().Rooms().Load(socket.Room(msg.Room)); ok {
 		n := ids.Len()
@@ -24,6 +25,7 @@ func (s *Server) deliver(msg rooms.Message, except socket.SocketId) {
 		}
 		s.metrics.fanout.Observe(float64(n))
 	}
+	_ = op.Emit("message", messagePayload(msg))
 }
 
 // messagePayload is msg as the `message` event carries it. A plain map
@@ -40,18 +42,18 @@ func messagePayload(m rooms.Message) map[string]any {
 
 // emitPresence tells the others in room that u joined or left it.
 func (s *Server) emitPresence(room string, u rooms.User, event string) {
+	s.metrics.eventsOut.WithLabelValues("presence").Inc()
 	_ = s.nsp.To(socket.Room(room)).Except(userRoom(u.ID)).Emit("presence", map[string]any{
 		"room": room, "userId": u.ID, "name": u.Name, "event": event,
 	})
-	s.metrics.eventsOut.WithLabelValues("presence").Inc()
 }
 
 // emitMembership tells every socket of a user (every tab, on every
 // instance) that the user joined or left room. This is an addition to the
 // protocol: `presence` only reaches the others in the room.
 func (s *Server) emitMembership(userID, room, event string) {
-	_ = s.nsp.To(userRoom(userID)).Emit("membership", map[string]any{"room": room, "event": event})
 	s.metrics.eventsOut.WithLabelValues("membership").Inc()
+	_ = s.nsp.To(userRoom(userID)).Emit("membership", map[string]any{"room": room, "event": event})
 }
 
 // announce tells the others in each of u's rooms that u came online or went

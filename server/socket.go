@@ -175,6 +175,9 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	// instances' broadcasts to the socket's rooms, so that nothing sent
 	// after the session event is missed.
 	s.waitRoomsReady(ctx, sock)
+	// Counted before it is sent, as every emitted event: a client that has
+	// it and then reads /metrics finds it counted.
+	s.metrics.eventsOut.WithLabelValues("session").Inc()
 	_ = sock.Emit("session", map[string]any{
 		"userId":    u.ID,
 		"name":      u.Name,
@@ -182,7 +185,6 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		"rooms":     memberOf,
 		"recovered": sock.Recovered(),
 	})
-	s.metrics.eventsOut.WithLabelValues("session").Inc()
 	if first {
 		s.announce(u, memberOf, "online")
 	}
@@ -424,10 +426,10 @@ func (c *conn) typing(args []any) (map[string]any, error) {
 	if !c.sock.Rooms().Has(socket.Room(room)) {
 		return nil, rooms.Errorf(rooms.CodeForbidden, "join room %q before typing in it", room)
 	}
+	c.s.metrics.eventsOut.WithLabelValues("typing").Inc()
 	c.s.nsp.To(socket.Room(room)).Except(socket.Room(c.sock.Id())).Volatile().Emit("typing", map[string]any{
 		"room": room, "userId": c.user.ID, "name": c.user.Name, "typing": typing,
 	})
-	c.s.metrics.eventsOut.WithLabelValues("typing").Inc()
 	return nil, nil
 }
 
