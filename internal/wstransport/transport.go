@@ -292,8 +292,9 @@ func (t *Transport) receive(mt int, b []byte) {
 var readBuffers = sync.Pool{New: func() any { return new([4096]byte) }}
 
 // readMessage reads the rest of a message from r, up to io.EOF. Any other
-// error, including gorilla's io.ErrUnexpectedEOF for a connection that
-// closed within a frame, is returned: a cut message is no message.
+// error, including the one gorilla gives for a connection that closed
+// within a frame (an abnormal closure, "unexpected EOF"), is returned: a cut
+// message is no message.
 func readMessage(r io.Reader) ([]byte, error) {
 	scratch := readBuffers.Get().(*[4096]byte)
 	defer readBuffers.Put(scratch)
