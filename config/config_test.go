@@ -262,6 +262,8 @@ func TestLoadTypeErrors(t *testing.T) {
 			`web.enabled: 3 is not true or false`},
 		{"memory bool from a flag", []string{"--memory-release-when-idle=sometimes"}, nil, "",
 			`memory.release_when_idle: "sometimes" is not true or false (flag --memory-release-when-idle)`},
+		{"memory int from the environment", nil, map[string]string{"CHATD_MEMORY_BURST_GC_PERCENT": "25%"}, "",
+			`memory.burst_gc_percent: "25%" is not a whole number (CHATD_MEMORY_BURST_GC_PERCENT)`},
 		{"string given a YAML number", nil, nil, "api:\n  token: 12345\n",
 			`api.token: 12345 is not a string; quote it`},
 		{"list item not a string", nil, nil, "cors:\n  origins: [1]\n",
@@ -471,6 +473,9 @@ func TestValidate(t *testing.T) {
 
 		{"history too small", func(c *Config) { c.History.Size = 0 }, "history.size", "from 1 to 1000000, not 0"},
 		{"history too large", func(c *Config) { c.History.Size = 1_000_001 }, "history.size", "from 1 to 1000000"},
+		{"burst collector target negative", func(c *Config) { c.Memory.BurstGCPercent = -5 }, "memory.burst_gc_percent", "from 0 to 100, not -5"},
+		{"burst collector target above the default GOGC", func(c *Config) { c.Memory.BurstGCPercent = 150 }, "memory.burst_gc_percent", "from 0 to 100, not 150"},
+		{"burst collector target off", func(c *Config) { c.Memory.BurstGCPercent = 0 }, "", ""},
 
 		{"message bytes", func(c *Config) { c.Limits.MessageBytes = 0 }, "limits.message_bytes", "from 1 to 1048576"},
 		{"payload bytes too small", func(c *Config) { c.Limits.PayloadBytes = 512 }, "limits.payload_bytes", ""},

@@ -88,6 +88,7 @@ func (c *Config) Validate() error {
 	}
 
 	intRange(&p, "history.size", c.History.Size, 1, maxHistorySize)
+	intRange(&p, "memory.burst_gc_percent", c.Memory.BurstGCPercent, 0, 100)
 	intRange(&p, "limits.message_bytes", c.Limits.MessageBytes, 1, maxMessageBytes)
 	intRange(&p, "limits.payload_bytes", c.Limits.PayloadBytes, minPayloadBytes, maxPayloadBytes)
 	if c.Limits.PayloadBytes < c.Limits.MessageBytes+payloadOverhead {

@@ -113,6 +113,7 @@ type Server struct {
 	ws        *wstransport.Builder // the WebSocket transport and its counters
 	draining  atomic.Bool
 	closeOnce sync.Once
+	sockets   atomic.Int64 // connected sockets, as the chatd_sockets gauge
 
 	mu    sync.Mutex     // guards the following field
 	users map[string]int // user id -> sockets on this instance
@@ -313,6 +314,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) localRoomCount() float64 {
 	return float64(s.nsp.Adapter().Rooms().Len())
 }
+
+// Sockets returns the number of sockets connected to this instance.
+func (s *Server) Sockets() int64 { return s.sockets.Load() }
 
 // Draining reports whether Drain has begun.
 func (s *Server) Draining() bool { return s.draining.Load() }

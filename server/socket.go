@@ -113,6 +113,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.EventsPerSecond), s.cfg.EventBurst),
 	}
 	s.metrics.sockets.Inc()
+	s.sockets.Add(1)
 	s.trackUser(u.ID, 1)
 	sock.OnAny(c.onEvent)
 	_ = sock.On("disconnect", func(args ...any) {
@@ -224,6 +225,7 @@ func (c *conn) onDisconnect() {
 	recorded := c.recorded
 	c.mu.Unlock()
 	c.s.metrics.sockets.Dec()
+	c.s.sockets.Add(-1)
 	c.s.trackUser(c.user.ID, -1)
 	if recorded {
 		c.forget()

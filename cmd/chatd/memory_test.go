@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -52,6 +54,66 @@ func TestIdleMemoryIsGivenBackAfterABusySpell(t *testing.T) {
 		time.Sleep(4 * time.Second) // twice what an enabled reducer needs
 		if r := scrape(t, base); r.value("chatd_idle_memory_releases_total") != 0 {
 			t.Fatal("memory released with memory.release_when_idle off")
+		}
+	})
+}
+
+// dialMany opens n sockets over 8 connections at a time, as fast as the
+// server accepts them.
+func dialMany(t *testing.T, base string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				c, err := tryDial(t, base, fmt.Sprintf("burst-%d", i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				t.Cleanup(c.close)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// With memory.burst_gc_percent chatd notices connections arriving in a
+// burst and says so in its metrics; with 0, it does not watch.
+func TestConnectionBurstIsNoticed(t *testing.T) {
+	t.Run("on", func(t *testing.T) {
+		cfg := testConfig("burst-on")
+		cfg.Memory.ReleaseWhenIdle = false
+		cfg.Shutdown.Drain = 0
+		_, base := startMain(t, cfg)
+		start := time.Now()
+		dialMany(t, base, 600)
+		took := time.Since(start)
+		if rate := 600 / took.Seconds(); rate < 400 {
+			t.Skipf("600 sockets took %v (%.0f/s); too slow to be a burst of 200/s on this machine", took, rate)
+		}
+		waitValue(t, base, 1, "chatd_connection_bursts_total")
+	})
+	t.Run("off", func(t *testing.T) {
+		cfg := testConfig("burst-off")
+		cfg.Memory.ReleaseWhenIdle = false
+		cfg.Memory.BurstGCPercent = 0
+		cfg.Shutdown.Drain = 0
+		_, base := startMain(t, cfg)
+		dialMany(t, base, 600)
+		time.Sleep(500 * time.Millisecond) // two samples of an enabled watcher
+		if r := scrape(t, base); r.value("chatd_connection_bursts_total") != 0 {
+			t.Fatal("burst counted with memory.burst_gc_percent 0")
 		}
 	})
 }

@@ -14,10 +14,11 @@ import (
 )
 
 // memoryMetrics counts what the idle memory reducer (package idlemem) gave
-// back to the system.
+// back to the system, and the connection bursts it saw.
 type memoryMetrics struct {
 	releases prometheus.Counter
 	released prometheus.Counter
+	bursts   prometheus.Counter
 }
 
 func newMemoryMetrics(reg prometheus.Registerer) *memoryMetrics {
@@ -31,7 +32,11 @@ func newMemoryMetrics(reg prometheus.Registerer) *memoryMetrics {
 			Help: "Memory given back to the system by those releases, in bytes.",
 		}),
 	}
-	reg.MustRegister(m.releases, m.released)
+	m.bursts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chatd_connection_bursts_total",
+		Help: "Times connections arrived so fast that chatd lowered its garbage collector target while they did (memory.burst_gc_percent).",
+	})
+	reg.MustRegister(m.releases, m.released, m.bursts)
 	return m
 }
 

@@ -254,10 +254,19 @@ func (m *Main) Run(ctx context.Context) error {
 		m.reaper = cancel
 		go m.reap(rctx)
 	}
-	if m.cfg.Memory.ReleaseWhenIdle {
+	if m.cfg.Memory.ReleaseWhenIdle || m.cfg.Memory.BurstGCPercent > 0 {
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		m.reducer = cancel
-		go idlemem.Run(rctx, idlemem.Options{OnRelease: m.memoryReleased})
+		if m.cfg.Memory.ReleaseWhenIdle {
+			go idlemem.Run(rctx, idlemem.Options{OnRelease: m.memoryReleased})
+		}
+		if m.cfg.Memory.BurstGCPercent > 0 {
+			go idlemem.RunBurst(rctx, idlemem.BurstOptions{
+				GCPercent: m.cfg.Memory.BurstGCPercent,
+				Count:     m.srv.Sockets,
+				OnBurst:   m.connectionBurst,
+			})
+		}
 	}
 	m.log.Info("chatd serving", "addr", ln.Addr().String(), "version", version,
 		"cluster", m.cfg.Redis.URL != "" || len(m.cfg.Redis.Addrs) > 0, "auth", m.cfg.Auth.Mode)
@@ -271,6 +280,16 @@ func (m *Main) memoryReleased(before, after uint64, took time.Duration) {
 		m.memMetrics.released.Add(float64(before - after))
 	}
 	m.log.Debug("released idle memory to the system", "held_before_mb", before>>20, "held_after_mb", after>>20, "took", took)
+}
+
+// connectionBurst logs and counts the start and end of a connection burst.
+func (m *Main) connectionBurst(start bool) {
+	if start {
+		m.memMetrics.bursts.Inc()
+		m.log.Debug("connection burst: garbage collector target lowered", "gc_percent", m.cfg.Memory.BurstGCPercent)
+		return
+	}
+	m.log.Debug("connection burst over: garbage collector target restored")
 }
 
 // Addr is the address Run listens on.

@@ -34,6 +34,7 @@ var chatdMetrics = map[string]promMetric{
 	"chatd_slow_clients_disconnected_total":  {"counter", nil},
 	"chatd_send_buffered_bytes":              {"gauge", nil},
 	"chatd_idle_memory_releases_total":       {"counter", nil},
+	"chatd_connection_bursts_total":          {"counter", nil},
 	"chatd_idle_memory_released_bytes_total": {"counter", nil},
 	"chatd_draining":                         {"gauge", nil},
 	"chatd_api_requests_total":               {"counter", []string{"route", "status"}},
