@@ -200,10 +200,10 @@ type MemoryConfig struct {
 	// system when chatd goes quiet after a busy spell (a connection burst),
 	// instead of holding it until the runtime's own, much later, collection.
 	ReleaseWhenIdle bool `yaml:"release_when_idle" usage:"give the heap's free memory back to the system when chatd goes quiet after a busy spell"`
-	// BurstGCPercent is the garbage collector's target (GOGC) while
+	// BurstGCPercent is the lowest garbage collector target (GOGC) while
 	// connections arrive in a burst, so that their long-lived state packs
 	// into fewer pages; 0 keeps the collector's target as it is.
-	BurstGCPercent int `yaml:"burst_gc_percent" usage:"garbage collector target (GOGC) while connections arrive in a burst, so that they take less memory once idle; 0 turns this off"`
+	BurstGCPercent int `yaml:"burst_gc_percent" usage:"lowest garbage collector target (GOGC) while connections arrive in a burst, so that they take less memory once idle; 0 turns this off"`
 }
 
 // MetricsConfig is the metrics.* section.

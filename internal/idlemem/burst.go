@@ -25,7 +25,8 @@ import (
 // it: the lower target applies only while the number of open connections
 // climbs fast, and only as far as the heap has grown. A storm that keeps
 // the CPU busy does pay: each connection costs more collection work, and
-// the benchmark's connect rate fell from 3,818-4,773 to 3,818 per second.
+// the benchmark's best connect rate fell from 3,818-4,773 to 3,054-3,818
+// per second.
 
 // BurstOptions tunes RunBurst.
 type BurstOptions struct {
