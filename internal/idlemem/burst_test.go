@@ -68,15 +68,8 @@ func TestRunBurstLowersAndRestoresTheCollectorTarget(t *testing.T) {
 	defer debug.SetGCPercent(base)
 	runtime.GC() // the target follows the live heap that a collection measured
 	var open atomic.Int64
-	var climbing atomic.Bool
-	climbing.Store(true)
-	go func() {
-		for climbing.Load() {
-			open.Add(10) // 1,000 per second
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	defer climbing.Store(false)
+	stop := climb(&open)
+	defer func() { stop() }()
 	events := make(chan bool, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -102,20 +95,14 @@ func TestRunBurstLowersAndRestoresTheCollectorTarget(t *testing.T) {
 	}
 	waitEvent(true)
 	waitFor(t, "target 30 during the burst", func() bool { return GCPercent() == 30 })
-	climbing.Store(false)
+	stop()
 	waitEvent(false)
 	if got := GCPercent(); got != 80 {
 		t.Fatalf("target %d after the burst, want 80", got)
 	}
 
 	// A burst cut short by the end of RunBurst restores the target too.
-	climbing.Store(true)
-	go func() {
-		for climbing.Load() {
-			open.Add(10)
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
+	stop = climb(&open)
 	waitEvent(true)
 	waitFor(t, "target 30 during the second burst", func() bool { return GCPercent() == 30 })
 	cancel()
@@ -146,6 +133,19 @@ func TestRunBurstLeavesALowerOrDisabledTargetAlone(t *testing.T) {
 			t.Errorf("GOGC %d: target %d after a burst, want it unchanged", gogc, got)
 		}
 	}
+}
+
+// climb adds about 1,000 open connections per second to open until the
+// returned function is called.
+func climb(open *atomic.Int64) (stop func()) {
+	var done atomic.Bool
+	go func() {
+		for !done.Load() {
+			open.Add(10)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return func() { done.Store(true) }
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
