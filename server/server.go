@@ -19,6 +19,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/chatd/chatd/internal/warm"
 	"github.com/chatd/chatd/internal/wstransport"
 	"github.com/chatd/chatd/rooms"
 )
@@ -111,6 +112,7 @@ type Server struct {
 	failures  *failureLog
 	polls     *pollGuard
 	ws        *wstransport.Builder // the WebSocket transport and its counters
+	handlers  *warm.Pool           // where socket events run (see onEvent)
 	draining  atomic.Bool
 	closeOnce sync.Once
 	sockets   atomic.Int64 // connected sockets, as the chatd_sockets gauge
@@ -118,6 +120,14 @@ type Server struct {
 	mu    sync.Mutex     // guards the following field
 	users map[string]int // user id -> sockets on this instance
 }
+
+// handlerWorkers bounds the goroutines that run socket events; beyond it an
+// event runs on the library's own goroutine. handlerIdle is how long an idle
+// one stays.
+const (
+	handlerWorkers = 1024
+	handlerIdle    = 2 * time.Second
+)
 
 // rateStrikeWindow is the window in which RateStrikes are counted.
 const rateStrikeWindow = 10 * time.Second
@@ -189,6 +199,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 		failures: newFailureLog(),
 		polls:    newPollGuard(),
+		handlers: warm.New(handlerWorkers, handlerIdle),
 	}
 
 	opts := socket.DefaultServerOptions()

@@ -268,6 +268,15 @@ func (c *conn) onEvent(args ...any) {
 	if len(args) == 0 {
 		return
 	}
+	// The library calls this on a goroutine it started for the socket's
+	// packets, with the smallest stack; the store calls below would grow it
+	// by copying, event after event. A warm worker runs the event instead,
+	// while this goroutine waits, so the socket's events keep their order.
+	c.s.handlers.Run(func() { c.handle(args) })
+}
+
+// handle answers one event from the client.
+func (c *conn) handle(args []any) {
 	ev, _ := args[0].(string)
 	args = args[1:]
 	var ack socket.Ack

@@ -1,0 +1,131 @@
+package warm
+
+import (
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRunWaitsAndKeepsOrder(t *testing.T) {
+	p := New(4, time.Minute)
+	var got []int
+	for i := range 100 {
+		p.Run(func() { got = append(got, i) }) // no lock: Run returns after fn
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("call %d ran as %d: calls of one goroutine must run in order", i, v)
+		}
+	}
+	if len(got) != 100 {
+		t.Fatalf("%d calls ran, want 100", len(got))
+	}
+	if n := p.Workers(); n != 1 {
+		t.Fatalf("one caller after another started %d workers, want 1 reused", n)
+	}
+}
+
+// goid returns the calling goroutine's id, from its stack header.
+func goid() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+func TestRunReusesOneGoroutine(t *testing.T) {
+	p := New(4, time.Minute)
+	caller := goid()
+	var first string
+	p.Run(func() { first = goid() })
+	if first == caller {
+		t.Fatal("Run called fn on the caller's goroutine with a worker free to start")
+	}
+	for i := range 20 {
+		var id string
+		p.Run(func() { id = goid() })
+		if id != first {
+			t.Fatalf("call %d ran on goroutine %s, want the warm worker %s", i, id, first)
+		}
+	}
+}
+
+func TestRunOnCallerWhenFull(t *testing.T) {
+	p := New(1, time.Minute)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		p.Run(func() {
+			close(started)
+			<-release
+		})
+	})
+	<-started
+	// The only worker is busy: this call must not wait for it.
+	done := make(chan struct{})
+	go func() {
+		p.Run(func() {})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run waited for a busy worker instead of running on the caller")
+	}
+	close(release)
+	wg.Wait()
+	if n := p.Workers(); n != 1 {
+		t.Fatalf("%d workers, want at most 1", n)
+	}
+}
+
+func TestRunRaisesPanicOnCaller(t *testing.T) {
+	p := New(2, time.Minute)
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Fatalf("recovered %v, want the function's panic \"boom\"", v)
+			}
+		}()
+		p.Run(func() { panic("boom") })
+		t.Fatal("Run returned after a panic")
+	}()
+	// The worker survived and still works.
+	ran := false
+	p.Run(func() { ran = true })
+	if !ran || p.Workers() != 1 {
+		t.Fatalf("after a panic: ran %v with %d workers, want true with 1", ran, p.Workers())
+	}
+}
+
+func TestIdleWorkersLeave(t *testing.T) {
+	p := New(8, 50*time.Millisecond)
+	var wg sync.WaitGroup
+	hold := make(chan struct{})
+	for range 4 {
+		wg.Go(func() { p.Run(func() { <-hold }) })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Workers() < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := p.Workers(); n != 4 {
+		t.Fatalf("4 concurrent calls started %d workers, want 4", n)
+	}
+	close(hold)
+	wg.Wait()
+	for p.Workers() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := p.Workers(); n != 0 {
+		t.Fatalf("%d workers still there after idling, want 0", n)
+	}
+	ran := false
+	p.Run(func() { ran = true })
+	if !ran {
+		t.Fatal("a call after the workers left did not run")
+	}
+}
