@@ -53,17 +53,23 @@ func (a *RedisAdapter) record(data []any, opts *socket.BroadcastOptions, maxAge 
 	// builder closed are still worth recording.
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	pipe := b.client.Pipeline()
-	add := pipe.XAdd(ctx, &redis.XAddArgs{
+	args := &redis.XAddArgs{
 		Stream: b.streamKey,
 		MaxLen: b.opts.RecoveryStreamLength,
 		Approx: true,
 		Values: []any{recoveryField, payload},
-	})
-	if minID, ok := a.trimDue(maxAge); ok {
-		pipe.XTrimMinIDApprox(ctx, b.streamKey, minID, 0)
 	}
-	_, _ = pipe.Exec(ctx)
+	var add *redis.StringCmd
+	if minID, ok := a.trimDue(maxAge); ok {
+		pipe := b.client.Pipeline()
+		add = pipe.XAdd(ctx, args)
+		pipe.XTrimMinIDApprox(ctx, b.streamKey, minID, 0)
+		_, _ = pipe.Exec(ctx)
+	} else {
+		// Alone, not in a pipeline of one: go-redis's pipeline path costs
+		// more CPU than a single command's.
+		add = b.client.XAdd(ctx, args)
+	}
 	id, err := add.Result()
 	b.noteRedis(err)
 	if err != nil {
