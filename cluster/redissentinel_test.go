@@ -128,7 +128,7 @@ func TestRedisSentinel(t *testing.T) {
 		client := s.client()
 		roomstest.TestStores(t, func(t *testing.T) rooms.Stores {
 			return storeNewStores(t, client, storeNewPrefix())
-		}, roomstest.Options{HistorySize: storeTestHistorySize})
+		}, roomstest.Options{HistorySize: storeTestHistorySize, MemberHistory: true})
 	})
 
 	t.Run("presence reap", func(t *testing.T) {

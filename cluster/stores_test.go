@@ -27,7 +27,8 @@ var storePrefixes atomic.Int64
 func storeNewPrefix() string { return fmt.Sprintf("test%d", storePrefixes.Add(1)) }
 
 // storeNewStores returns the four Redis stores under prefix; the presence
-// store is started and closed when the test ends.
+// store is started and closed when the test ends. Off Redis Cluster the
+// history is a RedisMemberHistory.
 func storeNewStores(t *testing.T, client redis.UniversalClient, prefix string) rooms.Stores {
 	t.Helper()
 	m, err := NewRedisMembership(client, RedisMembershipOptions{Prefix: prefix})
@@ -46,7 +47,14 @@ func storeNewStores(t *testing.T, client redis.UniversalClient, prefix string) r
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rooms.Stores{Membership: m, Presence: p, History: h, Idempotency: i}
+	st := rooms.Stores{Membership: m, Presence: p, History: h, Idempotency: i}
+	if _, onCluster := client.(*redis.ClusterClient); !onCluster {
+		// As cmd/chatd builds them on one server.
+		if st.History, err = NewRedisMemberHistory(h, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
 }
 
 // storeNewPresence returns a presence store that is closed when the test
@@ -69,7 +77,43 @@ func TestRedisStores(t *testing.T) {
 	client := storeRedisServer(t)
 	roomstest.TestStores(t, func(t *testing.T) rooms.Stores {
 		return storeNewStores(t, client, storeNewPrefix())
-	}, roomstest.Options{HistorySize: storeTestHistorySize})
+	}, roomstest.Options{HistorySize: storeTestHistorySize, MemberHistory: true})
+}
+
+func TestRedisMemberHistoryNeedsOneServer(t *testing.T) {
+	client := storeRedisServer(t)
+	other := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = other.Close() })
+	onCluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	t.Cleanup(func() { _ = onCluster.Close() })
+	newStores := func(c redis.UniversalClient) (*RedisHistory, *RedisMembership) {
+		h, err := NewRedisHistory(c, RedisHistoryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewRedisMembership(c, RedisMembershipOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, m
+	}
+	h, m := newStores(client)
+	otherH, _ := newStores(other)
+	clusterH, clusterM := newStores(onCluster)
+	for _, tc := range []struct {
+		name string
+		h    *RedisHistory
+		m    *RedisMembership
+		want string
+	}{
+		{"no membership", h, nil, "needs a history and a membership store"},
+		{"two clients", otherH, m, "share one Redis client"},
+		{"Redis Cluster", clusterH, clusterM, "cannot run on Redis Cluster"},
+	} {
+		if _, err := NewRedisMemberHistory(tc.h, tc.m); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: NewRedisMemberHistory error = %v, want one saying %q", tc.name, err, tc.want)
+		}
+	}
 }
 
 // storeClock is a settable clock for presence stores.

@@ -93,21 +93,20 @@ func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 	if err := ValidateClientMsgID(s.ClientMsgID); err != nil {
 		return Message{}, false, err
 	}
-	if memberOnly {
-		ok, err := c.st.Membership.IsMember(ctx, u.ID, s.Room)
-		if err != nil {
-			return Message{}, false, Unavailable(err)
-		}
-		if !ok {
-			return Message{}, false, Errorf(CodeForbidden, "join room %q before sending to it", s.Room)
+	// With a MemberHistory the append itself checks the membership.
+	mh, combined := c.st.History.(MemberHistory)
+	combined = combined && memberOnly
+	if memberOnly && !combined {
+		if err := c.checkMember(ctx, u.ID, s.Room); err != nil {
+			return Message{}, false, err
 		}
 	}
 	m := Message{Room: s.Room, UserID: u.ID, Name: u.Name, Text: s.Text, ClientMsgID: s.ClientMsgID}
 	if s.ClientMsgID == "" {
 		m.TS = c.now().UnixMilli()
-		m, err = c.st.History.Append(ctx, m)
+		m, err = c.append(ctx, mh, combined, m)
 		if err != nil {
-			return Message{}, false, Unavailable(err)
+			return Message{}, false, err
 		}
 		return m, true, nil
 	}
@@ -117,13 +116,19 @@ func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 		return Message{}, false, err
 	}
 	if prior != nil {
+		if combined {
+			// A retry of a stored send: no append checks the membership.
+			if err := c.checkMember(ctx, u.ID, s.Room); err != nil {
+				return Message{}, false, err
+			}
+		}
 		return c.original(ctx, *prior, s.Text), false, nil
 	}
 	m.TS = c.now().UnixMilli()
-	m, err = c.st.History.Append(ctx, m)
+	m, err = c.append(ctx, mh, combined, m)
 	if err != nil {
 		_ = c.st.Idempotency.Release(context.WithoutCancel(ctx), key)
-		return Message{}, false, Unavailable(err)
+		return Message{}, false, err
 	}
 	// The record keeps everything but the text, which history has: a
 	// client cannot make chatd hold its texts twice, for the whole TTL.
@@ -136,6 +141,41 @@ func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 		return m, true, nil
 	}
 	return m, true, nil
+}
+
+// checkMember refuses a send to a room the user is not a member of.
+func (c *Chat) checkMember(ctx context.Context, userID, room string) error {
+	ok, err := c.st.Membership.IsMember(ctx, userID, room)
+	if err != nil {
+		return Unavailable(err)
+	}
+	if !ok {
+		return notMember(room)
+	}
+	return nil
+}
+
+func notMember(room string) error {
+	return Errorf(CodeForbidden, "join room %q before sending to it", room)
+}
+
+// append stores m, through AppendIfMember when combined.
+func (c *Chat) append(ctx context.Context, mh MemberHistory, combined bool, m Message) (Message, error) {
+	if !combined {
+		stored, err := c.st.History.Append(ctx, m)
+		if err != nil {
+			return Message{}, Unavailable(err)
+		}
+		return stored, nil
+	}
+	stored, member, err := mh.AppendIfMember(ctx, m)
+	if err != nil {
+		return Message{}, Unavailable(err)
+	}
+	if !member {
+		return Message{}, notMember(m.Room)
+	}
+	return stored, nil
 }
 
 // original completes the record of an earlier send with its text, from

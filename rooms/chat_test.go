@@ -246,3 +246,100 @@ func TestChatRetryAfterTrim(t *testing.T) {
 		t.Fatalf("retry after trim: %+v fresh=%v err=%v, want %+v", again, fresh, err, first)
 	}
 }
+
+// memberHistory is a MemberHistory over the memory stores that counts the
+// membership lookups Chat makes itself.
+type memberHistory struct {
+	*MemoryHistory
+	members  *countingMembership
+	appended int
+}
+
+func (h *memberHistory) AppendIfMember(ctx context.Context, m Message) (Message, bool, error) {
+	ok, err := h.members.Membership.IsMember(ctx, m.UserID, m.Room)
+	if err != nil || !ok {
+		return Message{}, false, err
+	}
+	h.appended++
+	stored, err := h.Append(ctx, m)
+	return stored, err == nil, err
+}
+
+type countingMembership struct {
+	Membership
+	lookups int
+}
+
+func (m *countingMembership) IsMember(ctx context.Context, userID, room string) (bool, error) {
+	m.lookups++
+	return m.Membership.IsMember(ctx, userID, room)
+}
+
+func TestChatSendWithMemberHistory(t *testing.T) {
+	ctx := context.Background()
+	members := &countingMembership{Membership: NewMemoryMembership()}
+	hist := &memberHistory{MemoryHistory: NewMemoryHistory(10), members: members}
+	c, err := NewChat(Limits{}, Stores{
+		Membership:  members,
+		Presence:    NewMemoryPresence(),
+		History:     hist,
+		Idempotency: NewMemoryIdempotency(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Join(ctx, alice, "a"); err != nil {
+		t.Fatal(err)
+	}
+	send := func(u User, s Send, memberOnly bool) (Message, bool, error) {
+		t.Helper()
+		return c.Send(ctx, u, s, memberOnly)
+	}
+
+	if m, fresh, err := send(alice, Send{Room: "a", Text: "hi"}, true); err != nil || !fresh || m.ID == "" {
+		t.Fatalf("a member's send = %+v, %v, %v", m, fresh, err)
+	}
+	if members.lookups != 0 || hist.appended != 1 {
+		t.Fatalf("a member's send made %d membership lookups besides %d AppendIfMember; want 0 and 1", members.lookups, hist.appended)
+	}
+	if _, _, err := send(bob, Send{Room: "a", Text: "hi"}, true); codeOf(err) != CodeForbidden {
+		t.Fatalf("a non-member's send: err = %v, want %s", err, CodeForbidden)
+	}
+	if _, _, err := send(bob, Send{Room: "a", Text: "hi", ClientMsgID: "k"}, true); codeOf(err) != CodeForbidden {
+		t.Fatalf("a non-member's send with a clientMsgId: err = %v, want %s", err, CodeForbidden)
+	}
+	// The refused send gave its claim back: once bob joins, the same
+	// clientMsgId stores a new message.
+	if _, err := c.Join(ctx, bob, "a"); err != nil {
+		t.Fatal(err)
+	}
+	first, fresh, err := send(bob, Send{Room: "a", Text: "now", ClientMsgID: "k"}, true)
+	if err != nil || !fresh {
+		t.Fatalf("bob's send after joining = %+v, %v, %v; want a new message", first, fresh, err)
+	}
+	if again, fresh, err := send(bob, Send{Room: "a", Text: "now", ClientMsgID: "k"}, true); err != nil || fresh || again.ID != first.ID {
+		t.Fatalf("bob's retry = %+v, %v, %v; want the original %s", again, fresh, err, first.ID)
+	}
+	// A retry after leaving is refused, as without a MemberHistory.
+	if _, err := c.Leave(ctx, bob, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := send(bob, Send{Room: "a", Text: "now", ClientMsgID: "k"}, true); codeOf(err) != CodeForbidden {
+		t.Fatalf("bob's retry after leaving: err = %v, want %s", err, CodeForbidden)
+	}
+	// The server API sends as anyone.
+	if _, fresh, err := send(bob, Send{Room: "a", Text: "api"}, false); err != nil || !fresh {
+		t.Fatalf("an API send for a non-member = %v, %v", fresh, err)
+	}
+	page, err := c.History(ctx, alice.ID, "a", Query{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range page.Messages {
+		texts = append(texts, m.UserID+":"+m.Text)
+	}
+	if got := strings.Join(texts, ","); got != "alice:hi,bob:now,bob:api" {
+		t.Fatalf("the room holds %s; want alice:hi,bob:now,bob:api", got)
+	}
+}

@@ -54,6 +54,18 @@ type History interface {
 	Page(ctx context.Context, room string, q Query) (Page, error)
 }
 
+// MemberHistory is a [History] that can check the sender's membership in
+// the same step as an append. [Chat.Send] uses it, when the History store
+// has it, for a socket's send, which must come from a member: one store
+// round trip per message instead of two.
+type MemberHistory interface {
+	History
+	// AppendIfMember stores m like Append when m.UserID is a member of
+	// m.Room, whose membership the store reads where [Membership] writes it.
+	// member is false, and nothing is stored, when the user is not one.
+	AppendIfMember(ctx context.Context, m Message) (stored Message, member bool, err error)
+}
+
 // Idempotency remembers which message a (room, user, clientMsgId) send
 // produced, so that a retried send returns the original message.
 type Idempotency interface {

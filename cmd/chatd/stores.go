@@ -81,6 +81,14 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
+	var hist rooms.History = history
+	if _, onCluster := client.(*redis.ClusterClient); !onCluster {
+		// One server holds every key: the membership check of a message
+		// rides in its append.
+		if hist, err = cluster.NewRedisMemberHistory(history, membership); err != nil {
+			return rooms.Stores{}, server.Deps{}, err
+		}
+	}
 	idem, err := cluster.NewRedisIdempotency(client, cluster.RedisIdempotencyOptions{Prefix: prefix, Logger: m.log, TTL: idempotencyTTL})
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
@@ -103,7 +111,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	return rooms.Stores{
 			Membership:  membership,
 			Presence:    presence,
-			History:     history,
+			History:     hist,
 			Idempotency: idem,
 		}, server.Deps{
 			Adapter: adapter,

@@ -21,6 +21,9 @@ type Options struct {
 	// HistorySize is the number of messages per room the factory's History
 	// keeps, 4 to [rooms.MaxHistoryLimit]; small sizes keep the test fast.
 	HistorySize int
+	// MemberHistory says the factory's History is a [rooms.MemberHistory]:
+	// its AppendIfMember is checked too.
+	MemberHistory bool
 }
 
 // TestStores runs the conformance tests. newStores makes a fresh, empty set
@@ -39,6 +42,12 @@ func TestStores(t *testing.T, newStores func(t *testing.T) rooms.Stores, opts Op
 		{"Presence", presenceTests},
 		{"History", historyTests},
 		{"Idempotency", idempotencyTests},
+	}
+	if opts.MemberHistory {
+		groups = append(groups, struct {
+			name  string
+			tests []storeTest
+		}{"MemberHistory", memberHistoryTests})
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -588,6 +597,70 @@ var historyTests = []storeTest{
 			}
 		}
 	}},
+}
+
+var memberHistoryTests = []storeTest{
+	{"AppendIfMember stores a member's message only", func(t *testing.T, st rooms.Stores, _ Options) {
+		ctx := t.Context()
+		h := memberHistory(t, st)
+		mustJoin(t, st.Membership, "alice", "lobby", 10)
+		mustJoin(t, st.Membership, "bob", "elsewhere", 10)
+		from := func(user string) rooms.Message {
+			return rooms.Message{Room: "lobby", UserID: user, Name: user, Text: "hi from " + user, TS: 1700000000000}
+		}
+		if got, member, err := h.AppendIfMember(ctx, from("bob")); err != nil || member || got != (rooms.Message{}) {
+			t.Fatalf("AppendIfMember(non-member) = %+v, %v, %v; want nothing, false, nil", got, member, err)
+		}
+		got, member, err := h.AppendIfMember(ctx, from("alice"))
+		if err != nil || !member {
+			t.Fatalf("AppendIfMember(member) = %+v, %v, %v; want the message, true, nil", got, member, err)
+		}
+		want := from("alice")
+		want.ID = got.ID
+		if _, ok := rooms.ParseID(got.ID); !ok || got != want {
+			t.Fatalf("AppendIfMember(member) = %+v, want %+v with an id", got, want)
+		}
+		if _, err := st.Membership.Leave(ctx, "alice", "lobby"); err != nil {
+			t.Fatal(err)
+		}
+		if _, member, err := h.AppendIfMember(ctx, from("alice")); err != nil || member {
+			t.Fatalf("AppendIfMember after leaving = %v, %v; want false, nil", member, err)
+		}
+		if page := mustPage(t, h, "lobby", rooms.Query{Limit: 10}); !slices.Equal(page.Messages, []rooms.Message{got}) {
+			t.Fatalf("the room holds %v, want only the member's message %s", ids(page.Messages), got.ID)
+		}
+	}},
+	{"AppendIfMember and Append share ids and the room's size", func(t *testing.T, st rooms.Stores, opts Options) {
+		h := memberHistory(t, st)
+		mustJoin(t, st.Membership, "alice", "r", 10)
+		var all []rooms.Message
+		for i := range opts.HistorySize + 2 {
+			m := rooms.Message{Room: "r", UserID: "alice", Name: "Alice", Text: fmt.Sprintf("#%d", i), TS: int64(1700000000000 + i)}
+			if i%2 == 0 {
+				all = append(all, appendN(t, h, "r", 1)...)
+				continue
+			}
+			got, member, err := h.AppendIfMember(t.Context(), m)
+			if err != nil || !member {
+				t.Fatalf("AppendIfMember #%d = %v, %v", i, member, err)
+			}
+			all = append(all, got)
+		}
+		checkIncreasing(t, all)
+		want := all[len(all)-opts.HistorySize:]
+		if got := mustPage(t, h, "r", rooms.Query{Limit: opts.HistorySize + 2}).Messages; !slices.Equal(got, want) {
+			t.Fatalf("the room holds %v, want the newest %d: %v", ids(got), opts.HistorySize, ids(want))
+		}
+	}},
+}
+
+func memberHistory(t *testing.T, st rooms.Stores) rooms.MemberHistory {
+	t.Helper()
+	h, ok := st.History.(rooms.MemberHistory)
+	if !ok {
+		t.Fatalf("Options.MemberHistory is set, but the History store %T is no rooms.MemberHistory", st.History)
+	}
+	return h
 }
 
 // appendN appends n messages to room and returns them as Append did.
