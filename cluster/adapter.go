@@ -128,6 +128,10 @@ type AdapterBuilder struct {
 	roomPrefix  string // + nsp + ":" + room
 	streamKey   string
 	sessionKeys string // + pid
+	// oneServer is set when one Redis server holds the recovery stream and
+	// serves every channel (not Redis Cluster): a broadcast is then recorded
+	// and published in one script (recordAndPublish).
+	oneServer bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -187,10 +191,25 @@ type adapterRoomRef struct {
 	room    socket.Room
 }
 
+// adapterOutgoing is one message for the publish loop: a PUBLISH of
+// payload to channel, or, with record set, a run of recordPublishScript.
 type adapterOutgoing struct {
 	channel string
 	kind    wireKind
 	payload []byte
+	record  *recordJob
+}
+
+// recordJob is a broadcast to record and publish in one script, and where
+// its outcome goes.
+type recordJob struct {
+	args []any // the script's ARGV
+	done chan recordResult
+}
+
+type recordResult struct {
+	id  string // the recovery stream id
+	err error
 }
 
 // NewAdapterBuilder checks the options, subscribes to the adapter's channels
@@ -232,6 +251,8 @@ func NewAdapterBuilder(client redis.UniversalClient, opts AdapterOptions) (*Adap
 		acks:        make(map[string]*pendingAck),
 		limiter:     adapterLogLimiter{every: 10 * time.Second},
 	}
+	_, onCluster := client.(*redis.ClusterClient)
+	b.oneServer = !onCluster
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
 	ctx, cancel := context.WithTimeout(b.ctx, opts.RequestTimeout)

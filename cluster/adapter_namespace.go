@@ -158,8 +158,16 @@ func (a *RedisAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOp
 		fanout.Local(a, packet, opts)
 		return
 	}
+	maxAge := time.Duration(maxAgeMs) * time.Millisecond
+	if record && remote {
+		if offset, done := a.recordAndPublish(plain, uint8(packet.Type), opts, maxAge); done {
+			packet.Data = append(plain, offset)
+			fanout.Local(a, packet, opts)
+			return
+		}
+	}
 	if record {
-		plain = append(plain, a.record(plain, opts, time.Duration(maxAgeMs)*time.Millisecond))
+		plain = append(plain, a.record(plain, opts, maxAge))
 	}
 	packet.Data = plain
 	fanout.Local(a, packet, opts)
@@ -322,6 +330,9 @@ func (a *RedisAdapter) onRemote(m *wireMessage) {
 	}
 	switch m.Kind {
 	case kindBroadcast:
+		if m.Offset != "" {
+			m.Data = append(m.Data, m.Offset)
+		}
 		fanout.Local(a, &parser.Packet{Type: parser.PacketType(m.PacketType), Data: m.Data}, optsFromWire(m.Opts))
 	case kindBroadcastAck:
 		from, req := m.From, m.Req

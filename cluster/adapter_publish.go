@@ -40,6 +40,7 @@ func (b *AdapterBuilder) publish(channel string, m *wireMessage) error {
 // at most maxBatch, each bounded by PublishTimeout.
 func (b *AdapterBuilder) publishLoop() {
 	defer b.wg.Done()
+	defer b.answerQueued()
 	const maxBatch = 128
 	batch := make([]adapterOutgoing, 0, maxBatch)
 	for {
@@ -83,18 +84,45 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 		return
 	}
 	pipe := pub.Pipeline()
-	cmds := make([]*redis.IntCmd, len(batch))
+	cmds := make([]redis.Cmder, len(batch))
 	for i, m := range batch {
+		if m.record != nil {
+			// EVAL, not EVALSHA: a script missing after a Redis restart
+			// would fail here while later messages of the batch go out,
+			// out of order. Redis caches the compiled script by its hash.
+			cmds[i] = recordPublishScript.Eval(ctx, pipe, []string{b.streamKey}, m.record.args...)
+			continue
+		}
 		cmds[i] = pipe.Publish(ctx, m.channel, m.payload)
 	}
 	_, err = pipe.Exec(ctx)
 	b.notePublish(err)
 	for i, m := range batch {
-		if cerr := cmds[i].Err(); cerr != nil {
+		cerr := cmds[i].Err()
+		if m.record != nil {
+			id, _ := cmds[i].(*redis.Cmd).Text()
+			m.record.done <- recordResult{id: id, err: cerr}
+		}
+		if cerr != nil {
 			b.publishFailed(m.kind, "redis", cerr)
 			continue
 		}
 		b.published(m.kind)
+	}
+}
+
+// answerQueued fails the record jobs still queued when the publish loop
+// stops, so that no broadcast waits for them.
+func (b *AdapterBuilder) answerQueued() {
+	for {
+		select {
+		case m := <-b.pubQ:
+			if m.record != nil {
+				m.record.done <- recordResult{err: ErrAdapterClosed}
+			}
+		default:
+			return
+		}
 	}
 }
 

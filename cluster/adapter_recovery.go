@@ -84,6 +84,82 @@ func (a *RedisAdapter) record(data []any, opts *socket.BroadcastOptions, maxAge 
 	return id
 }
 
+// recordPublishScript adds a broadcast to the recovery stream and publishes
+// it, in one round trip: the published message is ARGV[4], a msgpack map
+// that lacks the value of its last key, followed by the new entry's id as
+// that value (a msgpack str 8). KEYS[1]: the recovery stream. ARGV: the
+// stream's approximate cap (0: none), the record, the channel, the message,
+// the smallest id to keep ("": no trim). It returns the entry's id.
+var recordPublishScript = redis.NewScript(`
+local id
+if ARGV[1] == '0' then
+  id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[2])
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[2])
+end
+if ARGV[5] ~= '' then
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[5])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(0xd9, #id) .. id)
+return id
+`)
+
+// recordAndPublish records a broadcast for recovery and publishes it to the
+// other instances in one script, where one Redis server holds the stream
+// and serves the channels (not on Redis Cluster: see publisher). The script
+// runs in the publish loop, in order with the instance's other messages and
+// in the same pipelined batch as those that are ready at the same time. It
+// returns the packet's offset, which the receivers append to data
+// themselves (wireMessage.Offset), and false when it could not be used;
+// then the caller records and publishes the usual way.
+func (a *RedisAdapter) recordAndPublish(data []any, packetType uint8, opts *socket.BroadcastOptions, maxAge time.Duration) (string, bool) {
+	b := a.b
+	if !b.oneServer || !b.redisOK.Load() || b.closed.Load() {
+		return "", false
+	}
+	msg, err := encodeWireWithOffset(&wireMessage{
+		Kind: kindBroadcast, From: b.id, Nsp: a.name, PacketType: packetType, Data: data, Opts: optsToWire(opts),
+	})
+	if err != nil {
+		return "", false // the usual path reports it
+	}
+	rec := wireRecord{Nsp: a.name, Data: data, Rooms: roomsToStrings(opts.Rooms), Except: roomsToStrings(opts.Except)}
+	payload, err := encodeWire(&rec)
+	if err != nil {
+		return "", false
+	}
+	minID, _ := a.trimDue(maxAge)
+	job := &recordJob{
+		args: []any{b.opts.RecoveryStreamLength, payload, a.channelFor(opts), msg, minID},
+		done: make(chan recordResult, 1),
+	}
+	select {
+	case b.pubQ <- adapterOutgoing{kind: kindBroadcast, record: job}:
+	default:
+		return "", false // the queue is full: the usual path drops and counts it
+	}
+	var res recordResult
+	select {
+	case res = <-job.done:
+	case <-b.ctx.Done():
+		res.err = ErrAdapterClosed
+	}
+	if res.err != nil {
+		// The script may have run before the reply was lost: publishing
+		// again could deliver the packet twice. The local sockets get it
+		// with an offset no restore accepts. The publish loop counted the
+		// failed publish.
+		b.stats.recordErrors.Add(1)
+		b.logLimited("record", slog.LevelWarn, "adapter: packet not recorded for recovery", "err", res.err)
+		return unrecordedOffset, true
+	}
+	if ms, ok := streamIDMillis(res.id); ok {
+		a.lastRecordMs.Store(ms)
+	}
+	b.stats.recorded.Add(1)
+	return res.id, true
+}
+
 // trimDue reports whether the recovery stream is due for trimming by age
 // and returns the smallest id to keep: the Redis time of the previous
 // record minus maxAge. A trim that lags behind is harmless: it keeps a few

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -108,6 +109,79 @@ func TestAdapterRecoveryAcrossInstances(t *testing.T) {
 	c3 := dialAdapterTestClient(t, a.url, map[string]any{"pid": c.pid, "offset": offset})
 	if c3.sid == c.sid {
 		t.Error("the same session resumed twice")
+	}
+}
+
+// A recorded broadcast reaches the sockets of both instances with the same
+// offset, the recovery stream's newest id, and is published once: recorded
+// and published in one script on one Redis server, or one after the other
+// (as on Redis Cluster).
+func TestAdapterRecordedBroadcastCarriesItsOffset(t *testing.T) {
+	r := startAdapterTestRedis(t)
+	mon := r.client()
+	for _, oneServer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("oneServer=%v", oneServer), func(t *testing.T) {
+			prefix := fmt.Sprintf("t-offset-%v", oneServer)
+			var aCount, bCount adapterKindCounter
+			aOpts, bOpts := adapterTestOptions(t, prefix), adapterTestOptions(t, prefix)
+			aOpts.Hooks, bOpts.Hooks = aCount.hooks(), bCount.hooks()
+			a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: aOpts, recoveryMs: 60_000})
+			b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: bOpts, recoveryMs: 60_000})
+			a.builder.oneServer = oneServer
+			waitNodes(t, 2, a, b)
+			ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
+			cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
+			ca.waitReady()
+			cb.waitReady()
+			waitSubscribers(t, mon, prefix+":room:/:r", 2)
+
+			sent, received := aCount.get("tx:broadcast"), bCount.get("rx:broadcast")
+			_ = a.io.To("r").Emit("m", 1, map[string]any{"text": "hi"})
+			gotA, gotB := ca.next(), cb.next()
+			newest, err := mon.XRevRangeN(context.Background(), prefix+":recovery", "+", "-", 1).Result()
+			if err != nil || len(newest) != 1 {
+				t.Fatalf("the recovery stream's newest entry: %v, %v", newest, err)
+			}
+			want := []any{"m", float64(1), map[string]any{"text": "hi"}, newest[0].ID}
+			if !reflect.DeepEqual(gotA, want) {
+				t.Errorf("the local socket got %#v, want %#v", gotA, want)
+			}
+			if !reflect.DeepEqual(gotB, want) {
+				t.Errorf("the remote socket got %#v, want %#v", gotB, want)
+			}
+			adapterWaitFor(t, "the other instance to count the broadcast", func() bool { return bCount.get("rx:broadcast") > received })
+			if n := aCount.get("tx:broadcast") - sent; n != 1 {
+				t.Errorf("the broadcast was published %d times, want once", n)
+			}
+			if n := bCount.get("rx:broadcast") - received; n != 1 {
+				t.Errorf("the other instance received %d broadcasts, want 1", n)
+			}
+
+			// Recorded and unrecorded (volatile) broadcasts of one instance
+			// arrive in the order they were sent. A volatile one may be
+			// dropped on the way to a busy socket, but never overtaken.
+			var sent2, recorded2 []string
+			for i := range 20 {
+				v, m := fmt.Sprintf("v%d", i), fmt.Sprintf("m%d", i)
+				_ = a.io.Volatile().To("r").Emit(v)
+				_ = a.io.To("r").Emit(m)
+				sent2 = append(sent2, v, m)
+				recorded2 = append(recorded2, m)
+			}
+			_ = a.io.Emit("fence")
+			got2 := adapterEventNames(cb.until("fence"))
+			rest := sent2
+			for _, name := range got2 {
+				i := slices.Index(rest, name)
+				if i < 0 {
+					t.Fatalf("the remote socket got %v: out of the order %v", got2, sent2)
+				}
+				rest = rest[i+1:]
+			}
+			if got := slices.DeleteFunc(slices.Clone(got2), func(n string) bool { return n[0] == 'v' }); !slices.Equal(got, recorded2) {
+				t.Errorf("the remote socket got the recorded broadcasts %v, want %v", got, recorded2)
+			}
+		})
 	}
 }
 

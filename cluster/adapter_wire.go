@@ -94,6 +94,12 @@ type wireMessage struct {
 	Count      uint64    `msgpack:"u,omitempty"` // broadcast with ack: sockets reached
 
 	Sockets []wireSocket `msgpack:"s,omitempty"`
+
+	// Offset is the recovery offset of a broadcast that was recorded and
+	// published in one script: the last argument of its event, which the
+	// script could only add once it had the stream id (see
+	// encodeWireWithOffset). Receivers append it to Data.
+	Offset string `msgpack:"z,omitempty"`
 }
 
 // wireOpts carries the parts of socket.BroadcastOptions that matter to the
@@ -142,6 +148,43 @@ func encodeWire(v any) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// encodeWireWithOffset encodes m (whose Offset must be empty) as a msgpack
+// map that ends with the key of Offset and lacks its value, for
+// recordPublishScript to complete with the stream id.
+func encodeWireWithOffset(m *wireMessage) ([]byte, error) {
+	if m.Offset != "" {
+		return nil, errors.New("cluster: the message has an offset already")
+	}
+	b, err := encodeWire(m)
+	if err != nil {
+		return nil, err
+	}
+	return extendWireMap(b, "z") // Offset's key
+}
+
+// extendWireMap turns the msgpack map b into the start of a map with one
+// more field, whose key (at most 31 bytes) it appends and whose value is
+// left for the caller to append.
+func extendWireMap(b []byte, key string) ([]byte, error) {
+	switch {
+	case len(key) > 31:
+		return nil, fmt.Errorf("cluster: map key %q is too long", key)
+	case len(b) == 0:
+		return nil, errors.New("cluster: no msgpack map to extend")
+	case len(b) > 0 && b[0] >= 0x80 && b[0] < 0x8f: // fixmap of 0 to 14 fields
+		b[0]++
+	case len(b) > 0 && b[0] == 0x8f: // 15 fields: a map 16 from now on
+		b = append([]byte{0xde, 0, 16}, b[1:]...)
+	case len(b) >= 3 && b[0] == 0xde && (b[1] != 0xff || b[2] != 0xff):
+		n := uint16(b[1])<<8 | uint16(b[2]) + 1
+		b[1], b[2] = byte(n>>8), byte(n)
+	default:
+		return nil, fmt.Errorf("cluster: msgpack starting with %#x is no map with room for another field", b[0])
+	}
+	b = append(b, 0xa0|byte(len(key)))
+	return append(b, key...), nil
 }
 
 // decodeWire decodes msgpack into v and widens the numbers of its untyped

@@ -1,0 +1,87 @@
+package cluster
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// extendWireMap leaves a map that takes one more field: appending a value
+// gives a map that decodes to the old fields plus the new one, whatever
+// size of map header the old one had.
+func TestExtendWireMap(t *testing.T) {
+	const id = "1764168000000-12"
+	value := append([]byte{0xd9, byte(len(id))}, id...) // as recordPublishScript appends it
+	for _, n := range []int{0, 3, 14, 15, 16, 40} {
+		t.Run(fmt.Sprintf("%d fields", n), func(t *testing.T) {
+			in := map[string]any{}
+			for i := range n {
+				in[fmt.Sprintf("f%d", i)] = int64(i)
+			}
+			b, err := msgpack.Marshal(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ext, err := extendWireMap(b, "z")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out map[string]any
+			if err := msgpack.Unmarshal(append(ext, value...), &out); err != nil {
+				t.Fatalf("the extended map does not decode: %v", err)
+			}
+			for k, v := range out {
+				if x, ok := v.(int8); ok { // msgpack's smallest ints
+					out[k] = int64(x)
+				}
+			}
+			want := map[string]any{"z": id}
+			for k, v := range in {
+				want[k] = v
+			}
+			if !reflect.DeepEqual(out, want) {
+				t.Fatalf("decoded %v, want %v", out, want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		key  string
+	}{
+		{"an array", []byte{0x91, 0x01}, "z"},
+		{"nothing", nil, "z"},
+		{"a full map 16", []byte{0xde, 0xff, 0xff}, "z"},
+		{"a long key", []byte{0x80}, strings.Repeat("k", 32)},
+	} {
+		if _, err := extendWireMap(tc.b, tc.key); err == nil {
+			t.Errorf("%s: extendWireMap succeeded, want an error", tc.name)
+		}
+	}
+}
+
+// A broadcast encoded for recordPublishScript decodes, once the offset is
+// appended, to the message with its Offset.
+func TestEncodeWireWithOffset(t *testing.T) {
+	m := &wireMessage{Kind: kindBroadcast, From: "n1", Nsp: "/", PacketType: 2, Data: []any{"m", "hi"}, Opts: &wireOpts{Rooms: []string{"r"}}}
+	b, err := encodeWireWithOffset(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "1764168000000-0"
+	var got wireMessage
+	if err := decodeWire(append(b, append([]byte{0xd9, byte(len(id))}, id...)...), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := *m
+	want.Offset = id
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+	if _, err := encodeWireWithOffset(&want); err == nil {
+		t.Error("a message with an offset was encoded for another one")
+	}
+}
