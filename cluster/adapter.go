@@ -84,6 +84,10 @@ type AdapterOptions struct {
 	RecoveryMaxPackets int
 	// Hooks are called on adapter events, for metrics. Any of them may be nil.
 	Hooks AdapterHooks
+
+	// legacyWire makes the instance behave, on the wire, like one built
+	// before wireMessage.Offset (tests of a rolling upgrade).
+	legacyWire bool
 }
 
 // AdapterHooks are optional callbacks for metrics. They are called
@@ -151,8 +155,12 @@ type AdapterBuilder struct {
 	adaptersMu sync.Mutex // guards adapters
 	adapters   map[string]*RedisAdapter
 
-	nodesMu sync.Mutex // guards nodes
-	nodes   map[string]time.Time
+	nodesMu  sync.Mutex // guards nodes and features
+	nodes    map[string]time.Time
+	features map[string]uint8 // what each instance's heartbeats say it understands
+	// offsetOK is set while every other live instance understands
+	// wireMessage.Offset (featureOffset), so recordAndPublish may be used.
+	offsetOK atomic.Bool
 
 	subMu   sync.Mutex // guards the following fields
 	ps      *redis.PubSub
@@ -208,8 +216,9 @@ type recordJob struct {
 }
 
 type recordResult struct {
-	id  string // the recovery stream id
-	err error
+	id        string // the recovery stream id
+	recordErr string // the stream refused the entry; published with unrecordedOffset
+	err       error  // the script did not run, or its outcome is unknown
 }
 
 // NewAdapterBuilder checks the options, subscribes to the adapter's channels
@@ -239,6 +248,7 @@ func NewAdapterBuilder(client redis.UniversalClient, opts AdapterOptions) (*Adap
 		sessionKeys: opts.Prefix + ":session:",
 		adapters:    make(map[string]*RedisAdapter),
 		nodes:       make(map[string]time.Time),
+		features:    make(map[string]uint8),
 		applied:     make(map[string]struct{}),
 		dirty:       make(map[string]adapterRoomRef),
 		subWake:     make(chan struct{}, 1),
@@ -253,6 +263,7 @@ func NewAdapterBuilder(client redis.UniversalClient, opts AdapterOptions) (*Adap
 	}
 	_, onCluster := client.(*redis.ClusterClient)
 	b.oneServer = !onCluster
+	b.offsetOK.Store(true) // no other instance yet
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
 	ctx, cancel := context.WithTimeout(b.ctx, opts.RequestTimeout)

@@ -182,6 +182,9 @@ type adapterNodeConfig struct {
 	// recoveryMs turns connection state recovery on with this maximum
 	// disconnection duration, in milliseconds.
 	recoveryMs int64
+	// separateRecord records and publishes a broadcast in two commands, as
+	// on Redis Cluster, even on one Redis server.
+	separateRecord bool
 }
 
 func newAdapterTestNode(t testing.TB, rdb redis.UniversalClient, cfg adapterNodeConfig) *adapterTestNode {
@@ -189,6 +192,9 @@ func newAdapterTestNode(t testing.TB, rdb redis.UniversalClient, cfg adapterNode
 	b, err := NewAdapterBuilder(rdb, cfg.opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.separateRecord {
+		b.oneServer = false // before any socket can broadcast
 	}
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(b)
@@ -519,4 +525,20 @@ func (w *adapterTestLogWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// adapterEvalCalls returns how many EVAL commands the Redis server ran.
+func adapterEvalCalls(t testing.TB, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_eval:calls="); ok {
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			return n
+		}
+	}
+	return 0
 }

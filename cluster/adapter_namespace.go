@@ -330,7 +330,7 @@ func (a *RedisAdapter) onRemote(m *wireMessage) {
 	}
 	switch m.Kind {
 	case kindBroadcast:
-		if m.Offset != "" {
+		if m.Offset != "" && !a.b.opts.legacyWire {
 			m.Data = append(m.Data, m.Offset)
 		}
 		fanout.Local(a, &parser.Packet{Type: parser.PacketType(m.PacketType), Data: m.Data}, optsFromWire(m.Opts))

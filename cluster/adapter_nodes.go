@@ -30,6 +30,11 @@ func (b *AdapterBuilder) touchNode(id string) bool {
 	b.nodes[id] = now
 	b.nodesMu.Unlock()
 	isNew := !ok || now.Sub(seen) > b.opts.HeartbeatTimeout
+	if !ok {
+		b.nodesMu.Lock()
+		b.checkFeaturesLocked() // what it understands is not known yet
+		b.nodesMu.Unlock()
+	}
 	if isNew {
 		b.log.Info("adapter: instance joined", "node", id)
 	}
@@ -40,6 +45,8 @@ func (b *AdapterBuilder) dropNode(id, why string) {
 	b.nodesMu.Lock()
 	_, ok := b.nodes[id]
 	delete(b.nodes, id)
+	delete(b.features, id)
+	b.checkFeaturesLocked()
 	b.nodesMu.Unlock()
 	if ok {
 		b.log.Info("adapter: instance left", "node", id, "why", why)
@@ -49,6 +56,32 @@ func (b *AdapterBuilder) dropNode(id, why string) {
 		p.forget(id)
 	}
 	b.reqMu.Unlock()
+}
+
+// noteFeatures records what a heartbeat says its sender understands.
+func (b *AdapterBuilder) noteFeatures(id string, features uint8) {
+	b.nodesMu.Lock()
+	defer b.nodesMu.Unlock()
+	if _, ok := b.nodes[id]; !ok || b.features[id] == features {
+		return
+	}
+	b.features[id] = features
+	b.checkFeaturesLocked()
+}
+
+// checkFeaturesLocked sets offsetOK from the instances known now. An
+// instance heard from before its first heartbeat counts as one that does
+// not understand Offset: during a rolling upgrade an older instance must
+// get each broadcast with its offset in Data. The caller holds nodesMu.
+func (b *AdapterBuilder) checkFeaturesLocked() {
+	ok := true
+	for id := range b.nodes {
+		if b.features[id]&featureOffset == 0 {
+			ok = false
+			break
+		}
+	}
+	b.offsetOK.Store(ok)
 }
 
 func (b *AdapterBuilder) pruneNodes() {
@@ -91,7 +124,11 @@ func (b *AdapterBuilder) wakeHeartbeat() {
 }
 
 func (b *AdapterBuilder) heartbeat() {
-	payload, err := encodeWire(&wireMessage{Kind: kindHeartbeat, From: b.id, Nonce: b.nonce})
+	features := featureOffset
+	if b.opts.legacyWire {
+		features = 0
+	}
+	payload, err := encodeWire(&wireMessage{Kind: kindHeartbeat, From: b.id, Nonce: b.nonce, Features: features})
 	if err != nil {
 		return
 	}

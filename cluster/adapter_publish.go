@@ -79,6 +79,9 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 	if err != nil {
 		b.noteRedis(err)
 		for _, m := range batch {
+			if m.record != nil {
+				m.record.done <- recordResult{err: err}
+			}
 			b.publishFailed(m.kind, "redis", err)
 		}
 		return
@@ -100,8 +103,17 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 	for i, m := range batch {
 		cerr := cmds[i].Err()
 		if m.record != nil {
-			id, _ := cmds[i].(*redis.Cmd).Text()
-			m.record.done <- recordResult{id: id, err: cerr}
+			res := recordResult{err: cerr}
+			if cerr == nil {
+				vals, _ := cmds[i].(*redis.Cmd).Slice()
+				if len(vals) > 0 {
+					res.id, _ = vals[0].(string)
+				}
+				if len(vals) > 1 {
+					res.recordErr, _ = vals[1].(string)
+				}
+			}
+			m.record.done <- res
 		}
 		if cerr != nil {
 			b.publishFailed(m.kind, "redis", cerr)
@@ -120,6 +132,7 @@ func (b *AdapterBuilder) answerQueued() {
 			if m.record != nil {
 				m.record.done <- recordResult{err: ErrAdapterClosed}
 			}
+			b.dropped(m.kind, "closed", ErrAdapterClosed)
 		default:
 			return
 		}

@@ -89,19 +89,29 @@ func (a *RedisAdapter) record(data []any, opts *socket.BroadcastOptions, maxAge 
 // that lacks the value of its last key, followed by the new entry's id as
 // that value (a msgpack str 8). KEYS[1]: the recovery stream. ARGV: the
 // stream's approximate cap (0: none), the record, the channel, the message,
-// the smallest id to keep ("": no trim). It returns the entry's id.
+// the smallest id to keep ("": no trim). It returns {id}, or, when the
+// stream refused the entry, {"0-0", error} after publishing with "0-0":
+// the other instances get the broadcast either way, as they do when
+// recording and publishing are two commands.
 var recordPublishScript = redis.NewScript(`
-local id
+local r
 if ARGV[1] == '0' then
-  id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[2])
+  r = redis.pcall('XADD', KEYS[1], '*', 'p', ARGV[2])
 else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[2])
+  r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[2])
 end
-if ARGV[5] ~= '' then
-  redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[5])
+local err
+if type(r) == 'table' and r.err then
+  err = r.err
+  r = '` + unrecordedOffset + `'
+elseif ARGV[5] ~= '' then
+  redis.pcall('XTRIM', KEYS[1], 'MINID', '~', ARGV[5])
 end
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(0xd9, #id) .. id)
-return id
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.char(0xd9, #r) .. r)
+if err then
+  return {r, err}
+end
+return {r}
 `)
 
 // recordAndPublish records a broadcast for recovery and publishes it to the
@@ -114,7 +124,7 @@ return id
 // then the caller records and publishes the usual way.
 func (a *RedisAdapter) recordAndPublish(data []any, packetType uint8, opts *socket.BroadcastOptions, maxAge time.Duration) (string, bool) {
 	b := a.b
-	if !b.oneServer || !b.redisOK.Load() || b.closed.Load() {
+	if !b.oneServer || !b.offsetOK.Load() || !b.redisOK.Load() || b.closed.Load() {
 		return "", false
 	}
 	msg, err := encodeWireWithOffset(&wireMessage{
@@ -139,16 +149,35 @@ func (a *RedisAdapter) recordAndPublish(data []any, packetType uint8, opts *sock
 		return "", false // the queue is full: the usual path drops and counts it
 	}
 	var res recordResult
+	wait := time.NewTimer(b.opts.PublishTimeout)
+	defer wait.Stop()
 	select {
 	case res = <-job.done:
 	case <-b.ctx.Done():
 		res.err = ErrAdapterClosed
+	case <-wait.C:
+		// Behind a backlog or a Redis that does not answer: the local
+		// sockets get the packet now, without a usable offset.
+		res.err = errors.New("cluster: recording timed out in the publish queue")
+	}
+	select {
+	case res = <-job.done: // it did finish
+	default:
+	}
+	var refused redis.Error
+	if res.err != nil && errors.As(res.err, &refused) {
+		// Redis answered the script with an error (it refuses writes, say):
+		// nothing was published, so the usual path may still publish.
+		b.logLimited("record-script", slog.LevelWarn, "adapter: record-and-publish script refused; publishing separately", "err", res.err)
+		return "", false
+	}
+	if res.err == nil && res.recordErr != "" {
+		res.err = errors.New(res.recordErr) // published with unrecordedOffset
 	}
 	if res.err != nil {
-		// The script may have run before the reply was lost: publishing
-		// again could deliver the packet twice. The local sockets get it
-		// with an offset no restore accepts. The publish loop counted the
-		// failed publish.
+		// Published, or perhaps published before the reply was lost:
+		// publishing again could deliver the packet twice. The local
+		// sockets get it with an offset no restore accepts.
 		b.stats.recordErrors.Add(1)
 		b.logLimited("record", slog.LevelWarn, "adapter: packet not recorded for recovery", "err", res.err)
 		return unrecordedOffset, true

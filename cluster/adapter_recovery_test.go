@@ -125,10 +125,12 @@ func TestAdapterRecordedBroadcastCarriesItsOffset(t *testing.T) {
 			var aCount, bCount adapterKindCounter
 			aOpts, bOpts := adapterTestOptions(t, prefix), adapterTestOptions(t, prefix)
 			aOpts.Hooks, bOpts.Hooks = aCount.hooks(), bCount.hooks()
-			a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: aOpts, recoveryMs: 60_000})
+			a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: aOpts, recoveryMs: 60_000, separateRecord: !oneServer})
 			b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: bOpts, recoveryMs: 60_000})
-			a.builder.oneServer = oneServer
 			waitNodes(t, 2, a, b)
+			adapterWaitFor(t, "the instances to learn what the other understands", func() bool {
+				return a.builder.offsetOK.Load() && b.builder.offsetOK.Load()
+			})
 			ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
 			cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
 			ca.waitReady()
@@ -136,6 +138,7 @@ func TestAdapterRecordedBroadcastCarriesItsOffset(t *testing.T) {
 			waitSubscribers(t, mon, prefix+":room:/:r", 2)
 
 			sent, received := aCount.get("tx:broadcast"), bCount.get("rx:broadcast")
+			evals := adapterEvalCalls(t, mon)
 			_ = a.io.To("r").Emit("m", 1, map[string]any{"text": "hi"})
 			gotA, gotB := ca.next(), cb.next()
 			newest, err := mon.XRevRangeN(context.Background(), prefix+":recovery", "+", "-", 1).Result()
@@ -155,6 +158,13 @@ func TestAdapterRecordedBroadcastCarriesItsOffset(t *testing.T) {
 			}
 			if n := bCount.get("rx:broadcast") - received; n != 1 {
 				t.Errorf("the other instance received %d broadcasts, want 1", n)
+			}
+			wantEvals := int64(0)
+			if oneServer {
+				wantEvals = 1
+			}
+			if n := adapterEvalCalls(t, mon) - evals; n != wantEvals {
+				t.Errorf("%d scripts ran for the broadcast, want %d", n, wantEvals)
 			}
 
 			// Recorded and unrecorded (volatile) broadcasts of one instance
@@ -183,6 +193,77 @@ func TestAdapterRecordedBroadcastCarriesItsOffset(t *testing.T) {
 			}
 		})
 	}
+}
+
+// When the recovery stream refuses an entry, the broadcast still reaches
+// the sockets of both instances, with an offset no restore accepts.
+func TestAdapterUnrecordedBroadcastStillArrives(t *testing.T) {
+	r := startAdapterTestRedis(t)
+	mon := r.client()
+	for _, oneServer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("oneServer=%v", oneServer), func(t *testing.T) {
+			prefix := fmt.Sprintf("t-unrecorded-%v", oneServer)
+			a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000, separateRecord: !oneServer})
+			b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+			waitNodes(t, 2, a, b)
+			ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
+			cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
+			ca.waitReady()
+			cb.waitReady()
+			waitSubscribers(t, mon, prefix+":room:/:r", 2)
+			// A key of the wrong type: every XADD to it fails.
+			if err := mon.Del(context.Background(), prefix+":recovery").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := mon.Set(context.Background(), prefix+":recovery", "not a stream", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			errs := a.builder.Stats().RecordErrors
+			_ = a.io.To("r").Emit("m", 1)
+			want := []any{"m", float64(1), unrecordedOffset}
+			if got := ca.next(); !reflect.DeepEqual(got, want) {
+				t.Errorf("the local socket got %#v, want %#v", got, want)
+			}
+			if got := cb.next(); !reflect.DeepEqual(got, want) {
+				t.Errorf("the remote socket got %#v, want %#v", got, want)
+			}
+			if n := a.builder.Stats().RecordErrors - errs; n != 1 {
+				t.Errorf("%d record errors counted, want 1", n)
+			}
+		})
+	}
+}
+
+// During a rolling upgrade, an instance that does not understand
+// wireMessage.Offset still gets each broadcast with its offset in the
+// data: the others record and publish separately until it is gone.
+func TestAdapterOffsetWaitsForEveryInstance(t *testing.T) {
+	r := startAdapterTestRedis(t)
+	mon := r.client()
+	const prefix = "t-upgrade"
+	oldOpts := adapterTestOptions(t, prefix)
+	oldOpts.legacyWire = true
+	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+	old := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: oldOpts, recoveryMs: 60_000})
+	waitNodes(t, 2, a, old)
+	cOld := dialAdapterTestClient(t, old.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
+	cOld.waitReady()
+	waitSubscribers(t, mon, prefix+":room:/:r", 1)
+	if a.builder.offsetOK.Load() {
+		t.Fatal("an instance without the Offset feature is alive, yet broadcasts would use it")
+	}
+	evals := adapterEvalCalls(t, mon)
+	_ = a.io.To("r").Emit("m", 1)
+	got := cOld.next()
+	if len(got) != 3 || got[0] != "m" || !validOffset(fmt.Sprint(got[2])) {
+		t.Fatalf("the socket on the older instance got %#v, want [m 1 <offset>]", got)
+	}
+	if n := adapterEvalCalls(t, mon) - evals; n != 0 {
+		t.Errorf("%d scripts ran while an older instance was alive, want 0", n)
+	}
+	// Once it is gone, the one-script path is back.
+	old.builder.Close()
+	adapterWaitFor(t, "the older instance to leave", func() bool { return a.builder.offsetOK.Load() })
 }
 
 func adapterCompareStreamIDs(x, y string) int {

@@ -224,7 +224,11 @@ func (b *AdapterBuilder) handle(rm *redis.Message) {
 		b.dropNode(m.From, "goodbye")
 		return
 	}
-	if b.touchNode(m.From) && m.Kind == kindHeartbeat {
+	isNew := b.touchNode(m.From)
+	if m.Kind == kindHeartbeat {
+		b.noteFeatures(m.From, m.Features)
+	}
+	if isNew && m.Kind == kindHeartbeat {
 		// A newcomer: answer at once so it counts us without waiting for
 		// our next heartbeat.
 		b.wakeHeartbeat()

@@ -95,12 +95,21 @@ type wireMessage struct {
 
 	Sockets []wireSocket `msgpack:"s,omitempty"`
 
+	// Features says, in a heartbeat, what its sender understands (the
+	// feature* bits).
+	Features uint8 `msgpack:"y,omitempty"`
+
 	// Offset is the recovery offset of a broadcast that was recorded and
 	// published in one script: the last argument of its event, which the
 	// script could only add once it had the stream id (see
 	// encodeWireWithOffset). Receivers append it to Data.
 	Offset string `msgpack:"z,omitempty"`
 }
+
+// featureOffset: the instance appends wireMessage.Offset to a broadcast's
+// Data. Instances built before it ignore the field, so the others use it
+// only while every live instance says it has it.
+const featureOffset uint8 = 1
 
 // wireOpts carries the parts of socket.BroadcastOptions that matter to the
 // receiving instance.

@@ -93,7 +93,9 @@ func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 	if err := ValidateClientMsgID(s.ClientMsgID); err != nil {
 		return Message{}, false, err
 	}
-	// With a MemberHistory the append itself checks the membership.
+	// With a MemberHistory the append itself checks the membership. A
+	// non-member's send with a clientMsgId then claims the key before it
+	// is refused, and releases it.
 	mh, combined := c.st.History.(MemberHistory)
 	combined = combined && memberOnly
 	if memberOnly && !combined {

@@ -12,6 +12,9 @@
 package warm
 
 import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -33,10 +36,28 @@ type worker struct {
 }
 
 type job struct {
-	fn    func()
-	done  chan struct{}
-	panic any // what fn panicked with, raised again on the caller
-	crash bool
+	fn     func()
+	done   chan struct{}
+	panic  any  // what fn panicked with (a *Panic), raised again on the caller
+	crash  bool // fn panicked
+	goexit bool // fn called runtime.Goexit, which the caller then calls too
+}
+
+// Panic is what Run panics with when fn panicked on a worker: the value
+// and the worker's stack at the panic, which the caller's stack lacks.
+type Panic struct {
+	Value any
+	Stack []byte
+}
+
+func (p *Panic) Error() string {
+	return fmt.Sprintf("%v\n\nworker goroutine stack:\n%s", p.Value, p.Stack)
+}
+
+// Unwrap returns the value when it is an error.
+func (p *Panic) Unwrap() error {
+	err, _ := p.Value.(error)
+	return err
 }
 
 // New returns a pool of at most limit workers. A worker starts when a call
@@ -51,8 +72,9 @@ func New(limit int, idle time.Duration) *Pool {
 
 // Run calls fn on a worker and returns when fn has returned. Calls from one
 // goroutine therefore run one after the other, in order. When every worker
-// is busy and there are as many as the limit, fn runs on the calling goroutine. A
-// panic in fn is raised again on the calling goroutine.
+// is busy and there are as many as the limit, fn runs on the calling
+// goroutine. A panic in fn is raised again on the calling goroutine as a
+// *Panic, and a runtime.Goexit in fn ends the calling goroutine too.
 func (p *Pool) Run(fn func()) {
 	j := p.jobPool.Get().(*job)
 	j.fn = fn
@@ -78,11 +100,14 @@ func (p *Pool) Run(fn func()) {
 		return
 	}
 	<-j.done
-	crash, v := j.crash, j.panic
-	j.fn, j.panic, j.crash = nil, nil, false
+	crash, goexit, v := j.crash, j.goexit, j.panic
+	j.fn, j.panic, j.crash, j.goexit = nil, nil, false, false
 	p.jobPool.Put(j)
 	if crash {
 		panic(v)
+	}
+	if goexit {
+		runtime.Goexit()
 	}
 }
 
@@ -98,7 +123,9 @@ func (p *Pool) work(w *worker) {
 	defer t.Stop()
 	j := <-w.jobs
 	for {
-		p.call(j)
+		if !p.call(j) {
+			return // runtime.Goexit: this goroutine ends, and call told the caller
+		}
 		// Free again before the caller wakes, so that its next call finds
 		// this worker rather than starting another.
 		p.mu.Lock()
@@ -134,11 +161,27 @@ func (p *Pool) leave(w *worker) bool {
 	return false
 }
 
-func (p *Pool) call(j *job) {
+// call runs j's function. It reports false when the function called
+// runtime.Goexit; then the worker is gone and the caller has been told.
+func (p *Pool) call(j *job) (returned bool) {
+	normal := false
 	defer func() {
-		if v := recover(); v != nil {
-			j.crash, j.panic = true, v
+		if normal {
+			return
 		}
+		if v := recover(); v != nil {
+			j.crash, j.panic = true, &Panic{Value: v, Stack: debug.Stack()}
+			returned = true
+			return
+		}
+		// runtime.Goexit is unwinding this goroutine.
+		p.mu.Lock()
+		p.workers--
+		p.mu.Unlock()
+		j.goexit = true
+		j.done <- struct{}{}
 	}()
 	j.fn()
+	normal = true
+	return true
 }

@@ -86,8 +86,10 @@ func TestRunRaisesPanicOnCaller(t *testing.T) {
 	p := New(2, time.Minute)
 	func() {
 		defer func() {
-			if v := recover(); v != "boom" {
-				t.Fatalf("recovered %v, want the function's panic \"boom\"", v)
+			v := recover()
+			p, ok := v.(*Panic)
+			if !ok || p.Value != "boom" || !strings.Contains(string(p.Stack), "warm_test.go") {
+				t.Fatalf("recovered %#v, want a *Panic with the function's \"boom\" and the worker's stack", v)
 			}
 		}()
 		p.Run(func() { panic("boom") })
@@ -127,5 +129,28 @@ func TestIdleWorkersLeave(t *testing.T) {
 	p.Run(func() { ran = true })
 	if !ran {
 		t.Fatal("a call after the workers left did not run")
+	}
+}
+
+func TestRunGoexitEndsTheCaller(t *testing.T) {
+	p := New(2, time.Minute)
+	done := make(chan bool)
+	go func() {
+		defer func() { done <- true }()
+		p.Run(runtime.Goexit)
+		t.Error("Run returned after the function called runtime.Goexit")
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a caller whose function called runtime.Goexit never ended")
+	}
+	if n := p.Workers(); n != 0 {
+		t.Fatalf("%d workers after the only one ended with runtime.Goexit, want 0", n)
+	}
+	ran := false
+	p.Run(func() { ran = true })
+	if !ran {
+		t.Fatal("the pool does not run calls after a runtime.Goexit")
 	}
 }
