@@ -1,4 +1,4 @@
-// The client protocol (/work/shared/chat-protocol.md) driven through the real
+// The client protocol (docs/protocol.md) driven through the real
 // chatd binary with socket.io-client, once over long-polling only and once
 // over WebSocket only.
 

@@ -1,5 +1,5 @@
 // The Node peer: a socket.io 4 server with chatd's join and message
-// behaviour (/work/shared/chat-protocol.md), for benchmarking chatd against
+// behaviour (docs/protocol.md in the repository), for benchmarking chatd against
 // the reference implementation of socket.io. It keeps no history: a message
 // is given an id, emitted to the room and acknowledged.
 //
