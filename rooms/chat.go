@@ -19,6 +19,10 @@ type Limits struct {
 	PendingWait time.Duration
 }
 
+// DefaultMessageBytes is the largest message text when Limits leaves it
+// zero, in bytes; config and server take their default from here.
+const DefaultMessageBytes = 4096
+
 // Chat applies the chat rules to the stores. Socket events and server API
 // calls both enter chatd here, so both follow one set of rules. Chat returns
 // [*Error] values for everything a client did wrong or could not get.
@@ -34,7 +38,7 @@ func NewChat(limits Limits, st Stores) (*Chat, error) {
 		return nil, errors.New("rooms: NewChat needs all four stores")
 	}
 	if limits.MessageBytes <= 0 {
-		limits.MessageBytes = 4096
+		limits.MessageBytes = DefaultMessageBytes
 	}
 	if limits.RoomsPerUser <= 0 {
 		limits.RoomsPerUser = 100

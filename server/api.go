@@ -12,6 +12,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"golang.org/x/time/rate"
 
+	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -406,27 +407,14 @@ func (a *api) requestContext(r *http.Request) (context.Context, context.CancelFu
 	return context.WithTimeout(r.Context(), a.s.cfg.RequestTimeout)
 }
 
-// protocolEvents are the client protocol's own event names, which the
-// server API may not emit.
-var protocolEvents = map[string]bool{
-	"session": true, "join": true, "leave": true, "message": true,
-	"typing": true, "history": true, "rooms": true, "presence": true,
-}
-
-// socketIOEvents are the event names socket.io reserves.
-var socketIOEvents = map[string]bool{
-	"connect": true, "connect_error": true, "disconnect": true,
-	"disconnecting": true, "newListener": true, "removeListener": true,
-}
-
 // maxEventName is the longest custom event name, in bytes.
 const maxEventName = 64
 
 func validateEventName(ev string) error {
 	switch {
-	case protocolEvents[ev]:
+	case protocol.IsChatEvent(ev):
 		return rooms.Errorf(rooms.CodeBadRequest, "event %q belongs to the chat protocol; choose another name, such as \"notice\"", ev)
-	case socketIOEvents[ev]:
+	case protocol.IsSocketIOEvent(ev):
 		return rooms.Errorf(rooms.CodeBadRequest, "event %q is reserved by socket.io; choose another name, such as \"notice\"", ev)
 	case len(ev) > maxEventName:
 		return rooms.Errorf(rooms.CodeBadRequest, "event must be at most %d bytes", maxEventName)

@@ -11,6 +11,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"golang.org/x/time/rate"
 
+	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -142,7 +143,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		s.log.Warn("socket setup failed; closing it so the client retries", "user", u.ID, "err", err)
 		// On its own goroutine: a recovered socket is set up inside the
 		// polling request that carried its CONNECT, which holds the lock.
-		go s.polls.close(sock.Conn())
+		go s.polls.Close(sock.Conn())
 		return
 	}
 	c.mu.Lock()
@@ -301,22 +302,23 @@ func (c *conn) handle(args []any) {
 	var res map[string]any
 	var err error
 	switch ev {
-	case "join":
+	case protocol.EventJoin:
 		res, err = c.join(ctx, args)
-	case "leave":
+	case protocol.EventLeave:
 		res, err = c.leave(ctx, args)
-	case "message":
+	case protocol.EventMessage:
 		res, err = c.message(ctx, args)
-	case "typing":
+	case protocol.EventTyping:
 		res, err = c.typing(args)
-	case "history":
+	case protocol.EventHistory:
 		res, err = c.history(ctx, args)
-	case "rooms":
+	case protocol.EventRooms:
 		res, err = c.rooms(ctx, args)
-	case "presence":
+	case protocol.EventPresence:
 		res, err = c.presence(ctx, args)
 	default:
-		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows join, leave, message, typing, history, rooms and presence", truncate(ev, 64))
+		// protocol.Requests lists exactly the cases above.
+		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows %s", truncate(ev, 64), protocol.RequestList())
 	}
 	c.reply(ev, ack, res, err)
 }
@@ -365,7 +367,7 @@ func (c *conn) allow() bool {
 		// case the client ignores the packet.
 		conn := c.sock.Conn()
 		c.sock.Disconnect(false)
-		time.AfterFunc(floodCloseDelay, func() { c.s.polls.close(conn) })
+		time.AfterFunc(floodCloseDelay, func() { c.s.polls.Close(conn) })
 	}
 	return false
 }
