@@ -232,7 +232,7 @@ func (a *api) postMessage(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	msg, fresh, err := a.s.chat.Send(ctx, u, rooms.Send{Room: room, Text: text, ClientMsgID: clientMsgID}, false)
+	msg, fresh, err := a.s.chat.Post(ctx, u, rooms.Send{Room: room, Text: text, ClientMsgID: clientMsgID})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -254,7 +254,7 @@ func (a *api) getMessages(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	page, err := a.s.chat.History(ctx, "", room, q)
+	page, err := a.s.chat.RoomHistory(ctx, room, q)
 	if err != nil {
 		return 0, nil, err
 	}

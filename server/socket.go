@@ -419,7 +419,7 @@ func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) 
 	if err != nil {
 		return nil, err
 	}
-	msg, fresh, err := c.s.chat.Send(ctx, c.user, in, true)
+	msg, fresh, err := c.s.chat.Send(ctx, c.user, in)
 	if err != nil {
 		return nil, err
 	}
