@@ -99,17 +99,18 @@ type Deps struct {
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
 type Server struct {
-	cfg     Config
-	chat    *rooms.Chat
-	log     *slog.Logger
-	auth    *authenticator
-	io      *socket.Server
-	nsp     socket.Namespace
-	mux     *http.ServeMux
-	ready   func() bool
-	metrics *metrics
-	reg     *prometheus.Registry
-	api     *api
+	cfg      Config
+	chat     *rooms.Chat
+	log      *slog.Logger
+	auth     *authenticator
+	io       *socket.Server
+	nsp      socket.Namespace
+	mux      *http.ServeMux
+	ready    func() bool
+	metrics  *metrics
+	reg      *prometheus.Registry
+	api      *api
+	delivery *Delivery
 
 	failures  *failureLog
 	polls     *socketio.PollGuard
@@ -243,6 +244,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
 	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)
+	s.delivery = &Delivery{nsp: s.nsp, metrics: s.metrics}
 	s.io.Use(s.authMiddleware)
 	_ = s.io.On("connection", func(args ...any) {
 		if sock, ok := args[0].(*socket.Socket); ok {

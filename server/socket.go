@@ -188,7 +188,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		"recovered": sock.Recovered(),
 	})
 	if first {
-		s.announce(u, memberOf, "online")
+		s.delivery.Announce(u, memberOf, "online")
 	}
 }
 
@@ -245,7 +245,7 @@ func (c *conn) forget() {
 		return
 	}
 	if last {
-		s.announce(c.user, memberOf, "offline")
+		s.delivery.Announce(c.user, memberOf, "offline")
 	}
 }
 
@@ -388,8 +388,8 @@ func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
 	c.s.userSocketsJoin(ctx, c.user.ID, room)
 	c.s.settleUserSockets(ctx, c.user.ID, room, true)
 	if joined {
-		c.s.emitPresence(room, c.user, "joined")
-		c.s.emitMembership(c.user.ID, room, "joined")
+		c.s.delivery.Presence(room, c.user, "joined")
+		c.s.delivery.Membership(c.user.ID, room, "joined")
 	}
 	return map[string]any{"room": room}, nil
 }
@@ -408,8 +408,8 @@ func (c *conn) leave(ctx context.Context, args []any) (map[string]any, error) {
 	c.s.userSocketsLeave(ctx, c.user.ID, room)
 	c.s.settleUserSockets(ctx, c.user.ID, room, false)
 	if left {
-		c.s.emitPresence(room, c.user, "left")
-		c.s.emitMembership(c.user.ID, room, "left")
+		c.s.delivery.Presence(room, c.user, "left")
+		c.s.delivery.Membership(c.user.ID, room, "left")
 	}
 	return map[string]any{"room": room}, nil
 }
@@ -424,7 +424,7 @@ func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) 
 		return nil, err
 	}
 	if fresh {
-		c.s.deliver(msg, c.sock.Id())
+		c.s.delivery.Message(msg, c.sock.Id())
 	}
 	return map[string]any{"message": msg}, nil
 }
