@@ -24,20 +24,19 @@ func (s *Server) Delivery() *Delivery { return s.delivery }
 // Message emits a stored message to every socket in its room, on every
 // instance, except the socket that sent it (empty for server API sends).
 func (d *Delivery) Message(msg rooms.Message, except socket.SocketId) {
-	s := d
-	op := s.nsp.To(socket.Room(msg.Room))
+	op := d.nsp.To(socket.Room(msg.Room))
 	if except != "" {
 		op = op.Except(socket.Room(except))
 	}
 	// Counted first: a client that has the event and then reads /metrics
 	// finds it counted.
-	s.metrics.eventsOut.WithLabelValues("message").Inc()
-	if ids, ok := s.nsp.Adapter().Rooms().Load(socket.Room(msg.Room)); ok {
+	d.metrics.eventsOut.WithLabelValues("message").Inc()
+	if ids, ok := d.nsp.Adapter().Rooms().Load(socket.Room(msg.Room)); ok {
 		n := ids.Len()
 		if except != "" && ids.Has(except) {
 			n--
 		}
-		s.metrics.fanout.Observe(float64(n))
+		d.metrics.fanout.Observe(float64(n))
 	}
 	_ = op.Emit("message", messagePayload(msg))
 }
@@ -57,9 +56,8 @@ func messagePayload(m rooms.Message) map[string]any {
 // Presence tells the others in room that u joined or left it, or came
 // online or went offline.
 func (d *Delivery) Presence(room string, u rooms.User, event string) {
-	s := d
-	s.metrics.eventsOut.WithLabelValues("presence").Inc()
-	_ = s.nsp.To(socket.Room(room)).Except(userRoom(u.ID)).Emit("presence", map[string]any{
+	d.metrics.eventsOut.WithLabelValues("presence").Inc()
+	_ = d.nsp.To(socket.Room(room)).Except(userRoom(u.ID)).Emit("presence", map[string]any{
 		"room": room, "userId": u.ID, "name": u.Name, "event": event,
 	})
 }
@@ -68,9 +66,8 @@ func (d *Delivery) Presence(room string, u rooms.User, event string) {
 // instance) that the user joined or left room. This is an addition to the
 // protocol: `presence` only reaches the others in the room.
 func (d *Delivery) Membership(userID, room, event string) {
-	s := d
-	s.metrics.eventsOut.WithLabelValues("membership").Inc()
-	_ = s.nsp.To(userRoom(userID)).Emit("membership", map[string]any{"room": room, "event": event})
+	d.metrics.eventsOut.WithLabelValues("membership").Inc()
+	_ = d.nsp.To(userRoom(userID)).Emit("membership", map[string]any{"room": room, "event": event})
 }
 
 // Announce tells the others in each of u's rooms that u came online or went
