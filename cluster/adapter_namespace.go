@@ -11,7 +11,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
-	"github.com/chatd/chatd/internal/fanout"
+	"github.com/chatd/chatd/internal/socketio/fanout"
 )
 
 // RedisAdapter is the adapter of one socket.io namespace in cluster mode. It

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/chatd/chatd/protocol"
+	"github.com/chatd/chatd/rooms"
 )
 
 // Config is every setting of chatd. The yaml tag of each field is its key in
@@ -239,8 +242,8 @@ func Default() Config {
 			Size: 1000,
 		},
 		Limits: LimitsConfig{
-			MessageBytes:    4096,
-			PayloadBytes:    65536,
+			MessageBytes:    rooms.DefaultMessageBytes,
+			PayloadBytes:    protocol.DefaultPayloadBytes,
 			RoomsPerUser:    100,
 			EventsPerSecond: 20,
 			EventBurst:      40,
@@ -250,8 +253,8 @@ func Default() Config {
 		Shutdown: ShutdownConfig{Timeout: 30 * time.Second, Drain: 10 * time.Second},
 		Recovery: RecoveryConfig{
 			MaxDisconnection: 2 * time.Minute,
-			MaxPackets:       1000,
-			StreamLength:     10000,
+			MaxPackets:       protocol.DefaultRecoveryMaxPackets,
+			StreamLength:     protocol.DefaultRecoveryBufferLength,
 		},
 		Presence: PresenceConfig{TTL: 30 * time.Second},
 		Memory:   MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/chatd/chatd/protocol"
 )
 
 // Limits of the values Validate accepts.
@@ -40,10 +42,7 @@ var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_:.-]+$`)
 
 // reservedEvents are the event names api.gateway_event must not take: those
 // socket.io reserves and those of the chat protocol.
-var reservedEvents = []string{
-	"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
-	"session", "join", "leave", "message", "typing", "history", "rooms", "presence",
-}
+var reservedEvents = protocol.ReservedEvents()
 
 // problems collects the errors of Validate.
 type problems []error

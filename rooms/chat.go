@@ -19,6 +19,10 @@ type Limits struct {
 	PendingWait time.Duration
 }
 
+// DefaultMessageBytes is the largest message text when Limits leaves it
+// zero, in bytes; config and server take their default from here.
+const DefaultMessageBytes = 4096
+
 // Chat applies the chat rules to the stores. Socket events and server API
 // calls both enter chatd here, so both follow one set of rules. Chat returns
 // [*Error] values for everything a client did wrong or could not get.
@@ -34,7 +38,7 @@ func NewChat(limits Limits, st Stores) (*Chat, error) {
 		return nil, errors.New("rooms: NewChat needs all four stores")
 	}
 	if limits.MessageBytes <= 0 {
-		limits.MessageBytes = 4096
+		limits.MessageBytes = DefaultMessageBytes
 	}
 	if limits.RoomsPerUser <= 0 {
 		limits.RoomsPerUser = 100
@@ -79,11 +83,23 @@ type Send struct {
 	ClientMsgID string
 }
 
-// Send stores a message from u. With memberOnly (a socket's send) u must be a
-// member of the room; the server API sends as any user. fresh is false when
-// the message was stored before under the same clientMsgId: it is the
-// original message, and must not be delivered again.
-func (c *Chat) Send(ctx context.Context, u User, s Send, memberOnly bool) (msg Message, fresh bool, err error) {
+// Send stores a message that member u sends (a socket's message request): u
+// must be a member of the room. fresh is false when the message was stored
+// before under the same clientMsgId: it is the original message, and must
+// not be delivered again.
+func (c *Chat) Send(ctx context.Context, u User, s Send) (msg Message, fresh bool, err error) {
+	return c.send(ctx, u, s, true)
+}
+
+// Post stores a message that a backend sends as u through the server API:
+// u need not be a member of the room (nor a known user). fresh is as in
+// [Chat.Send].
+func (c *Chat) Post(ctx context.Context, u User, s Send) (msg Message, fresh bool, err error) {
+	return c.send(ctx, u, s, false)
+}
+
+// send is Send (memberOnly) and Post.
+func (c *Chat) send(ctx context.Context, u User, s Send, memberOnly bool) (msg Message, fresh bool, err error) {
 	if err := ValidateRoom(s.Room); err != nil {
 		return Message{}, false, err
 	}
@@ -250,16 +266,27 @@ func idempotencyKey(room, userID, clientMsgID string) string {
 	return b.String()
 }
 
-// History answers q for room. With userID set (a socket's request) the user
-// must be a member; the server API passes "".
+// History answers q for room to member userID (a socket's history
+// request): the user must be a member of the room.
 func (c *Chat) History(ctx context.Context, userID, room string, q Query) (Page, error) {
+	return c.history(ctx, userID, room, q, true)
+}
+
+// RoomHistory answers q for room to a backend (the server API), which may
+// read any room.
+func (c *Chat) RoomHistory(ctx context.Context, room string, q Query) (Page, error) {
+	return c.history(ctx, "", room, q, false)
+}
+
+// history is History (memberOnly) and RoomHistory.
+func (c *Chat) history(ctx context.Context, userID, room string, q Query, memberOnly bool) (Page, error) {
 	if err := ValidateRoom(room); err != nil {
 		return Page{}, err
 	}
 	if err := q.Validate(); err != nil {
 		return Page{}, err
 	}
-	if userID != "" {
+	if memberOnly {
 		ok, err := c.st.Membership.IsMember(ctx, userID, room)
 		if err != nil {
 			return Page{}, Unavailable(err)

@@ -91,7 +91,7 @@ func TestChatSend(t *testing.T) {
 		{"clientMsgId too long", alice, Send{Room: "a", Text: "x", ClientMsgID: strings.Repeat("c", 65)}, true, CodeBadRequest},
 	}
 	for _, tt := range tests {
-		m, fresh, err := c.Send(ctx, tt.user, tt.send, tt.member)
+		m, fresh, err := sendAs(ctx, c, tt.user, tt.send, tt.member)
 		if codeOf(err) != tt.wantErr || (tt.wantErr == "" && err != nil) {
 			t.Fatalf("%s: err = %v, want %q", tt.name, err, tt.wantErr)
 		}
@@ -109,15 +109,15 @@ func TestChatSendIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	first, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "hi", ClientMsgID: "m1"}, true)
+	first, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "hi", ClientMsgID: "m1"})
 	if err != nil || !fresh {
 		t.Fatal(err, fresh)
 	}
-	again, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "changed", ClientMsgID: "m1"}, true)
+	again, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "changed", ClientMsgID: "m1"})
 	if err != nil || fresh || again != first {
 		t.Fatalf("retry: %+v fresh=%v err=%v, want the original %+v", again, fresh, err, first)
 	}
-	other, fresh, err := c.Send(ctx, bob, Send{Room: "a", Text: "hi", ClientMsgID: "m1"}, true)
+	other, fresh, err := c.Send(ctx, bob, Send{Room: "a", Text: "hi", ClientMsgID: "m1"})
 	if err != nil || !fresh || other.ID == first.ID {
 		t.Fatalf("another user's m1 must be a new message: %+v %v %v", other, fresh, err)
 	}
@@ -126,7 +126,7 @@ func TestChatSendIdempotent(t *testing.T) {
 	ids := make(chan string, 8)
 	for range 8 {
 		wg.Go(func() {
-			m, _, err := c.Send(ctx, alice, Send{Room: "a", Text: "race", ClientMsgID: "m2"}, true)
+			m, _, err := c.Send(ctx, alice, Send{Room: "a", Text: "race", ClientMsgID: "m2"})
 			if err != nil {
 				t.Error(err)
 			}
@@ -156,7 +156,7 @@ func TestChatHistoryRules(t *testing.T) {
 	}
 	var ids []string
 	for _, text := range []string{"1", "2", "3", "4", "5"} {
-		m, _, err := c.Send(ctx, alice, Send{Room: "a", Text: text}, true)
+		m, _, err := c.Send(ctx, alice, Send{Room: "a", Text: text})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestChatHistoryRules(t *testing.T) {
 	if _, err := c.History(ctx, bob.ID, "a", Query{}); codeOf(err) != CodeForbidden {
 		t.Fatalf("non-member history: %v", err)
 	}
-	if _, err := c.History(ctx, "", "a", Query{Limit: 101}); codeOf(err) != CodeBadRequest {
+	if _, err := c.RoomHistory(ctx, "a", Query{Limit: 101}); codeOf(err) != CodeBadRequest {
 		t.Fatalf("limit 101: %v", err)
 	}
 	p, err := c.History(ctx, alice.ID, "a", Query{After: ids[0]})
@@ -232,16 +232,16 @@ func TestChatRetryAfterTrim(t *testing.T) {
 	if _, err := c.Join(ctx, alice, "a"); err != nil {
 		t.Fatal(err)
 	}
-	first, _, err := c.Send(ctx, alice, Send{Room: "a", Text: "original", ClientMsgID: "m1"}, true)
+	first, _, err := c.Send(ctx, alice, Send{Room: "a", Text: "original", ClientMsgID: "m1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, text := range []string{"2", "3", "4"} {
-		if _, _, err := c.Send(ctx, alice, Send{Room: "a", Text: text}, true); err != nil {
+		if _, _, err := c.Send(ctx, alice, Send{Room: "a", Text: text}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	again, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "original", ClientMsgID: "m1"}, true)
+	again, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "original", ClientMsgID: "m1"})
 	if err != nil || fresh || again != first {
 		t.Fatalf("retry after trim: %+v fresh=%v err=%v, want %+v", again, fresh, err, first)
 	}
@@ -293,7 +293,7 @@ func TestChatSendWithMemberHistory(t *testing.T) {
 	}
 	send := func(u User, s Send, memberOnly bool) (Message, bool, error) {
 		t.Helper()
-		return c.Send(ctx, u, s, memberOnly)
+		return sendAs(ctx, c, u, s, memberOnly)
 	}
 
 	if m, fresh, err := send(alice, Send{Room: "a", Text: "hi"}, true); err != nil || !fresh || m.ID == "" {
@@ -342,4 +342,12 @@ func TestChatSendWithMemberHistory(t *testing.T) {
 	if got := strings.Join(texts, ","); got != "alice:hi,bob:now,bob:api" {
 		t.Fatalf("the room holds %s; want alice:hi,bob:now,bob:api", got)
 	}
+}
+
+// sendAs sends s from u as a member (Send) or as the server API (Post).
+func sendAs(ctx context.Context, c *Chat, u User, s Send, member bool) (Message, bool, error) {
+	if member {
+		return c.Send(ctx, u, s)
+	}
+	return c.Post(ctx, u, s)
 }

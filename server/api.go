@@ -12,6 +12,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"golang.org/x/time/rate"
 
+	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -231,12 +232,12 @@ func (a *api) postMessage(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	msg, fresh, err := a.s.chat.Send(ctx, u, rooms.Send{Room: room, Text: text, ClientMsgID: clientMsgID}, false)
+	msg, fresh, err := a.s.chat.Post(ctx, u, rooms.Send{Room: room, Text: text, ClientMsgID: clientMsgID})
 	if err != nil {
 		return 0, nil, err
 	}
 	if fresh {
-		a.s.deliver(msg, "")
+		a.s.delivery.Message(msg, "")
 	}
 	return http.StatusCreated, map[string]any{"message": msg}, nil
 }
@@ -253,7 +254,7 @@ func (a *api) getMessages(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	page, err := a.s.chat.History(ctx, "", room, q)
+	page, err := a.s.chat.RoomHistory(ctx, room, q)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -336,10 +337,9 @@ func (a *api) emit(r *http.Request) (int, any, error) {
 		// An empty target list would reach every socket.
 		return 0, nil, rooms.Errorf(rooms.CodeBadRequest, "give at least one of rooms, users or sockets, as a non-empty list")
 	}
-	if err := a.s.nsp.To(targets...).Emit(event, data); err != nil {
+	if err := a.s.delivery.Emit(targets, event, data); err != nil {
 		return 0, nil, &rooms.Error{Code: rooms.CodeBadRequest, Message: fmt.Sprintf("event %q cannot be emitted; choose another name", event), Err: err}
 	}
-	a.s.metrics.eventsOut.WithLabelValues("custom").Inc()
 	return http.StatusAccepted, map[string]any{"ok": true}, nil
 }
 
@@ -352,7 +352,7 @@ func (a *api) liveSocket(r *http.Request) (*socket.RemoteSocket, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	sock, err := a.s.findSocket(ctx, id)
+	sock, err := a.s.delivery.FindSocket(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +384,7 @@ func (a *api) deleteConnection(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	a.s.disconnect(socket.Room(sock.Id()))
+	a.s.delivery.Disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }
 
@@ -395,7 +395,7 @@ func (a *api) deleteUserConnections(r *http.Request) (int, any, error) {
 	if err := rooms.ValidateUserID(id); err != nil {
 		return 0, nil, err
 	}
-	a.s.disconnect(userRoom(id))
+	a.s.delivery.Disconnect(userRoom(id))
 	return http.StatusNoContent, nil, nil
 }
 
@@ -406,27 +406,14 @@ func (a *api) requestContext(r *http.Request) (context.Context, context.CancelFu
 	return context.WithTimeout(r.Context(), a.s.cfg.RequestTimeout)
 }
 
-// protocolEvents are the client protocol's own event names, which the
-// server API may not emit.
-var protocolEvents = map[string]bool{
-	"session": true, "join": true, "leave": true, "message": true,
-	"typing": true, "history": true, "rooms": true, "presence": true,
-}
-
-// socketIOEvents are the event names socket.io reserves.
-var socketIOEvents = map[string]bool{
-	"connect": true, "connect_error": true, "disconnect": true,
-	"disconnecting": true, "newListener": true, "removeListener": true,
-}
-
 // maxEventName is the longest custom event name, in bytes.
 const maxEventName = 64
 
 func validateEventName(ev string) error {
 	switch {
-	case protocolEvents[ev]:
+	case protocol.IsChatEvent(ev):
 		return rooms.Errorf(rooms.CodeBadRequest, "event %q belongs to the chat protocol; choose another name, such as \"notice\"", ev)
-	case socketIOEvents[ev]:
+	case protocol.IsSocketIOEvent(ev):
 		return rooms.Errorf(rooms.CodeBadRequest, "event %q is reserved by socket.io; choose another name, such as \"notice\"", ev)
 	case len(ev) > maxEventName:
 		return rooms.Errorf(rooms.CodeBadRequest, "event must be at most %d bytes", maxEventName)
@@ -476,46 +463,4 @@ func chatRooms(sock *socket.RemoteSocket) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// disconnect disconnects every socket in room, on every instance, the way
-// socket.disconnect() does on the server: the client gets a DISCONNECT
-// packet, sees the reason "io server disconnect" and does not reconnect by
-// itself; its connection closes once it has no namespace left. (Closing the
-// transport instead, as DisconnectSockets(true) does, can drop that packet:
-// the client then sees "transport close" and reconnects at once.)
-func (s *Server) disconnect(room socket.Room) {
-	s.nsp.In(room).DisconnectSockets(false)
-}
-
-// findSocket looks a socket up by id anywhere in the cluster, through the
-// adapter, which may answer asynchronously. It returns nil when no instance
-// has the socket, and an unavailable error when the cluster does not answer
-// within the request's time.
-func (s *Server) findSocket(ctx context.Context, id string) (*socket.RemoteSocket, error) {
-	type answer struct {
-		socks []*socket.RemoteSocket
-		err   error
-	}
-	ch := make(chan answer, 1)
-	s.nsp.In(socket.Room(id)).FetchSockets()(func(socks []*socket.RemoteSocket, err error) {
-		select {
-		case ch <- answer{socks, err}:
-		default: // answered already
-		}
-	})
-	select {
-	case <-ctx.Done():
-		return nil, rooms.Errorf(rooms.CodeUnavailable, "the cluster did not answer the connection lookup in time; try again")
-	case ans := <-ch:
-		if ans.err != nil {
-			return nil, &rooms.Error{Code: rooms.CodeUnavailable, Message: "the cluster could not look the connection up; try again", Err: ans.err}
-		}
-		for _, sock := range ans.socks {
-			if string(sock.Id()) == id {
-				return sock, nil
-			}
-		}
-		return nil, nil
-	}
 }

@@ -174,10 +174,9 @@ func (a *api) gatewayPost(r *http.Request, id string, body []byte) (int, any, er
 			data = string(body)
 		}
 	}
-	if err := a.s.nsp.To(socket.Room(sock.Id())).Emit(a.cfg.GatewayEvent, data); err != nil {
+	if err := a.s.delivery.Emit([]socket.Room{socket.Room(sock.Id())}, a.cfg.GatewayEvent, data); err != nil {
 		return 0, nil, err
 	}
-	a.s.metrics.eventsOut.WithLabelValues("custom").Inc()
 	return http.StatusOK, nil, nil
 }
 
@@ -212,7 +211,7 @@ func (a *api) gatewayDelete(r *http.Request, id string, _ []byte) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	a.s.disconnect(socket.Room(sock.Id()))
+	a.s.delivery.Disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }
 
@@ -224,7 +223,7 @@ func (a *api) gatewaySocket(r *http.Request, id string) (*socket.RemoteSocket, e
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	sock, err := a.s.findSocket(ctx, id)
+	sock, err := a.s.delivery.FindSocket(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,8 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/chatd/chatd/internal/wstransport"
+	"github.com/chatd/chatd/internal/socketio/wstransport"
+	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -76,14 +77,10 @@ func newMetrics(reg prometheus.Registerer, roomCount func() float64, ws *wstrans
 	return m
 }
 
-// knownEvents are the client protocol's request events.
-var knownEvents = map[string]bool{
-	"join": true, "leave": true, "message": true, "typing": true,
-	"history": true, "rooms": true, "presence": true,
-}
-
+// eventLabel is the metrics label of a client event: its name when it is
+// one of protocol.Requests, else "unknown", so that the labels are bounded.
 func eventLabel(ev string) string {
-	if knownEvents[ev] {
+	if protocol.IsRequest(ev) {
 		return ev
 	}
 	return "unknown"

@@ -19,8 +19,10 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
-	"github.com/chatd/chatd/internal/warm"
-	"github.com/chatd/chatd/internal/wstransport"
+	"github.com/chatd/chatd/internal/socketio"
+	"github.com/chatd/chatd/internal/socketio/warm"
+	"github.com/chatd/chatd/internal/socketio/wstransport"
+	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -50,11 +52,11 @@ type Config struct {
 	RecoveryMaxDisconnection time.Duration
 	// RecoveryMaxPackets is the most packets one session restore replays on
 	// a single instance; a client that missed more gets a fresh session.
-	// Default DefaultRecoveryMaxPackets. (In cluster mode the adapter has
+	// Default protocol.DefaultRecoveryMaxPackets. (In cluster mode the adapter has
 	// its own bound.)
 	RecoveryMaxPackets int
 	// RecoveryBufferLength is how many recent packets a single instance
-	// keeps for restores, in packets. Default DefaultRecoveryBufferLength.
+	// keeps for restores, in packets. Default protocol.DefaultRecoveryBufferLength.
 	RecoveryBufferLength int
 	// CORSOrigins are the browser origins allowed cross-origin; "*" is any.
 	CORSOrigins []string
@@ -97,20 +99,21 @@ type Deps struct {
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
 type Server struct {
-	cfg     Config
-	chat    *rooms.Chat
-	log     *slog.Logger
-	auth    *authenticator
-	io      *socket.Server
-	nsp     socket.Namespace
-	mux     *http.ServeMux
-	ready   func() bool
-	metrics *metrics
-	reg     *prometheus.Registry
-	api     *api
+	cfg      Config
+	chat     *rooms.Chat
+	log      *slog.Logger
+	auth     *authenticator
+	io       *socket.Server
+	nsp      socket.Namespace
+	mux      *http.ServeMux
+	ready    func() bool
+	metrics  *metrics
+	reg      *prometheus.Registry
+	api      *api
+	delivery *Delivery
 
 	failures  *failureLog
-	polls     *pollGuard
+	polls     *socketio.PollGuard
 	ws        *wstransport.Builder // the WebSocket transport and its counters
 	handlers  *warm.Pool           // where socket events run (see onEvent)
 	draining  atomic.Bool
@@ -142,10 +145,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg.AuthMode = AuthDev
 	}
 	if cfg.MessageBytes <= 0 {
-		cfg.MessageBytes = 4096
+		cfg.MessageBytes = rooms.DefaultMessageBytes
 	}
 	if cfg.PayloadBytes <= 0 {
-		cfg.PayloadBytes = 64 << 10
+		cfg.PayloadBytes = protocol.DefaultPayloadBytes
 	}
 	if cfg.EventsPerSecond <= 0 {
 		cfg.EventsPerSecond = 20
@@ -166,10 +169,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("server: RecoveryMaxDisconnection must not be negative")
 	}
 	if cfg.RecoveryMaxPackets <= 0 {
-		cfg.RecoveryMaxPackets = DefaultRecoveryMaxPackets
+		cfg.RecoveryMaxPackets = protocol.DefaultRecoveryMaxPackets
 	}
 	if cfg.RecoveryBufferLength <= 0 {
-		cfg.RecoveryBufferLength = DefaultRecoveryBufferLength
+		cfg.RecoveryBufferLength = protocol.DefaultRecoveryBufferLength
 	}
 	auth, err := newAuthenticator(cfg.AuthMode, cfg.JWTSecret, cfg.JWTPublicKey)
 	if err != nil {
@@ -198,7 +201,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		users: make(map[string]int),
 
 		failures: newFailureLog(),
-		polls:    newPollGuard(),
+		polls:    socketio.NewPollGuard(),
 		handlers: warm.New(handlerWorkers, handlerIdle),
 	}
 
@@ -207,7 +210,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	opts.SetMaxHttpBufferSize(int64(cfg.PayloadBytes))
 	opts.SetPingInterval(25 * time.Second)
 	opts.SetPingTimeout(20 * time.Second)
-	// chatd's own WebSocket transport (see internal/wstransport); polling
+	// chatd's own WebSocket transport (see internal/socketio/wstransport); polling
 	// stays the library's.
 	s.ws = &wstransport.Builder{
 		SendBufferBytes: cfg.SendBufferBytes,
@@ -234,13 +237,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	case deps.Adapter != nil:
 		opts.SetAdapter(deps.Adapter)
 	case cfg.RecoveryMaxDisconnection > 0:
-		opts.SetAdapter(&recoveryAdapterBuilder{maxPackets: cfg.RecoveryMaxPackets, bufferLen: cfg.RecoveryBufferLength})
+		opts.SetAdapter(&socketio.RecoveryAdapterBuilder{MaxPackets: cfg.RecoveryMaxPackets, BufferLen: cfg.RecoveryBufferLength})
 	default:
-		opts.SetAdapter(localAdapterBuilder{})
+		opts.SetAdapter(socketio.LocalAdapterBuilder{})
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
 	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)
+	s.delivery = &Delivery{nsp: s.nsp, metrics: s.metrics}
 	s.io.Use(s.authMiddleware)
 	_ = s.io.On("connection", func(args ...any) {
 		if sock, ok := args[0].(*socket.Socket); ok {
@@ -249,7 +253,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	})
 
 	s.api = newAPI(s, cfg.API)
-	s.routes(releaseAfterUpgrade(s.polls.wrap(s.io.ServeHandler(nil))))
+	s.routes(socketio.ReleaseAfterUpgrade(s.polls.Wrap(s.io.ServeHandler(nil))))
 	return s, nil
 }
 
@@ -359,7 +363,7 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 		for _, sock := range socks[i:min(i+per, len(socks))] {
 			// Closing the transport (not a socket.io disconnect) makes the
 			// client reconnect by itself, to another instance.
-			s.polls.close(sock.Conn())
+			s.polls.Close(sock.Conn())
 		}
 		if i+per >= len(socks) {
 			break
@@ -374,7 +378,7 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 	// server-side disconnect) would hold a long-poll open for up to the ping
 	// interval and keep the HTTP server from shutting down.
 	s.io.Engine().Clients().Range(func(_ string, c engine.Socket) bool {
-		s.polls.close(c)
+		s.polls.Close(c)
 		return true
 	})
 }

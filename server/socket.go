@@ -11,6 +11,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"golang.org/x/time/rate"
 
+	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -142,7 +143,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		s.log.Warn("socket setup failed; closing it so the client retries", "user", u.ID, "err", err)
 		// On its own goroutine: a recovered socket is set up inside the
 		// polling request that carried its CONNECT, which holds the lock.
-		go s.polls.close(sock.Conn())
+		go s.polls.Close(sock.Conn())
 		return
 	}
 	c.mu.Lock()
@@ -187,7 +188,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		"recovered": sock.Recovered(),
 	})
 	if first {
-		s.announce(u, memberOf, "online")
+		s.delivery.Announce(u, memberOf, "online")
 	}
 }
 
@@ -244,7 +245,7 @@ func (c *conn) forget() {
 		return
 	}
 	if last {
-		s.announce(c.user, memberOf, "offline")
+		s.delivery.Announce(c.user, memberOf, "offline")
 	}
 }
 
@@ -301,22 +302,23 @@ func (c *conn) handle(args []any) {
 	var res map[string]any
 	var err error
 	switch ev {
-	case "join":
+	case protocol.EventJoin:
 		res, err = c.join(ctx, args)
-	case "leave":
+	case protocol.EventLeave:
 		res, err = c.leave(ctx, args)
-	case "message":
+	case protocol.EventMessage:
 		res, err = c.message(ctx, args)
-	case "typing":
+	case protocol.EventTyping:
 		res, err = c.typing(args)
-	case "history":
+	case protocol.EventHistory:
 		res, err = c.history(ctx, args)
-	case "rooms":
+	case protocol.EventRooms:
 		res, err = c.rooms(ctx, args)
-	case "presence":
+	case protocol.EventPresence:
 		res, err = c.presence(ctx, args)
 	default:
-		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows join, leave, message, typing, history, rooms and presence", truncate(ev, 64))
+		// protocol.Requests lists exactly the cases above.
+		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows %s", truncate(ev, 64), protocol.RequestList())
 	}
 	c.reply(ev, ack, res, err)
 }
@@ -365,7 +367,7 @@ func (c *conn) allow() bool {
 		// case the client ignores the packet.
 		conn := c.sock.Conn()
 		c.sock.Disconnect(false)
-		time.AfterFunc(floodCloseDelay, func() { c.s.polls.close(conn) })
+		time.AfterFunc(floodCloseDelay, func() { c.s.polls.Close(conn) })
 	}
 	return false
 }
@@ -386,8 +388,8 @@ func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
 	c.s.userSocketsJoin(ctx, c.user.ID, room)
 	c.s.settleUserSockets(ctx, c.user.ID, room, true)
 	if joined {
-		c.s.emitPresence(room, c.user, "joined")
-		c.s.emitMembership(c.user.ID, room, "joined")
+		c.s.delivery.Presence(room, c.user, "joined")
+		c.s.delivery.Membership(c.user.ID, room, "joined")
 	}
 	return map[string]any{"room": room}, nil
 }
@@ -406,8 +408,8 @@ func (c *conn) leave(ctx context.Context, args []any) (map[string]any, error) {
 	c.s.userSocketsLeave(ctx, c.user.ID, room)
 	c.s.settleUserSockets(ctx, c.user.ID, room, false)
 	if left {
-		c.s.emitPresence(room, c.user, "left")
-		c.s.emitMembership(c.user.ID, room, "left")
+		c.s.delivery.Presence(room, c.user, "left")
+		c.s.delivery.Membership(c.user.ID, room, "left")
 	}
 	return map[string]any{"room": room}, nil
 }
@@ -417,12 +419,12 @@ func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) 
 	if err != nil {
 		return nil, err
 	}
-	msg, fresh, err := c.s.chat.Send(ctx, c.user, in, true)
+	msg, fresh, err := c.s.chat.Send(ctx, c.user, in)
 	if err != nil {
 		return nil, err
 	}
 	if fresh {
-		c.s.deliver(msg, c.sock.Id())
+		c.s.delivery.Message(msg, c.sock.Id())
 	}
 	return map[string]any{"message": msg}, nil
 }

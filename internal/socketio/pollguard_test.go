@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"net/http"
@@ -10,9 +10,9 @@ import (
 // A polling data request of a session and chatd's own close of that session
 // never overlap; other sessions are not held up; no lock outlives its users.
 func TestPollGuardSerializesASession(t *testing.T) {
-	g := newPollGuard()
+	g := NewPollGuard()
 	entered, release := make(chan struct{}), make(chan struct{})
-	h := g.wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	h := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		close(entered)
 		<-release
 	}))

@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"slices"
@@ -39,7 +39,7 @@ func newRecoveryAdapter(t *testing.T, maxPackets, bufferLen int) (*recoveryAdapt
 	csr := socket.DefaultConnectionStateRecovery()
 	csr.SetMaxDisconnectionDuration(time.Minute.Milliseconds())
 	opts.SetConnectionStateRecovery(csr)
-	opts.SetAdapter(&recoveryAdapterBuilder{maxPackets: maxPackets, bufferLen: bufferLen, now: clock.now})
+	opts.SetAdapter(&RecoveryAdapterBuilder{MaxPackets: maxPackets, BufferLen: bufferLen, now: clock.now})
 	io := socket.NewServer(nil, opts)
 	t.Cleanup(func() { io.Close(nil) })
 	a, ok := io.Of("/", nil).Adapter().(*recoveryAdapter)
@@ -75,7 +75,7 @@ func recPersist(a *recoveryAdapter, pid string, in ...string) {
 		Sid:   socket.SocketId("sid-" + pid),
 		Pid:   socket.PrivateSessionId(pid),
 		Rooms: roomSetOf(append([]string{"sid-" + pid}, in...)...),
-		Data:  map[string]any{dataUserID: "u-" + pid},
+		Data:  map[string]any{"userId": "u-" + pid},
 	})
 }
 
@@ -111,7 +111,7 @@ func TestRecoveryAdapterReplaysWhatTheSocketMissed(t *testing.T) {
 	if got, want := recMissed(s), []string{"a", "direct", "everyone"}; !slices.Equal(got, want) {
 		t.Errorf("missed %v, want %v", got, want)
 	}
-	if s.Sid != "sid-p1" || !s.Rooms.Has("r1") || s.Data.(map[string]any)[dataUserID] != "u-p1" {
+	if s.Sid != "sid-p1" || !s.Rooms.Has("r1") || s.Data.(map[string]any)["userId"] != "u-p1" {
 		t.Errorf("session = %+v", s.SessionToPersist)
 	}
 	var offsets []uint64

@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"net/http"
@@ -7,7 +7,7 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3"
 )
 
-// pollGuard works around a data race in the socket.io library (engine v3.0.6,
+// PollGuard works around a data race in the socket.io library (engine v3.0.6,
 // transports/polling.go): closing a long-polling transport from another
 // goroutine (DoClose) writes the response headers of a data request (a
 // client's POST) that its own handler goroutine may be writing at the same
@@ -18,20 +18,20 @@ import (
 // overlap. The library's own closes (ping timeout, client close) are out of
 // reach. What the library would need: DoClose must not write to a request
 // it does not own, or must take the transport's lock.
-type pollGuard struct {
+type PollGuard struct {
 	mu    sync.Mutex // guards the following field
 	locks map[string]*sessionLock
 }
 
 type sessionLock struct {
 	mu   sync.Mutex
-	refs int // users of this entry; guarded by pollGuard.mu
+	refs int // users of this entry; guarded by PollGuard.mu
 }
 
-func newPollGuard() *pollGuard { return &pollGuard{locks: make(map[string]*sessionLock)} }
+func NewPollGuard() *PollGuard { return &PollGuard{locks: make(map[string]*sessionLock)} }
 
 // lock takes the lock of Engine.IO session sid and returns its unlock.
-func (g *pollGuard) lock(sid string) (unlock func()) {
+func (g *PollGuard) lock(sid string) (unlock func()) {
 	g.mu.Lock()
 	l := g.locks[sid]
 	if l == nil {
@@ -51,8 +51,8 @@ func (g *pollGuard) lock(sid string) (unlock func()) {
 	}
 }
 
-// wrap serializes the polling data requests (POST with a sid) that reach h.
-func (g *pollGuard) wrap(h http.Handler) http.Handler {
+// Wrap serializes the polling data requests (POST with a sid) that reach h.
+func (g *PollGuard) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			if q := r.URL.Query(); q.Get("transport") == "polling" && q.Get("sid") != "" {
@@ -63,11 +63,11 @@ func (g *pollGuard) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// close closes an Engine.IO session's transport without racing its data
+// Close closes an Engine.IO session's transport without racing its data
 // requests; the client sees a transport close and reconnects by itself. It
 // must not be called from within a polling data request of the same session
 // (the library runs socket.io handlers there), or it waits for itself.
-func (g *pollGuard) close(c engine.Socket) {
+func (g *PollGuard) Close(c engine.Socket) {
 	defer g.lock(c.Id())()
 	c.Close(false)
 }

@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"bufio"
@@ -9,7 +9,7 @@ import (
 	"sync"
 )
 
-// releaseAfterUpgrade hands WebSocket upgrade requests to h with a
+// ReleaseAfterUpgrade hands WebSocket upgrade requests to h with a
 // ResponseWriter that forgets net/http's after the connection is hijacked.
 //
 // The socket.io library keeps the upgrade request's context (request and
@@ -18,7 +18,7 @@ import (
 // 4 kB write buffers, which nothing uses once gorilla/websocket owns the
 // connection: about 9 kB of every idle WebSocket connection's heap (see
 // bench/RESULTS.md). Polling requests pass through untouched.
-func releaseAfterUpgrade(h http.Handler) http.Handler {
+func ReleaseAfterUpgrade(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := w.(http.Hijacker); ok && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			w = &upgradeWriter{w: w}
@@ -80,7 +80,7 @@ func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	hj, ok := u.w.(http.Hijacker)
 	if !ok {
-		return nil, nil, errors.New("server: the connection cannot be hijacked")
+		return nil, nil, errors.New("socketio: the connection cannot be hijacked")
 	}
 	conn, rw, err := hj.Hijack()
 	if err == nil {

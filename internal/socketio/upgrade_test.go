@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ func TestUpgradeWriterLetsGoOfNetHTTPAfterTheHijack(t *testing.T) {
 	var seen *upgradeWriter
 	var afterWrite error
 	var afterHeader http.Header
-	h := releaseAfterUpgrade(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ReleaseAfterUpgrade(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		uw, ok := w.(*upgradeWriter)
 		if !ok {
 			t.Errorf("an upgrade request got a %T, want *upgradeWriter", w)
@@ -58,7 +58,7 @@ func TestUpgradeWriterLetsGoOfNetHTTPAfterTheHijack(t *testing.T) {
 }
 
 func TestUpgradeWriterLeavesPlainRequestsAlone(t *testing.T) {
-	h := releaseAfterUpgrade(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := ReleaseAfterUpgrade(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := w.(*upgradeWriter); ok {
 			t.Error("a polling request got the upgrade writer")
 		}

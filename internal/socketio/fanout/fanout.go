@@ -26,7 +26,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
-	"github.com/chatd/chatd/internal/wstransport"
+	"github.com/chatd/chatd/internal/socketio/wstransport"
 )
 
 // Local delivers packet to the local sockets that opts selects: those in any

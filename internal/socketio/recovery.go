@@ -1,4 +1,4 @@
-package server
+package socketio
 
 import (
 	"slices"
@@ -9,38 +9,35 @@ import (
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
-	"github.com/chatd/chatd/internal/fanout"
-)
-
-// Defaults of the single-instance recovery bounds.
-const (
-	// DefaultRecoveryMaxPackets is the most packets a session restore may
-	// replay; a client that missed more gets a fresh session.
-	DefaultRecoveryMaxPackets = 1000
-	// DefaultRecoveryBufferLength is how many recent packets a single
-	// instance keeps for restores, in packets.
-	DefaultRecoveryBufferLength = 10000
+	"github.com/chatd/chatd/internal/socketio/fanout"
+	"github.com/chatd/chatd/protocol"
 )
 
 // sessionSweepInterval is how often, at most, expired sessions are dropped
 // from memory.
 const sessionSweepInterval = 10 * time.Second
 
-// recoveryAdapterBuilder builds the adapter of a single instance with
+// RecoveryAdapterBuilder builds the adapter of a single instance with
 // connection state recovery on. It replaces the library's session-aware
 // adapter, which keeps every packet of the last maximum disconnection
 // duration however many there are, replays any number of them and lets a
 // session be restored more than once.
-type recoveryAdapterBuilder struct {
-	maxPackets int // most packets one restore replays
-	bufferLen  int // most packets kept
-	now        func() time.Time
+type RecoveryAdapterBuilder struct {
+	// MaxPackets is the most packets one restore replays; a client that
+	// missed more gets a fresh session. Default
+	// protocol.DefaultRecoveryMaxPackets.
+	MaxPackets int
+	// BufferLen is the most packets kept for restores, in packets. Default
+	// protocol.DefaultRecoveryBufferLength.
+	BufferLen int
+
+	now func() time.Time // the clock; nil is time.Now
 }
 
-var _ socket.AdapterConstructor = (*recoveryAdapterBuilder)(nil)
+var _ socket.AdapterConstructor = (*RecoveryAdapterBuilder)(nil)
 
 // New implements socket.AdapterConstructor.
-func (b *recoveryAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+func (b *RecoveryAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 	maxAge := time.Duration(socket.DefaultMaxDisconnectionDuration) * time.Millisecond
 	if csr := nsp.Server().Opts().ConnectionStateRecovery(); csr != nil && csr.MaxDisconnectionDuration() > 0 {
 		maxAge = time.Duration(csr.MaxDisconnectionDuration()) * time.Millisecond
@@ -49,11 +46,18 @@ func (b *recoveryAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 	if now == nil {
 		now = time.Now
 	}
+	maxPackets, bufferLen := b.MaxPackets, b.BufferLen
+	if maxPackets <= 0 {
+		maxPackets = protocol.DefaultRecoveryMaxPackets
+	}
+	if bufferLen <= 0 {
+		bufferLen = protocol.DefaultRecoveryBufferLength
+	}
 	a := &recoveryAdapter{
 		Adapter:    socket.MakeAdapter(),
 		maxAge:     maxAge,
-		maxPackets: b.maxPackets,
-		bufferLen:  b.bufferLen,
+		maxPackets: maxPackets,
+		bufferLen:  bufferLen,
 		now:        now,
 		sessions:   make(map[socket.PrivateSessionId]droppedSession),
 	}
@@ -220,15 +224,15 @@ func reaches(p recordedPacket, s *socket.SessionToPersist) bool {
 	return included
 }
 
-// localAdapterBuilder builds the adapter of a single instance with
+// LocalAdapterBuilder builds the adapter of a single instance with
 // connection state recovery off: the library's in-memory adapter with
 // chatd's cheaper local fan-out (see package fanout).
-type localAdapterBuilder struct{}
+type LocalAdapterBuilder struct{}
 
-var _ socket.AdapterConstructor = localAdapterBuilder{}
+var _ socket.AdapterConstructor = LocalAdapterBuilder{}
 
 // New implements socket.AdapterConstructor.
-func (localAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+func (LocalAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 	a := &localAdapter{Adapter: socket.MakeAdapter()}
 	a.Prototype(a)
 	a.Construct(nsp)

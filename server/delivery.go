@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/chatd/chatd/rooms"
+)
+
+// Delivery sends chatd's server events to sockets on every instance,
+// through the socket.io adapter: messages to rooms, presence and membership
+// notices, custom events to rooms, users and sockets; and it finds and
+// disconnects sockets. The socket handlers and the server API both deliver
+// through it, so that both count and address events the same way.
+type Delivery struct {
+	nsp     socket.Namespace
+	metrics *metrics
+}
+
+// Delivery returns the server's delivery, for the server API.
+func (s *Server) Delivery() *Delivery { return s.delivery }
+
+// Message emits a stored message to every socket in its room, on every
+// instance, except the socket that sent it (empty for server API sends).
+func (d *Delivery) Message(msg rooms.Message, except socket.SocketId) {
+	op := d.nsp.To(socket.Room(msg.Room))
+	if except != "" {
+		op = op.Except(socket.Room(except))
+	}
+	// Counted first: a client that has the event and then reads /metrics
+	// finds it counted.
+	d.metrics.eventsOut.WithLabelValues("message").Inc()
+	if ids, ok := d.nsp.Adapter().Rooms().Load(socket.Room(msg.Room)); ok {
+		n := ids.Len()
+		if except != "" && ids.Has(except) {
+			n--
+		}
+		d.metrics.fanout.Observe(float64(n))
+	}
+	_ = op.Emit("message", messagePayload(msg))
+}
+
+// messagePayload is msg as the `message` event carries it. A plain map
+// (not the struct) travels to other instances without a JSON round trip.
+func messagePayload(m rooms.Message) map[string]any {
+	p := map[string]any{
+		"id": m.ID, "room": m.Room, "userId": m.UserID, "name": m.Name, "text": m.Text, "ts": m.TS,
+	}
+	if m.ClientMsgID != "" {
+		p["clientMsgId"] = m.ClientMsgID
+	}
+	return p
+}
+
+// Presence tells the others in room that u joined or left it, or came
+// online or went offline.
+func (d *Delivery) Presence(room string, u rooms.User, event string) {
+	d.metrics.eventsOut.WithLabelValues("presence").Inc()
+	_ = d.nsp.To(socket.Room(room)).Except(userRoom(u.ID)).Emit("presence", map[string]any{
+		"room": room, "userId": u.ID, "name": u.Name, "event": event,
+	})
+}
+
+// Membership tells every socket of a user (every tab, on every
+// instance) that the user joined or left room. This is an addition to the
+// protocol: `presence` only reaches the others in the room.
+func (d *Delivery) Membership(userID, room, event string) {
+	d.metrics.eventsOut.WithLabelValues("membership").Inc()
+	_ = d.nsp.To(userRoom(userID)).Emit("membership", map[string]any{"room": room, "event": event})
+}
+
+// Announce tells the others in each of u's rooms that u came online or went
+// offline.
+func (d *Delivery) Announce(u rooms.User, memberOf []string, event string) {
+	for _, room := range memberOf {
+		d.Presence(room, u, event)
+	}
+}
+
+// Emit sends a custom event (one the protocol does not define) to every
+// socket in targets (chat rooms, user rooms, socket ids), each socket once.
+func (d *Delivery) Emit(targets []socket.Room, event string, data any) error {
+	if err := d.nsp.To(targets...).Emit(event, data); err != nil {
+		return err
+	}
+	d.metrics.eventsOut.WithLabelValues("custom").Inc()
+	return nil
+}
+
+// ReapOffline announces the users whose last socket was on an instance that
+// stopped without saying goodbye. cmd/chatd calls it periodically.
+func (s *Server) ReapOffline(ctx context.Context) {
+	gone, err := s.chat.Reap(ctx)
+	if err != nil {
+		s.log.Warn("presence reap failed", "err", err)
+	}
+	for u, memberOf := range gone {
+		s.delivery.Announce(u, memberOf, "offline")
+	}
+}
+
+// Disconnect disconnects every socket in room, on every instance, the way
+// socket.disconnect() does on the server: the client gets a DISCONNECT
+// packet, sees the reason "io server disconnect" and does not reconnect by
+// itself; its connection closes once it has no namespace left. (Closing the
+// transport instead, as DisconnectSockets(true) does, can drop that packet:
+// the client then sees "transport close" and reconnects at once.)
+func (d *Delivery) Disconnect(room socket.Room) {
+	d.nsp.In(room).DisconnectSockets(false)
+}
+
+// FindSocket looks a socket up by id anywhere in the cluster, through the
+// adapter, which may answer asynchronously. It returns nil when no instance
+// has the socket, and an unavailable error when the cluster does not answer
+// within the request's time.
+func (d *Delivery) FindSocket(ctx context.Context, id string) (*socket.RemoteSocket, error) {
+	type answer struct {
+		socks []*socket.RemoteSocket
+		err   error
+	}
+	ch := make(chan answer, 1)
+	d.nsp.In(socket.Room(id)).FetchSockets()(func(socks []*socket.RemoteSocket, err error) {
+		select {
+		case ch <- answer{socks, err}:
+		default: // answered already
+		}
+	})
+	select {
+	case <-ctx.Done():
+		return nil, rooms.Errorf(rooms.CodeUnavailable, "the cluster did not answer the connection lookup in time; try again")
+	case ans := <-ch:
+		if ans.err != nil {
+			return nil, &rooms.Error{Code: rooms.CodeUnavailable, Message: "the cluster could not look the connection up; try again", Err: ans.err}
+		}
+		for _, sock := range ans.socks {
+			if string(sock.Id()) == id {
+				return sock, nil
+			}
+		}
+		return nil, nil
+	}
+}
