@@ -7,7 +7,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: run test web build gotest e2e fuzz bench
+.PHONY: run test check lint-install vuln web webtest build gotest e2e fuzz bench
+
+# GOLANGCI_LINT is golangci-lint v2; .ci/run installs the pinned version
+# (GOLANGCI_LINT_VERSION) with `go install` when it is missing.
+GOLANGCI_LINT         ?= $(shell command -v golangci-lint 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/golangci-lint)
+GOLANGCI_LINT_VERSION ?= v2.15.0
 
 ## run: build the web client, then run one chatd on :3000 (in-memory, no Redis)
 run: web
@@ -22,13 +27,35 @@ web:
 	$(NPM) --prefix web ci --no-audit --no-fund --loglevel=error
 	$(NPM) --prefix web run build
 
-## test: every test: go vet, Go tests and the web client's unit tests, then the
-## end-to-end tests, all with the race detector
-test: web gotest e2e
+## test: every test: the checks, Go tests with the race detector, the web
+## client's unit tests, then the end-to-end tests
+test: check gotest webtest e2e
 
-gotest: web
+## check: gofmt, go vet and golangci-lint (.golangci.yml) on the whole tree;
+## installs golangci-lint at the pinned version when it is missing
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@test -x "$(GOLANGCI_LINT)" || $(MAKE) --no-print-directory lint-install
+	$(GOLANGCI_LINT) run ./...
+
+## lint-install: golangci-lint at the pinned version, into GOPATH/bin
+lint-install:
+	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+## vuln: govulncheck against the Go vulnerability database (needs network
+## access to vuln.go.dev, so it is not part of check)
+vuln:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./...
+
+## gotest: the Go tests with the race detector; they need no npm (the web
+## client's page is embedded when web/dist was built, a placeholder otherwise)
+gotest:
 	$(GO) test -race -count=1 -timeout 8m ./...
+
+## webtest: the web client's unit tests
+webtest:
+	$(NPM) --prefix web ci --no-audit --no-fund --loglevel=error
 	$(NPM) --prefix web test
 
 ## e2e: the end-to-end tests (real chatd binaries built with the race
