@@ -249,7 +249,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	})
 
 	s.api = newAPI(s, cfg.API)
-	s.routes(releaseAfterUpgrade(s.polls.wrap(s.io.ServeHandler(nil))))
+	s.routes(sameOriginAllowed(releaseAfterUpgrade(s.polls.wrap(s.io.ServeHandler(nil)))))
 	return s, nil
 }
 
