@@ -110,6 +110,7 @@ type Server struct {
 	api     *api
 
 	failures  *failureLog
+	closes    *closeWatch
 	polls     *pollGuard
 	ws        *wstransport.Builder // the WebSocket transport and its counters
 	handlers  *warm.Pool           // where socket events run (see onEvent)
@@ -198,6 +199,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		users: make(map[string]int),
 
 		failures: newFailureLog(),
+		closes:   newCloseWatch(),
 		polls:    newPollGuard(),
 		handlers: warm.New(handlerWorkers, handlerIdle),
 	}
@@ -250,6 +252,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 	s.api = newAPI(s, cfg.API)
 	s.routes(sameOriginAllowed(releaseAfterUpgrade(s.polls.wrap(s.io.ServeHandler(nil)))))
+	// After ServeHandler, which makes the engine.
+	s.watchCloses()
 	return s, nil
 }
 
@@ -359,7 +363,7 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 		for _, sock := range socks[i:min(i+per, len(socks))] {
 			// Closing the transport (not a socket.io disconnect) makes the
 			// client reconnect by itself, to another instance.
-			s.polls.close(sock.Conn())
+			s.closeConn(sock.Conn(), closeDrain)
 		}
 		if i+per >= len(socks) {
 			break
@@ -374,7 +378,7 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 	// server-side disconnect) would hold a long-poll open for up to the ping
 	// interval and keep the HTTP server from shutting down.
 	s.io.Engine().Clients().Range(func(_ string, c engine.Socket) bool {
-		s.polls.close(c)
+		s.closeConn(c, closeDrain)
 		return true
 	})
 }

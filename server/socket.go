@@ -11,6 +11,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"golang.org/x/time/rate"
 
+	"github.com/chatd/chatd/internal/wstransport"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -101,6 +102,11 @@ type conn struct {
 }
 
 func (s *Server) onConnection(sock *socket.Socket) {
+	// The library has now recorded the socket as connected: its CONNECT
+	// acknowledgement may reach the client (see wstransport.Transport.hold).
+	if t, ok := sock.Conn().Transport().(*wstransport.Transport); ok {
+		t.ReleaseConnect()
+	}
 	u, _, ok := socketUser(sock.Data())
 	if !ok {
 		sock.Disconnect(true)
@@ -142,7 +148,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		s.log.Warn("socket setup failed; closing it so the client retries", "user", u.ID, "err", err)
 		// On its own goroutine: a recovered socket is set up inside the
 		// polling request that carried its CONNECT, which holds the lock.
-		go s.polls.close(sock.Conn())
+		go s.closeConn(sock.Conn(), closeSetup)
 		return
 	}
 	c.mu.Lock()
@@ -365,7 +371,7 @@ func (c *conn) allow() bool {
 		// case the client ignores the packet.
 		conn := c.sock.Conn()
 		c.sock.Disconnect(false)
-		time.AfterFunc(floodCloseDelay, func() { c.s.polls.close(conn) })
+		time.AfterFunc(floodCloseDelay, func() { c.s.closeConn(conn, closeFlooding) })
 	}
 	return false
 }
