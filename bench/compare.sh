@@ -211,13 +211,14 @@ bench() {
   fi
   GOMAXPROCS=1 taskset -c 1 "$bin/chatbench" "$@" -target "$targets" -pid "$pid_list" -label "$impl" \
     >>"$results" 2> >(tee "$out/$run.progress.log" | grep -E 'done|capacity:|storm:|idle:|step [0-9]+:' >&2) ||
-    echo "WARNING: $run: chatbench failed (see $out/$run.progress.log)"
+    { echo "FAILED: $run: chatbench failed, a failed run, not noise (see $out/$run.progress.log)"; failed_runs=$((failed_runs + 1)); }
   [ -n "$profiler" ] && { wait "$profiler" || echo "WARNING: profile of $run failed"; }
   stop_servers
 }
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
 echo "results: $results"
+failed_runs=0
 for s in "${scenarios[@]}"; do
   for _ in $(seq "$rounds"); do
     for impl in chatd node; do
@@ -237,4 +238,9 @@ done
 
 echo
 echo "ratios (chatd/node; medians over rounds):"
-"$bin/chatbench" compare "$results" | tee "$out/ratios.md"
+compare_status=0
+"$bin/chatbench" compare "$results" | tee "$out/ratios.md" || compare_status=$?
+if [ "$failed_runs" -gt 0 ] || [ "$compare_status" -ne 0 ]; then
+  echo "FAILED: $failed_runs chatbench runs failed (a connection the server closed or that could not be made fails a run); the ratios above leave them out" >&2
+  exit 1
+fi

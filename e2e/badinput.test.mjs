@@ -61,6 +61,24 @@ describe("bad input", { timeout: 120_000 }, () => {
       });
     }
 
+    for (const frame of ['425["rooms"]', '425["rooms",null]']) {
+      it(`answers ${frame}, a request with no object at all, with bad_request`, async () => {
+        const raw = await RawSocket.open(srv.url);
+        try {
+          await raw.handshake({ userId: uid("raw") });
+          raw.send(frame);
+          const f = await raw.nextMatching((x) => x.startsWith("435[") || x.startsWith("41") || x.startsWith("44"));
+          assert.ok(f.startsWith("435["), `expected an ack frame 435[...], got ${f}`);
+          const [ack] = JSON.parse(f.slice(3));
+          assert.equal(ack.ok, false);
+          assert.equal(ack.error.code, "bad_request");
+          assert.deepEqual(await raw.probe(6), { ok: true, rooms: [] });
+        } finally {
+          await raw.close();
+        }
+      });
+    }
+
     it('answers 421["message",{"room":["a"]}] with a bad_request ack frame 431[...]', async () => {
       const raw = await RawSocket.open(srv.url);
       try {

@@ -549,6 +549,8 @@ for (const transports of TRANSPORTS) {
           ["presence", { room: 5 }],
           ["rooms", "x"],
           ["rooms", 5],
+          ["rooms"],
+          ["rooms", null],
         ];
         for (const [event, ...payload] of cases) {
           const ack = await req(a, event, ...payload);

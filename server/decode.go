@@ -171,12 +171,13 @@ func historyRequest(args []any) (string, rooms.Query, error) {
 	return room, q, q.Validate()
 }
 
-// roomsRequest accepts {} (or no argument at all, which is harmless here).
+// roomsRequest accepts {}. A request with no object at all (no argument,
+// null) is a bad request, as for every other request.
 func roomsRequest(args []any) error {
 	if len(args) == 0 {
-		return nil
+		return rooms.Errorf(rooms.CodeBadRequest, "the request needs one object argument: {}")
 	}
-	if _, ok := args[0].(map[string]any); !ok && args[0] != nil {
+	if _, ok := args[0].(map[string]any); !ok {
 		return rooms.Errorf(rooms.CodeBadRequest, "the request's argument must be an object, such as {}")
 	}
 	return nil

@@ -135,3 +135,32 @@ func FuzzDecode(f *testing.F) {
 		check(roomsRequest(args))
 	})
 }
+
+func TestRoomsRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    string
+		wantErr string
+	}{
+		{"empty object", `[{}]`, ""},
+		{"no argument", `[]`, "needs one object"},
+		{"null", `[null]`, "must be an object"},
+		{"string", `["x"]`, "must be an object"},
+		{"number", `[5]`, "must be an object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := roomsRequest(mustArgs(t, tt.args))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want none", err)
+				}
+				return
+			}
+			var e *rooms.Error
+			if !errors.As(err, &e) || e.Code != rooms.CodeBadRequest || !strings.Contains(e.Message, tt.wantErr) {
+				t.Fatalf("err = %v, want bad_request containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

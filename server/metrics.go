@@ -20,6 +20,9 @@ type metrics struct {
 	rateLimited prometheus.Counter
 	draining    prometheus.Gauge
 	apiRequests *prometheus.CounterVec
+	// serverCloses counts the connections the server closed, by reason
+	// (see closeWatch).
+	serverCloses *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, roomCount func() float64, ws *wstransport.Stats) *metrics {
@@ -53,9 +56,17 @@ func newMetrics(reg prometheus.Registerer, roomCount func() float64, ws *wstrans
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_api_requests_total", Help: "Server API requests, by route and status code.",
 		}, []string{"route", "status"}),
+		serverCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatd_server_closes_total",
+			Help: "Engine.IO connections closed by the server rather than by the client, by reason: drain, flooding, setup failed (chatd's own), or the engine's (ping timeout, transport error, parse error, forced close, server shutting down).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sockets, m.users, m.eventsIn, m.eventsOut, m.acks, m.fanout, m.rateLimited, m.draining, m.apiRequests)
+		reg.MustRegister(m.sockets, m.users, m.eventsIn, m.eventsOut, m.acks, m.fanout, m.rateLimited, m.draining, m.apiRequests, m.serverCloses)
+		// Present from the start, so that a dashboard (and a test) sees 0.
+		for _, r := range []string{closeDrain, closeFlooding, closeSetup, "ping timeout", "transport error", "parse error", "forced close"} {
+			m.serverCloses.WithLabelValues(r)
+		}
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "chatd_rooms", Help: "socket.io rooms with a socket on this instance (chat rooms, user rooms and socket rooms).",
 		}, roomCount))

@@ -113,6 +113,7 @@ type Server struct {
 	delivery *Delivery
 
 	failures  *failureLog
+	closes    *closeWatch
 	polls     *socketio.PollGuard
 	ws        *wstransport.Builder // the WebSocket transport and its counters
 	handlers  *warm.Pool           // where socket events run (see onEvent)
@@ -201,6 +202,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		users: make(map[string]int),
 
 		failures: newFailureLog(),
+		closes:   newCloseWatch(),
 		polls:    socketio.NewPollGuard(),
 		handlers: warm.New(handlerWorkers, handlerIdle),
 	}
@@ -253,7 +255,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	})
 
 	s.api = newAPI(s, cfg.API)
-	s.routes(socketio.ReleaseAfterUpgrade(s.polls.Wrap(s.io.ServeHandler(nil))))
+	s.routes(sameOriginAllowed(socketio.ReleaseAfterUpgrade(s.polls.Wrap(s.io.ServeHandler(nil)))))
+	// After ServeHandler, which makes the engine.
+	s.watchCloses()
 	return s, nil
 }
 
@@ -363,7 +367,7 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 		for _, sock := range socks[i:min(i+per, len(socks))] {
 			// Closing the transport (not a socket.io disconnect) makes the
 			// client reconnect by itself, to another instance.
-			s.polls.Close(sock.Conn())
+			s.closeConn(sock.Conn(), closeDrain)
 		}
 		if i+per >= len(socks) {
 			break
@@ -378,7 +382,7 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 	// server-side disconnect) would hold a long-poll open for up to the ping
 	// interval and keep the HTTP server from shutting down.
 	s.io.Engine().Clients().Range(func(_ string, c engine.Socket) bool {
-		s.polls.Close(c)
+		s.closeConn(c, closeDrain)
 		return true
 	})
 }

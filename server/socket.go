@@ -1,16 +1,21 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 	"golang.org/x/time/rate"
 
+	"github.com/chatd/chatd/internal/socketio/wstransport"
 	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
 )
@@ -99,20 +104,78 @@ type conn struct {
 	mu       sync.Mutex // guards the following fields
 	recorded bool       // presence holds this socket
 	gone     bool       // the socket disconnected
+
+	// disconnected is closed when the socket disconnects; disconnectSent
+	// is set while a DISCONNECT from the client is on its way to the socket
+	// (see awaitClientDisconnect).
+	disconnected   chan struct{}
+	disconnectSent atomic.Bool
+}
+
+// noteClientDisconnect is a listener of the Engine.IO connection's packets,
+// which run before the library reads them: it notes a socket.io DISCONNECT
+// for the socket's namespace, which awaitClientDisconnect then waits for.
+func (c *conn) noteClientDisconnect(args ...any) {
+	p, ok := args[0].(*packet.Packet)
+	if !ok || p == nil || p.Type != packet.MESSAGE {
+		return
+	}
+	b, ok := p.Data.(*types.StringBuffer)
+	if !ok {
+		return
+	}
+	if d := b.Bytes(); string(d) == "1" || bytes.HasPrefix(d, []byte("1/,")) {
+		c.disconnectSent.Store(true)
+	}
+}
+
+// awaitClientDisconnect is a listener of the Engine.IO connection's data,
+// which runs after the library's: when the data was a socket.io DISCONNECT
+// (see noteClientDisconnect), it holds the connection's reader until the
+// socket has handled it.
+//
+// The library (v3.0.6, client.go ondecoded) queues a DISCONNECT behind the
+// socket's other packets, but handles the close of the connection at once
+// (Client.onclose): a DISCONNECT followed quickly by the close, as
+// socket.io-client sends on disconnect(), was taken as a "transport close",
+// which connection state recovery restores (the same socket id, even for
+// another user after a log-out and log-in). socket.io never restores a
+// namespace disconnect. Holding the reader here, once the library has
+// queued the DISCONNECT, makes the close come after it, as in socket.io: the
+// requests sent before it are answered and the reason is "client namespace
+// disconnect". The hold is bounded by the request timeout plus a second.
+func (c *conn) awaitClientDisconnect(...any) {
+	if !c.disconnectSent.Swap(false) || !c.sock.Connected() {
+		return
+	}
+	t := time.NewTimer(c.s.cfg.RequestTimeout + time.Second)
+	defer t.Stop()
+	select {
+	case <-c.disconnected:
+	case <-t.C:
+	}
 }
 
 func (s *Server) onConnection(sock *socket.Socket) {
 	u, _, ok := socketUser(sock.Data())
 	if !ok {
+		releaseConnect(sock)
 		sock.Disconnect(true)
 		return
 	}
 	c := &conn{
-		s:       s,
-		sock:    sock,
-		user:    u,
-		limiter: rate.NewLimiter(rate.Limit(s.cfg.EventsPerSecond), s.cfg.EventBurst),
+		s:            s,
+		sock:         sock,
+		user:         u,
+		limiter:      rate.NewLimiter(rate.Limit(s.cfg.EventsPerSecond), s.cfg.EventBurst),
+		disconnected: make(chan struct{}),
 	}
+	// Before the CONNECT acknowledgement reaches a WebSocket client (see
+	// ReleaseConnect below), so that no DISCONNECT of its can come first.
+	engineConn := sock.Conn()
+	_ = engineConn.On("packet", c.noteClientDisconnect)
+	_ = engineConn.On("data", c.awaitClientDisconnect)
+	releaseConnect(sock)
 	s.metrics.sockets.Inc()
 	s.sockets.Add(1)
 	s.trackUser(u.ID, 1)
@@ -143,7 +206,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		s.log.Warn("socket setup failed; closing it so the client retries", "user", u.ID, "err", err)
 		// On its own goroutine: a recovered socket is set up inside the
 		// polling request that carried its CONNECT, which holds the lock.
-		go s.polls.Close(sock.Conn())
+		go s.closeConn(sock.Conn(), closeSetup)
 		return
 	}
 	c.mu.Lock()
@@ -192,6 +255,15 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	}
 }
 
+// releaseConnect lets the socket's CONNECT acknowledgement go to a WebSocket
+// client: the library has recorded the socket as connected by now (see
+// wstransport.Transport.hold).
+func releaseConnect(sock *socket.Socket) {
+	if t, ok := sock.Conn().Transport().(*wstransport.Transport); ok {
+		t.ReleaseConnect()
+	}
+}
+
 // leaveRoomsLeftMeanwhile reads the user's rooms again after a new socket
 // joined joined, takes the socket out of those the user has left since, and
 // returns the rest. A leave from another tab whose store change came after
@@ -225,6 +297,9 @@ func (c *conn) onDisconnect() {
 	c.gone = true
 	recorded := c.recorded
 	c.mu.Unlock()
+	close(c.disconnected)
+	c.sock.Conn().RemoveListener("packet", c.noteClientDisconnect)
+	c.sock.Conn().RemoveListener("data", c.awaitClientDisconnect)
 	c.s.metrics.sockets.Dec()
 	c.s.sockets.Add(-1)
 	c.s.trackUser(c.user.ID, -1)
@@ -367,7 +442,7 @@ func (c *conn) allow() bool {
 		// case the client ignores the packet.
 		conn := c.sock.Conn()
 		c.sock.Disconnect(false)
-		time.AfterFunc(floodCloseDelay, func() { c.s.polls.Close(conn) })
+		time.AfterFunc(floodCloseDelay, func() { c.s.closeConn(conn, closeFlooding) })
 	}
 	return false
 }

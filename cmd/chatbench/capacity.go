@@ -54,6 +54,16 @@ func (r *runner) capacity(ctx context.Context) (any, error) {
 		res.Steps = append(res.Steps, s)
 		r.logf("step %d: %.0f messages/s: p99 %.2fms, lost %d, failed %d, unacked %d: pass %v%s",
 			i+1, rate, s.Latency.P99, s.Lost, s.AckFailed, s.Unacked, pass, noise(s.Server))
+		if s.Dropped > 0 {
+			// Never noise to retry: the server closed connections.
+			n, first := dropped(f.clients)
+			err := lostError(n, first)
+			res.Bounded = "dropped connections"
+			res.result = r.head(cpu)
+			res.Error = err.Error()
+			r.logf("capacity: %v", err)
+			return res, err
+		}
 		if !pass && s.Disturbed && retried < maxRetries {
 			// Other programs took the CPU or stalled chatbench: the
 			// failure says little about the server. Try the rate again.
@@ -76,10 +86,6 @@ func (r *runner) capacity(ctx context.Context) (any, error) {
 		}
 		if hi > 0 && lo > 0 && hi <= lo*(1+o.precision) {
 			res.Bounded = "precision"
-			break
-		}
-		if s.Dropped > 0 {
-			res.Bounded = "dropped connections"
 			break
 		}
 		switch {

@@ -379,3 +379,28 @@ progress lines and the like are skipped
 		t.Error("a broken result line: want an error")
 	}
 }
+
+// TestCompareFailsOnARunThatLostConnections: a run in which the server
+// closed connections, or one that could not connect, is a failed run: it is
+// left out of the medians, listed, and compare exits non-zero.
+func TestCompareFailsOnARunThatLostConnections(t *testing.T) {
+	in := `{"scenario":"fanout","label":"chatd","targets":2,"rooms":100,"members":20,"rate":500,"deliveries_per_s":9000,"latency":{"p99_ms":4}}
+{"scenario":"fanout","label":"chatd","targets":2,"rooms":100,"members":20,"rate":500,"deliveries_per_s":1,"latency":{"p99_ms":1},"dropped_connections":2}
+{"scenario":"fanout","label":"node","targets":2,"rooms":100,"members":20,"rate":500,"deliveries_per_s":9500,"latency":{"p99_ms":2}}
+{"scenario":"fanout","label":"node","targets":2,"rooms":100,"members":20,"rate":500,"error":"connection 7 to http://127.0.0.1:1: refused"}
+`
+	var out bytes.Buffer
+	err := runCompare(nil, strings.NewReader(in), &out, io.Discard)
+	if err == nil {
+		t.Fatalf("want an error for the failed runs; got\n%s", out.String())
+	}
+	for _, want := range []string{
+		"| fanout 100x20 @500/s x2 inst | latency.p99_ms | 4 | 2 | 2.00 | lower |",
+		"- chatd fanout 100x20 @500/s x2 inst: 2 connections dropped",
+		"- node fanout 100x20 @500/s x2 inst: connection 7 to http://127.0.0.1:1: refused",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
+	}
+}

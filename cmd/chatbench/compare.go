@@ -98,11 +98,16 @@ func writeComparison(w io.Writer, lines []map[string]any, a, b string) error {
 			calm[[2]string{groupName(sc, m), label}] = true
 		}
 	}
+	var failed []string
 	for _, m := range lines {
 		sc, _ := m["scenario"].(string)
 		label, _ := m["label"].(string)
 		ms, ok := compareMetrics[sc]
 		if !ok || (label != a && label != b) {
+			continue
+		}
+		if why := runFailure(m); why != "" {
+			failed = append(failed, fmt.Sprintf("%s %s: %s", label, groupName(sc, m), why))
 			continue
 		}
 		g := groupName(sc, m)
@@ -148,7 +153,28 @@ func writeComparison(w io.Writer, lines []map[string]any, a, b string) error {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", g, mt.path, cell(va, okA, len(v[a])), cell(vb, okB, len(v[b])), ratio, better)
 		}
 	}
+	if len(failed) > 0 {
+		fmt.Fprintf(w, "\nFailed runs, left out of the table:\n")
+		for _, f := range failed {
+			fmt.Fprintf(w, "- %s\n", f)
+		}
+		return fmt.Errorf("%d failed runs (connections lost or not made)", len(failed))
+	}
 	return nil
+}
+
+// runFailure says why a result line is a failed run, or "": an error (a
+// connection that could not be made, a run past its timeout) or a
+// connection the server closed. Such a run measured nothing; it is not
+// noise to average away.
+func runFailure(m map[string]any) string {
+	if e, _ := m["error"].(string); e != "" {
+		return e
+	}
+	if n, ok := lookup(m, "dropped_connections"); ok && n > 0 {
+		return fmt.Sprintf("%.0f connections dropped", n)
+	}
+	return ""
 }
 
 // groupName identifies runs that compare: same scenario and sizes.

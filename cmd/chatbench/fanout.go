@@ -507,6 +507,11 @@ func (r *runner) fanout(ctx context.Context) (any, error) {
 		}
 		r.logf("%s", msg)
 	}
+	if res.Dropped > 0 && ctx.Err() == nil {
+		err := lostError(dropped(f.clients))
+		res.Error = err.Error()
+		return res, err
+	}
 	return res, ctx.Err()
 }
 

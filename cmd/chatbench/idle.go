@@ -72,5 +72,8 @@ func (r *runner) idle(ctx context.Context) (any, error) {
 		msg += fmt.Sprintf(", goroutines %d -> %d (%.2f per connection)", *res.GoroutinesBefore, *res.GoroutinesAfter, *res.GoroutinesPerConn)
 	}
 	r.logf("%s", msg)
+	if res.Dropped > 0 {
+		return res, lostError(res.Dropped, derr)
+	}
 	return res, ctx.Err()
 }

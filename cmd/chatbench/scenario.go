@@ -210,6 +210,16 @@ func closeAll(clients []*client) {
 	wg.Wait()
 }
 
+// errConnectionsLost fails a run in which the server closed a connection
+// (or a connection ended otherwise) before chatbench closed it: a
+// benchmark that loses connections has failed, whatever its numbers say.
+var errConnectionsLost = errors.New("failed run: connections lost")
+
+// lostError is the error of a run that lost n connections, first for why.
+func lostError(n int, first error) error {
+	return fmt.Errorf("%w: %d closed before chatbench closed them (first: %v)", errConnectionsLost, n, first)
+}
+
 // dropped returns how many connections ended without being closed by
 // chatbench, and the first reason.
 func dropped(clients []*client) (int, error) {

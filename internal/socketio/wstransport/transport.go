@@ -144,7 +144,18 @@ type Transport struct {
 	pollID    uint64
 	idle      *time.Timer // closes a connection that sends nothing for idleTimeout
 	pollEnded bool
+
+	// holding is true from a socket.io CONNECT acknowledgement until
+	// ReleaseConnect (see Send); the frames sent meanwhile wait in held.
+	holding atomic.Bool
+	holdMu  sync.Mutex // guards the following
+	held    [][]byte
+	holdEnd *time.Timer // releases the frames if ReleaseConnect never comes
 }
+
+// connectHoldLimit bounds how long a socket.io CONNECT acknowledgement waits
+// for ReleaseConnect, in time.
+const connectHoldLimit = time.Second
 
 // Construct takes over the upgraded connection in ctx and starts reading it.
 func (t *Transport) Construct(ctx *types.HttpContext) {
@@ -367,10 +378,69 @@ func (t *Transport) Send(packets []*packet.Packet) {
 			op = opText
 		}
 		b := data.Bytes()
-		t.out.write(appendFrame(make([]byte, 0, frameSize(len(b))), op, 0, false, b), false)
+		frame := appendFrame(make([]byte, 0, frameSize(len(b))), op, 0, false, b)
+		if op == opText && p.Type == packet.MESSAGE && len(b) > 1 && b[0] == '4' && b[1] == '0' && t.settled.Load() {
+			t.hold()
+		}
+		t.write(frame, false)
 	}
 	// The engine pairs each Send with one "drain" to run its send callbacks.
 	t.Emit("drain")
+}
+
+// hold starts holding back what is sent, from the socket.io CONNECT
+// acknowledgement on, until ReleaseConnect. The socket.io library (v3.0.6,
+// namespace.go _doConnect) writes the acknowledgement before it records the
+// namespace as connected (Client.nsps); a client that answers at once (as
+// socket.io-client does with the requests it buffered) could be read before
+// that, and the library then closes the connection as being in an invalid
+// state (client.go ondecoded). chatd's connection handler, which the library
+// calls after recording the namespace, calls ReleaseConnect. Without it the
+// frames go after connectHoldLimit.
+func (t *Transport) hold() {
+	t.holdMu.Lock()
+	defer t.holdMu.Unlock()
+	if t.holding.Load() {
+		return
+	}
+	t.holding.Store(true)
+	t.holdEnd = time.AfterFunc(connectHoldLimit, t.ReleaseConnect)
+}
+
+// ReleaseConnect sends what was held back since the socket.io CONNECT
+// acknowledgement (see hold), in order; the server calls it once the socket
+// is connected in the library's records. It does nothing when nothing is
+// held.
+func (t *Transport) ReleaseConnect() {
+	t.holdMu.Lock()
+	defer t.holdMu.Unlock()
+	if !t.holding.Load() {
+		return
+	}
+	for _, f := range t.held {
+		t.out.write(f, false)
+	}
+	t.held = nil
+	t.holding.Store(false)
+	t.holdEnd.Stop()
+}
+
+// write sends frame, or holds it while a CONNECT acknowledgement is held
+// (a volatile frame is then dropped).
+func (t *Transport) write(frame []byte, volatile bool) bool {
+	if t.holding.Load() {
+		t.holdMu.Lock()
+		if t.holding.Load() {
+			defer t.holdMu.Unlock()
+			if volatile {
+				return false
+			}
+			t.held = append(t.held, frame)
+			return true
+		}
+		t.holdMu.Unlock()
+	}
+	return t.out.write(frame, volatile)
 }
 
 // Settled reports whether WriteFrame may be used: the engine writes to this
@@ -387,7 +457,7 @@ func (t *Transport) WriteFrame(frame []byte, volatile bool) bool {
 	if t.ReadyState() != "open" {
 		return false
 	}
-	return t.out.write(frame, volatile)
+	return t.write(frame, volatile)
 }
 
 // DoClose sends a close frame and closes the connection once what is queued

@@ -252,3 +252,60 @@ func TestACutMessageIsAnError(t *testing.T) {
 		t.Errorf("a whole message: %q, %v", b, err)
 	}
 }
+
+// TestAConnectAcknowledgementWaitsForReleaseConnect: a socket.io CONNECT
+// acknowledgement, and everything after it, reaches the client only once
+// the server says the socket is recorded as connected.
+func TestAConnectAcknowledgementWaitsForReleaseConnect(t *testing.T) {
+	url, conns, _ := startEngine(t)
+	c := dialWS(t, url+"&transport=websocket")
+	readText(t, c) // open
+	conn := <-conns
+	tr := transportOf(t, conn)
+	conn.Write(types.NewStringBufferString(`0{"sid":"x"}`), nil, nil)
+	if !tr.WriteFrame(MessageFrame([]byte(`2["session"]`)), false) {
+		t.Fatal("WriteFrame refused a frame while the acknowledgement is held")
+	}
+	if tr.WriteFrame(MessageFrame([]byte(`2["typing"]`)), true) {
+		t.Fatal("a volatile frame was taken while the acknowledgement is held")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, b, err := c.ReadMessage(); err == nil {
+		t.Fatalf("got %q before ReleaseConnect", b)
+	}
+	// gorilla's connection is unusable after a read timeout: dial again.
+	c = dialWS(t, url+"&transport=websocket")
+	readText(t, c)
+	conn = <-conns
+	tr = transportOf(t, conn)
+	conn.Write(types.NewStringBufferString(`0{"sid":"y"}`), nil, nil)
+	tr.WriteFrame(MessageFrame([]byte(`2["session"]`)), false)
+	tr.ReleaseConnect()
+	for _, want := range []string{`40{"sid":"y"}`, `42["session"]`} {
+		if got := readText(t, c); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	// Later frames go at once.
+	tr.WriteFrame(MessageFrame([]byte(`2["later"]`)), false)
+	if got := readText(t, c); got != `42["later"]` {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestAHeldAcknowledgementGoesWithoutReleaseConnectAfterALimit: an embedder
+// that never calls ReleaseConnect still connects its clients.
+func TestAHeldAcknowledgementGoesWithoutReleaseConnectAfterALimit(t *testing.T) {
+	url, conns, _ := startEngine(t)
+	c := dialWS(t, url+"&transport=websocket")
+	readText(t, c)
+	conn := <-conns
+	conn.Write(types.NewStringBufferString(`0{"sid":"z"}`), nil, nil)
+	start := time.Now()
+	if got := readText(t, c); got != `40{"sid":"z"}` {
+		t.Fatalf("got %q", got)
+	}
+	if d := time.Since(start); d < connectHoldLimit/2 {
+		t.Fatalf("the acknowledgement went after %v, before the hold limit %v", d, connectHoldLimit)
+	}
+}
