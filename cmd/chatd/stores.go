@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/chatd/chatd/cluster"
 	"github.com/chatd/chatd/config"
+	chatdredis "github.com/chatd/chatd/redis"
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
 )
@@ -47,7 +47,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	m.closer = append(m.closer, client.Close)
 
 	prefix := cfg.Redis.Prefix
-	adapter, err := cluster.NewAdapterBuilder(client, cluster.AdapterOptions{
+	adapter, err := chatdredis.NewAdapterBuilder(client, chatdredis.AdapterOptions{
 		Prefix:               prefix,
 		InstanceID:           cfg.Instance.ID,
 		RequestTimeout:       2 * cfg.Redis.Timeout,
@@ -73,11 +73,11 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 		return 0
 	}))
 
-	membership, err := cluster.NewRedisMembership(client, cluster.RedisMembershipOptions{Prefix: prefix, Logger: m.log})
+	membership, err := chatdredis.NewRedisMembership(client, chatdredis.RedisMembershipOptions{Prefix: prefix, Logger: m.log})
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
-	history, err := cluster.NewRedisHistory(client, cluster.RedisHistoryOptions{Prefix: prefix, Logger: m.log, Size: cfg.History.Size})
+	history, err := chatdredis.NewRedisHistory(client, chatdredis.RedisHistoryOptions{Prefix: prefix, Logger: m.log, Size: cfg.History.Size})
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
@@ -85,15 +85,15 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if _, onCluster := client.(*redis.ClusterClient); !onCluster {
 		// One server holds every key: the membership check of a message
 		// rides in its append.
-		if hist, err = cluster.NewRedisMemberHistory(history, membership); err != nil {
+		if hist, err = chatdredis.NewRedisMemberHistory(history, membership); err != nil {
 			return rooms.Stores{}, server.Deps{}, err
 		}
 	}
-	idem, err := cluster.NewRedisIdempotency(client, cluster.RedisIdempotencyOptions{Prefix: prefix, Logger: m.log, TTL: idempotencyTTL})
+	idem, err := chatdredis.NewRedisIdempotency(client, chatdredis.RedisIdempotencyOptions{Prefix: prefix, Logger: m.log, TTL: idempotencyTTL})
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
-	presence, err := cluster.NewRedisPresence(client, cluster.RedisPresenceOptions{
+	presence, err := chatdredis.NewRedisPresence(client, chatdredis.RedisPresenceOptions{
 		Prefix: prefix, Logger: m.log, InstanceID: cfg.Instance.ID, TTL: cfg.Presence.TTL, Timeout: cfg.Redis.Timeout,
 	})
 	if err != nil {

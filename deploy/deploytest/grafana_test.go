@@ -198,7 +198,7 @@ func TestPromQLCheckCatchesMistakes(t *testing.T) {
 func TestChatdMetricsListMatchesSources(t *testing.T) {
 	root := repoRoot(t)
 	var files []string
-	for _, dir := range []string{"server", "cmd/chatd", "cluster"} {
+	for _, dir := range []string{"server", "cmd/chatd", "redis"} {
 		matches, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // publish queues a message for PUBLISH. It never blocks: when the queue is
@@ -30,7 +30,7 @@ func (b *AdapterBuilder) publish(channel string, m *wireMessage) error {
 	case b.pubQ <- adapterOutgoing{channel: channel, kind: m.Kind, payload: payload}:
 		return nil
 	default:
-		err := errors.New("cluster: adapter publish queue is full")
+		err := errors.New("redis: adapter publish queue is full")
 		b.dropped(m.Kind, "queue_full", err)
 		return err
 	}
@@ -87,7 +87,7 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 		return
 	}
 	pipe := pub.Pipeline()
-	cmds := make([]redis.Cmder, len(batch))
+	cmds := make([]goredis.Cmder, len(batch))
 	for i, m := range batch {
 		if m.record != nil {
 			// EVAL, not EVALSHA: a script missing after a Redis restart
@@ -105,7 +105,7 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 		if m.record != nil {
 			res := recordResult{err: cerr}
 			if cerr == nil {
-				vals, _ := cmds[i].(*redis.Cmd).Slice()
+				vals, _ := cmds[i].(*goredis.Cmd).Slice()
 				if len(vals) > 0 {
 					res.id, _ = vals[0].(string)
 				}
@@ -154,14 +154,14 @@ func (b *AdapterBuilder) answerQueued() {
 // no order across channels of different slots either.)
 //
 // Elsewhere (one Redis, Sentinel) it is the client itself.
-func (b *AdapterBuilder) publisher(ctx context.Context) (redis.Cmdable, error) {
-	cc, ok := b.client.(*redis.ClusterClient)
+func (b *AdapterBuilder) publisher(ctx context.Context) (goredis.Cmdable, error) {
+	cc, ok := b.client.(*goredis.ClusterClient)
 	if !ok {
 		return b.client, nil
 	}
 	node, err := cc.MasterForKey(ctx, b.busChannel)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: adapter: the Redis Cluster node for publishing: %w", err)
+		return nil, fmt.Errorf("redis: adapter: the Redis Cluster node for publishing: %w", err)
 	}
 	return node, nil
 }
@@ -172,10 +172,10 @@ func (b *AdapterBuilder) publisher(ctx context.Context) (redis.Cmdable, error) {
 // straight to one node (see publisher) do not trigger that themselves.
 func (b *AdapterBuilder) notePublish(err error) {
 	b.noteRedis(err)
-	if err == nil || errors.Is(err, redis.Nil) {
+	if err == nil || errors.Is(err, goredis.Nil) {
 		return
 	}
-	if cc, ok := b.client.(*redis.ClusterClient); ok {
+	if cc, ok := b.client.(*goredis.ClusterClient); ok {
 		cc.ReloadState(b.ctx)
 	}
 }

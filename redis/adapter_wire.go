@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"bytes"
@@ -164,7 +164,7 @@ func encodeWire(v any) ([]byte, error) {
 // recordPublishScript to complete with the stream id.
 func encodeWireWithOffset(m *wireMessage) ([]byte, error) {
 	if m.Offset != "" {
-		return nil, errors.New("cluster: the message has an offset already")
+		return nil, errors.New("redis: the message has an offset already")
 	}
 	b, err := encodeWire(m)
 	if err != nil {
@@ -179,9 +179,9 @@ func encodeWireWithOffset(m *wireMessage) ([]byte, error) {
 func extendWireMap(b []byte, key string) ([]byte, error) {
 	switch {
 	case len(key) > 31:
-		return nil, fmt.Errorf("cluster: map key %q is too long", key)
+		return nil, fmt.Errorf("redis: map key %q is too long", key)
 	case len(b) == 0:
-		return nil, errors.New("cluster: no msgpack map to extend")
+		return nil, errors.New("redis: no msgpack map to extend")
 	case len(b) > 0 && b[0] >= 0x80 && b[0] < 0x8f: // fixmap of 0 to 14 fields
 		b[0]++
 	case len(b) > 0 && b[0] == 0x8f: // 15 fields: a map 16 from now on
@@ -190,7 +190,7 @@ func extendWireMap(b []byte, key string) ([]byte, error) {
 		n := uint16(b[1])<<8 | uint16(b[2]) + 1
 		b[1], b[2] = byte(n>>8), byte(n)
 	default:
-		return nil, fmt.Errorf("cluster: msgpack starting with %#x is no map with room for another field", b[0])
+		return nil, fmt.Errorf("redis: msgpack starting with %#x is no map with room for another field", b[0])
 	}
 	b = append(b, 0xa0|byte(len(key)))
 	return append(b, key...), nil
@@ -277,7 +277,7 @@ func wireWiden(v any) any {
 }
 
 // errUnsupportedData is returned when a payload cannot be made plain.
-var errUnsupportedData = errors.New("cluster: payload cannot be sent to other instances")
+var errUnsupportedData = errors.New("redis: payload cannot be sent to other instances")
 
 // wirePlain turns a payload into the plain shape every instance can encode
 // and deliver the same way: nil, bool, string, numbers, []byte (binary),

@@ -1,14 +1,14 @@
-package cluster
+package redis
 
 import (
 	"testing"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // storeRedisServer starts a private redis-server on a free loopback port for
 // a store test and returns a client of it; both stop when the test ends.
-func storeRedisServer(t *testing.T) *redis.Client {
+func storeRedisServer(t *testing.T) *goredis.Client {
 	t.Helper()
 	return startAdapterTestRedis(t).client()
 }

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -168,7 +168,7 @@ func (b *AdapterBuilder) waitSubscribed(ctx context.Context, a *RedisAdapter, ro
 			return nil
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("cluster: Redis has not confirmed the subscription to %d room(s) of namespace %q: %w", wanted, a.name, context.Cause(ctx))
+			return fmt.Errorf("redis: Redis has not confirmed the subscription to %d room(s) of namespace %q: %w", wanted, a.name, context.Cause(ctx))
 		case <-b.ctx.Done():
 			t.Stop()
 			return ErrAdapterClosed

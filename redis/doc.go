@@ -1,4 +1,4 @@
-// Package cluster holds what chatd needs to run as several instances behind
+// Package redis holds what chatd needs to run as several instances behind
 // one Redis: the Redis implementations of the rooms package's stores
 // (membership, presence, history, idempotency) and the socket.io adapter.
 //
@@ -40,4 +40,4 @@
 // (see publisher). With Sentinel, an instance whose own heartbeats stop
 // coming back on its subscription (left on the old master after a
 // failover) subscribes again, on the new master.
-package cluster
+package redis

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/rooms/roomstest"
@@ -28,7 +28,7 @@ type testRedisSentinel struct {
 	t               testing.TB
 	master, replica *adapterTestRedis
 	sentinel        *adapterTestRedis
-	sentinelClient  *redis.SentinelClient
+	sentinelClient  *goredis.SentinelClient
 }
 
 // startTestRedisSentinel starts a master, a replica that has synced with
@@ -62,7 +62,7 @@ func startTestRedisSentinel(t testing.TB) *testRedisSentinel {
 		}
 		return []string{conf, "--sentinel"}, nil
 	})
-	s.sentinelClient = redis.NewSentinelClient(&redis.Options{Addr: s.sentinel.addr(), DisableIdentity: true})
+	s.sentinelClient = goredis.NewSentinelClient(&goredis.Options{Addr: s.sentinel.addr(), DisableIdentity: true})
 	t.Cleanup(func() { _ = s.sentinelClient.Close() })
 	adapterWaitFor(t, "the Sentinel to know the master and its replica", func() bool {
 		ctx := context.Background()
@@ -79,8 +79,8 @@ func startTestRedisSentinel(t testing.TB) *testRedisSentinel {
 
 // client returns a failover client built as chatd builds it for
 // redis.addrs with redis.master_name; it is closed when the test ends.
-func (s *testRedisSentinel) client() redis.UniversalClient {
-	u := redis.NewUniversalClient(&redis.UniversalOptions{
+func (s *testRedisSentinel) client() goredis.UniversalClient {
+	u := goredis.NewUniversalClient(&goredis.UniversalOptions{
 		Addrs:                 []string{s.sentinel.addr()},
 		MasterName:            testSentinelMaster,
 		ClientName:            "chatd",

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // DefaultStorePrefix starts every key of the Redis stores when no prefix is
@@ -15,9 +15,9 @@ const DefaultStorePrefix = "chatd"
 
 // storeSetup checks the arguments every Redis store constructor shares and
 // fills their defaults: the key prefix and the logger.
-func storeSetup(client redis.UniversalClient, prefix string, logger *slog.Logger) (string, *slog.Logger, error) {
+func storeSetup(client goredis.UniversalClient, prefix string, logger *slog.Logger) (string, *slog.Logger, error) {
 	if client == nil {
-		return "", nil, errors.New("cluster: a Redis client is required")
+		return "", nil, errors.New("redis: a Redis client is required")
 	}
 	if prefix == "" {
 		prefix = DefaultStorePrefix
@@ -26,7 +26,7 @@ func storeSetup(client redis.UniversalClient, prefix string, logger *slog.Logger
 	// so that the keys one script touches share a Redis Cluster slot. A brace
 	// in the prefix could become the hash tag instead and split them.
 	if strings.ContainsAny(prefix, "{}") {
-		return "", nil, fmt.Errorf("cluster: key prefix %q must not contain '{' or '}': the stores add their own Redis Cluster hash tags", prefix)
+		return "", nil, fmt.Errorf("redis: key prefix %q must not contain '{' or '}': the stores add their own Redis Cluster hash tags", prefix)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/rooms"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 var _ rooms.Idempotency = (*RedisIdempotency)(nil)
@@ -43,7 +43,7 @@ type RedisIdempotencyOptions struct {
 // is claimed (expiring after ClaimTTL) and then the message's JSON
 // (expiring after TTL).
 type RedisIdempotency struct {
-	client   redis.UniversalClient
+	client   goredis.UniversalClient
 	keys     string // "<prefix>:idempotency:"
 	ttl      time.Duration
 	claimTTL time.Duration
@@ -51,7 +51,7 @@ type RedisIdempotency struct {
 }
 
 // NewRedisIdempotency returns a [RedisIdempotency] on client.
-func NewRedisIdempotency(client redis.UniversalClient, opts RedisIdempotencyOptions) (*RedisIdempotency, error) {
+func NewRedisIdempotency(client goredis.UniversalClient, opts RedisIdempotencyOptions) (*RedisIdempotency, error) {
 	prefix, logger, err := storeSetup(client, opts.Prefix, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -64,10 +64,10 @@ func NewRedisIdempotency(client redis.UniversalClient, opts RedisIdempotencyOpti
 		claimTTL = DefaultIdempotencyClaimTTL
 	}
 	if ttl < time.Millisecond {
-		return nil, fmt.Errorf("cluster: idempotency TTL %v must be at least 1ms", ttl)
+		return nil, fmt.Errorf("redis: idempotency TTL %v must be at least 1ms", ttl)
 	}
 	if claimTTL < time.Millisecond {
-		return nil, fmt.Errorf("cluster: idempotency claim TTL %v must be at least 1ms", claimTTL)
+		return nil, fmt.Errorf("redis: idempotency claim TTL %v must be at least 1ms", claimTTL)
 	}
 	return &RedisIdempotency{client: client, keys: prefix + ":idempotency:", ttl: ttl, claimTTL: claimTTL, log: logger}, nil
 }
@@ -80,7 +80,7 @@ const idempotencyPending = "pending"
 
 // idempotencyClaimScript returns the key's value, or claims the key (ARGV[1]
 // for ARGV[2] milliseconds) and returns nil when it has none.
-var idempotencyClaimScript = redis.NewScript(`
+var idempotencyClaimScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then return v end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -89,7 +89,7 @@ return false
 
 // idempotencyCompleteScript stores ARGV[2] for ARGV[3] milliseconds unless
 // the key holds a message already (the first completed send wins).
-var idempotencyCompleteScript = redis.NewScript(`
+var idempotencyCompleteScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -97,7 +97,7 @@ return 1
 `)
 
 // idempotencyReleaseScript deletes the key when it is still pending.
-var idempotencyReleaseScript = redis.NewScript(`
+var idempotencyReleaseScript = goredis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -108,7 +108,7 @@ return 0
 func (s *RedisIdempotency) Claim(ctx context.Context, key string) (*rooms.Message, bool, error) {
 	v, err := idempotencyClaimScript.Run(ctx, s.client, []string{s.key(key)},
 		idempotencyPending, s.claimTTL.Milliseconds()).Text()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, goredis.Nil) {
 		return nil, true, nil
 	}
 	if err != nil {
@@ -119,7 +119,7 @@ func (s *RedisIdempotency) Claim(ctx context.Context, key string) (*rooms.Messag
 	}
 	var m rooms.Message
 	if err := json.Unmarshal([]byte(v), &m); err != nil {
-		return nil, false, fmt.Errorf("cluster: idempotency record %q is not a message: %w", s.key(key), err)
+		return nil, false, fmt.Errorf("redis: idempotency record %q is not a message: %w", s.key(key), err)
 	}
 	return &m, false, nil
 }
@@ -130,7 +130,7 @@ func (s *RedisIdempotency) Claim(ctx context.Context, key string) (*rooms.Messag
 func (s *RedisIdempotency) Complete(ctx context.Context, key string, m rooms.Message) error {
 	body, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("cluster: encode message: %w", err)
+		return fmt.Errorf("redis: encode message: %w", err)
 	}
 	return idempotencyCompleteScript.Run(ctx, s.client, []string{s.key(key)},
 		idempotencyPending, body, s.ttl.Milliseconds()).Err()

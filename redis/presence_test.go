@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/rooms"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // presenceTestWait bounds the waits of the presence tests that stall a
@@ -26,10 +26,10 @@ type presenceTestHook struct {
 
 // presenceHooked returns a client of a private Redis with the presence
 // scripts loaded (so that they run as EVALSHA only) and a hook on it.
-func presenceHooked(t *testing.T) (*redis.Client, *presenceTestHook) {
+func presenceHooked(t *testing.T) (*goredis.Client, *presenceTestHook) {
 	t.Helper()
 	client := storeRedisServer(t)
-	for _, s := range []*redis.Script{presenceConnectScript, presenceDisconnectScript, presenceHeartbeatScript,
+	for _, s := range []*goredis.Script{presenceConnectScript, presenceDisconnectScript, presenceHeartbeatScript,
 		presenceReconcileScript, presenceReapScript, presenceCloseScript, presenceExpiredScript} {
 		if err := s.Load(t.Context(), client).Err(); err != nil {
 			t.Fatal(err)
@@ -41,7 +41,7 @@ func presenceHooked(t *testing.T) (*redis.Client, *presenceTestHook) {
 }
 
 // on sets what happens when script runs; nil lets it run.
-func (h *presenceTestHook) on(script *redis.Script, fn func(ctx context.Context, run func() error) error) {
+func (h *presenceTestHook) on(script *goredis.Script, fn func(ctx context.Context, run func() error) error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if fn == nil {
@@ -51,14 +51,14 @@ func (h *presenceTestHook) on(script *redis.Script, fn func(ctx context.Context,
 	h.fns[script.Hash()] = fn
 }
 
-func (h *presenceTestHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *presenceTestHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
-func (h *presenceTestHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *presenceTestHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return next
 }
 
-func (h *presenceTestHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
+func (h *presenceTestHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
 		args := cmd.Args()
 		if len(args) < 2 || !strings.EqualFold(cmd.Name(), "evalsha") {
 			return next(ctx, cmd)

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
@@ -91,7 +91,7 @@ func (r *adapterTestRedis) tryStart() error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	client := redis.NewClient(&redis.Options{Addr: r.addr(), DisableIdentity: true, MaxRetries: -1})
+	client := goredis.NewClient(&goredis.Options{Addr: r.addr(), DisableIdentity: true, MaxRetries: -1})
 	defer client.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -143,8 +143,8 @@ func (r *adapterTestRedis) restart() {
 	r.t.Fatalf("redis-server did not restart on port %d: %v", r.port, err)
 }
 
-func (r *adapterTestRedis) client() *redis.Client {
-	c := redis.NewClient(&redis.Options{
+func (r *adapterTestRedis) client() *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{
 		Addr:            r.addr(),
 		DialTimeout:     300 * time.Millisecond,
 		ReadTimeout:     time.Second,
@@ -187,7 +187,7 @@ type adapterNodeConfig struct {
 	separateRecord bool
 }
 
-func newAdapterTestNode(t testing.TB, rdb redis.UniversalClient, cfg adapterNodeConfig) *adapterTestNode {
+func newAdapterTestNode(t testing.TB, rdb goredis.UniversalClient, cfg adapterNodeConfig) *adapterTestNode {
 	t.Helper()
 	b, err := NewAdapterBuilder(rdb, cfg.opts)
 	if err != nil {
@@ -281,7 +281,7 @@ func waitNodes(t testing.TB, n int, nodes ...*adapterTestNode) {
 }
 
 // waitSubscribers waits until Redis counts n subscribers of channel.
-func waitSubscribers(t testing.TB, rdb *redis.Client, channel string, n int64) {
+func waitSubscribers(t testing.TB, rdb *goredis.Client, channel string, n int64) {
 	t.Helper()
 	adapterWaitFor(t, fmt.Sprintf("%d subscribers of %s", n, channel), func() bool {
 		got, err := rdb.PubSubNumSub(context.Background(), channel).Result()
@@ -528,7 +528,7 @@ func (w *adapterTestLogWriter) Write(p []byte) (int, error) {
 }
 
 // adapterEvalCalls returns how many EVAL commands the Redis server ran.
-func adapterEvalCalls(t testing.TB, rdb *redis.Client) int64 {
+func adapterEvalCalls(t testing.TB, rdb *goredis.Client) int64 {
 	t.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
@@ -71,7 +71,7 @@ func (b *AdapterBuilder) receiveLoop() {
 		backoff = 50 * time.Millisecond
 		silent = 0
 		switch m := msg.(type) {
-		case *redis.Subscription:
+		case *goredis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == b.busChannel {
 				// Heartbeats published before this subscription may never
 				// come back.
@@ -82,9 +82,9 @@ func (b *AdapterBuilder) receiveLoop() {
 					b.wakeHeartbeat()
 				}
 			}
-		case *redis.Message:
+		case *goredis.Message:
 			b.handle(m)
-		case *redis.Pong:
+		case *goredis.Pong:
 			b.passBarrier(m.Payload)
 		}
 	}
@@ -201,7 +201,7 @@ func (b *AdapterBuilder) syncSubscriptions() {
 }
 
 // handle decodes one message from Redis and applies it.
-func (b *AdapterBuilder) handle(rm *redis.Message) {
+func (b *AdapterBuilder) handle(rm *goredis.Message) {
 	var m wireMessage
 	if err := decodeWire([]byte(rm.Payload), &m); err != nil {
 		b.logLimited("decode", slog.LevelWarn, "adapter: undecodable message", "channel", rm.Channel, "err", err)

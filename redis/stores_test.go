@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/rooms/roomstest"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // storeTestHistorySize is the history size of the stores under test.
@@ -29,7 +29,7 @@ func storeNewPrefix() string { return fmt.Sprintf("test%d", storePrefixes.Add(1)
 // storeNewStores returns the four Redis stores under prefix; the presence
 // store is started and closed when the test ends. Off Redis Cluster the
 // history is a RedisMemberHistory.
-func storeNewStores(t *testing.T, client redis.UniversalClient, prefix string) rooms.Stores {
+func storeNewStores(t *testing.T, client goredis.UniversalClient, prefix string) rooms.Stores {
 	t.Helper()
 	m, err := NewRedisMembership(client, RedisMembershipOptions{Prefix: prefix})
 	if err != nil {
@@ -48,7 +48,7 @@ func storeNewStores(t *testing.T, client redis.UniversalClient, prefix string) r
 		t.Fatal(err)
 	}
 	st := rooms.Stores{Membership: m, Presence: p, History: h, Idempotency: i}
-	if _, onCluster := client.(*redis.ClusterClient); !onCluster {
+	if _, onCluster := client.(*goredis.ClusterClient); !onCluster {
 		// As cmd/chatd builds them on one server.
 		if st.History, err = NewRedisMemberHistory(h, m); err != nil {
 			t.Fatal(err)
@@ -59,7 +59,7 @@ func storeNewStores(t *testing.T, client redis.UniversalClient, prefix string) r
 
 // storeNewPresence returns a presence store that is closed when the test
 // ends.
-func storeNewPresence(t *testing.T, client redis.UniversalClient, opts RedisPresenceOptions) *RedisPresence {
+func storeNewPresence(t *testing.T, client goredis.UniversalClient, opts RedisPresenceOptions) *RedisPresence {
 	t.Helper()
 	p, err := NewRedisPresence(client, opts)
 	if err != nil {
@@ -82,11 +82,11 @@ func TestRedisStores(t *testing.T) {
 
 func TestRedisMemberHistoryNeedsOneServer(t *testing.T) {
 	client := storeRedisServer(t)
-	other := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	other := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { _ = other.Close() })
-	onCluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	onCluster := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
 	t.Cleanup(func() { _ = onCluster.Close() })
-	newStores := func(c redis.UniversalClient) (*RedisHistory, *RedisMembership) {
+	newStores := func(c goredis.UniversalClient) (*RedisHistory, *RedisMembership) {
 		h, err := NewRedisHistory(c, RedisHistoryOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -148,7 +148,7 @@ func TestRedisStorePresenceReapsCrashedInstance(t *testing.T) {
 // sockets of an instance that crashed, on client's Redis: each user of the
 // crashed instance is reported once, and only users with a socket elsewhere
 // stay online.
-func storePresenceReapScenario(t *testing.T, client redis.UniversalClient) {
+func storePresenceReapScenario(t *testing.T, client goredis.UniversalClient) {
 	ctx := t.Context()
 	prefix := storeNewPrefix()
 	crashedClock, liveClock := storeNewClock(), storeNewClock()
@@ -238,7 +238,7 @@ func storePresenceReapScenario(t *testing.T, client redis.UniversalClient) {
 	if n, err := client.Exists(ctx, crashed.instanceKey("crashed")).Result(); err != nil || n != 0 {
 		t.Fatalf("the crashed instance's sockets are still stored (%d, %v)", n, err)
 	}
-	if _, err := client.ZScore(ctx, crashed.instancesKey(), "crashed").Result(); !errors.Is(err, redis.Nil) {
+	if _, err := client.ZScore(ctx, crashed.instancesKey(), "crashed").Result(); !errors.Is(err, goredis.Nil) {
 		t.Fatalf("the crashed instance is still listed: %v", err)
 	}
 	// The shared user's last socket going offline is reported as last.
@@ -316,7 +316,7 @@ func TestRedisStorePresenceRestoresReapedSockets(t *testing.T) {
 
 	// A socket that Redis holds but the instance does not (a call that
 	// failed after Redis ran it) is removed by the next heartbeat.
-	if _, err := client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	if _, err := client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.HSet(ctx, a.instanceKey("a"), "ghost", "carol")
 		p.HIncrBy(ctx, a.countsKey(), "carol", 1)
 		p.HSet(ctx, a.namesKey(), "carol", "Carol")
@@ -491,7 +491,7 @@ func TestRedisStoreHistoryIDsGrowAcrossInstances(t *testing.T) {
 }
 
 func TestRedisStoreOptions(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}) // never dialled
 	t.Cleanup(func() { _ = client.Close() })
 	cases := []struct {
 		name string

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/rooms"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 var _ rooms.Presence = (*RedisPresence)(nil)
@@ -82,7 +82,7 @@ type RedisPresenceOptions struct {
 //
 // Call Disconnect for every socket whose Connect succeeded.
 type RedisPresence struct {
-	client    redis.UniversalClient
+	client    goredis.UniversalClient
 	keys      string // "<prefix>:{presence}:"
 	instance  string
 	ttl       time.Duration
@@ -115,7 +115,7 @@ type RedisPresence struct {
 
 // NewRedisPresence returns a [RedisPresence] on client. Call Start to begin
 // the heartbeat and Close to end it.
-func NewRedisPresence(client redis.UniversalClient, opts RedisPresenceOptions) (*RedisPresence, error) {
+func NewRedisPresence(client goredis.UniversalClient, opts RedisPresenceOptions) (*RedisPresence, error) {
 	prefix, logger, err := storeSetup(client, opts.Prefix, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -125,21 +125,21 @@ func NewRedisPresence(client redis.UniversalClient, opts RedisPresenceOptions) (
 		ttl = DefaultPresenceTTL
 	}
 	if ttl < 10*time.Millisecond || ttl > MaxPresenceTTL {
-		return nil, fmt.Errorf("cluster: presence TTL %v must be from 10ms to %v", ttl, MaxPresenceTTL)
+		return nil, fmt.Errorf("redis: presence TTL %v must be from 10ms to %v", ttl, MaxPresenceTTL)
 	}
 	beat := opts.Heartbeat
 	if beat == 0 {
 		beat = ttl / 3
 	}
 	if beat <= 0 || beat > ttl/2 {
-		return nil, fmt.Errorf("cluster: presence heartbeat %v must be above 0 and at most half the TTL (%v)", beat, ttl/2)
+		return nil, fmt.Errorf("redis: presence heartbeat %v must be above 0 and at most half the TTL (%v)", beat, ttl/2)
 	}
 	timeout := opts.Timeout
 	if timeout == 0 {
 		timeout = DefaultPresenceTimeout
 	}
 	if timeout < 0 {
-		return nil, fmt.Errorf("cluster: presence timeout %v must be above 0", timeout)
+		return nil, fmt.Errorf("redis: presence timeout %v must be above 0", timeout)
 	}
 	id := opts.InstanceID
 	if id == "" {
@@ -166,7 +166,7 @@ func NewRedisPresence(client redis.UniversalClient, opts RedisPresenceOptions) (
 func presenceInstanceID() (string, error) {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("cluster: presence instance id: %w", err)
+		return "", fmt.Errorf("redis: presence instance id: %w", err)
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
@@ -214,7 +214,7 @@ end
 var (
 	// ARGV: now, TTL ms, instance id, socket id, user id, name. Returns the
 	// user's socket count.
-	presenceConnectScript = redis.NewScript(presenceNow + `
+	presenceConnectScript = goredis.NewScript(presenceNow + `
 local now = now_ms(ARGV[1])
 redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[2]), ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
@@ -226,7 +226,7 @@ return redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
 
 	// ARGV: socket id, user id. Returns 1 when it removed the user's last
 	// socket.
-	presenceDisconnectScript = redis.NewScript(`
+	presenceDisconnectScript = goredis.NewScript(`
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) > 0 then return 0 end
@@ -238,7 +238,7 @@ return 1
 	// ARGV: now, TTL ms, instance id. Renews the instance's expiry and
 	// returns {1 when the entry had expired already, the number of sockets
 	// recorded}.
-	presenceHeartbeatScript = redis.NewScript(presenceNow + `
+	presenceHeartbeatScript = goredis.NewScript(presenceNow + `
 local now = now_ms(ARGV[1])
 local old = redis.call('ZSCORE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
@@ -251,7 +251,7 @@ return {lapsed, redis.call('HLEN', KEYS[2])}
 	// socket of the instance. Makes the recorded sockets exactly these and
 	// returns {sockets added, sockets removed, then user id, name of each
 	// user left without a socket}.
-	presenceReconcileScript = redis.NewScript(presenceNow + `
+	presenceReconcileScript = goredis.NewScript(presenceNow + `
 local now = now_ms(ARGV[1])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 local want = {}
@@ -293,7 +293,7 @@ return out
 	// removes up to a batch of its sockets and returns {1 when sockets are
 	// left, then user id, name of each user left without a socket}; {0}
 	// when the instance is gone or alive.
-	presenceReapScript = redis.NewScript(presenceNow + `
+	presenceReapScript = goredis.NewScript(presenceNow + `
 local now = now_ms(ARGV[1])
 local d = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not d or tonumber(d) >= now then return {0} end
@@ -319,7 +319,7 @@ return out
 	// ARGV: instance id. Removes the instance's entry when it has no socket
 	// left, and otherwise marks it expired so that the others reap its
 	// sockets now. Returns the number of sockets left.
-	presenceCloseScript = redis.NewScript(`
+	presenceCloseScript = goredis.NewScript(`
 local n = redis.call('HLEN', KEYS[2])
 if n == 0 then
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -332,7 +332,7 @@ return n
 
 // presenceExpiredScript lists the expired instances other than ARGV[2].
 // KEYS[1] instances. ARGV: now, instance id.
-var presenceExpiredScript = redis.NewScript(presenceNow + `
+var presenceExpiredScript = goredis.NewScript(presenceNow + `
 local now = now_ms(ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', now))
 local out = {}
@@ -343,7 +343,7 @@ return out
 `)
 
 // errPresenceClosed answers a Connect after Close.
-var errPresenceClosed = errors.New("cluster: the presence store is closed")
+var errPresenceClosed = errors.New("redis: the presence store is closed")
 
 // Start records this instance's entry once, so that a Redis failure shows at
 // once, and then renews it every Heartbeat until Close. It fails when
@@ -356,7 +356,7 @@ func (p *RedisPresence) Start(ctx context.Context) error {
 		return errPresenceClosed
 	case p.started:
 		p.mu.Unlock()
-		return errors.New("cluster: the presence store was started already")
+		return errors.New("redis: the presence store was started already")
 	}
 	p.started = true
 	p.mu.Unlock()
@@ -364,7 +364,7 @@ func (p *RedisPresence) Start(ctx context.Context) error {
 		p.mu.Lock()
 		p.started = false
 		p.mu.Unlock()
-		return fmt.Errorf("cluster: presence heartbeat: %w", err)
+		return fmt.Errorf("redis: presence heartbeat: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -436,7 +436,7 @@ func (p *RedisPresence) renew(ctx context.Context) (lapsed bool, held int64, err
 		return false, 0, err
 	}
 	if len(res) != 2 {
-		return false, 0, fmt.Errorf("cluster: presence heartbeat answered %v", res)
+		return false, 0, fmt.Errorf("redis: presence heartbeat answered %v", res)
 	}
 	return res[0] == 1, res[1], nil
 }
@@ -468,7 +468,7 @@ func (p *RedisPresence) repair(ctx context.Context) error {
 		return err
 	}
 	if len(res) < 2 || len(res)%2 != 0 {
-		return fmt.Errorf("cluster: presence repair answered %d values", len(res))
+		return fmt.Errorf("redis: presence repair answered %d values", len(res))
 	}
 	added, _ := res[0].(int64)
 	removed, _ := res[1].(int64)
@@ -513,7 +513,7 @@ func (p *RedisPresence) Close(ctx context.Context) error {
 	}
 	n, err := presenceCloseScript.Run(ctx, p.client, p.scriptKeys(p.instance)[:2], p.instance).Int64()
 	if err != nil {
-		return fmt.Errorf("cluster: close presence: %w", err)
+		return fmt.Errorf("redis: close presence: %w", err)
 	}
 	if n > 0 {
 		p.log.Info("presence closed with sockets still recorded; other instances will report their users offline", "sockets", n)
@@ -567,8 +567,8 @@ func (p *RedisPresence) Online(ctx context.Context, userIDs []string) ([]rooms.U
 	if len(userIDs) == 0 {
 		return out, nil
 	}
-	var counts, names *redis.SliceCmd
-	_, err := p.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+	var counts, names *goredis.SliceCmd
+	_, err := p.client.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
 		counts = pipe.HMGet(ctx, p.countsKey(), userIDs...)
 		names = pipe.HMGet(ctx, p.namesKey(), userIDs...)
 		return nil
@@ -578,7 +578,7 @@ func (p *RedisPresence) Online(ctx context.Context, userIDs []string) ([]rooms.U
 	}
 	cs, ns := counts.Val(), names.Val()
 	if len(cs) != len(userIDs) || len(ns) != len(userIDs) {
-		return nil, fmt.Errorf("cluster: presence answered %d counts and %d names for %d users", len(cs), len(ns), len(userIDs))
+		return nil, fmt.Errorf("redis: presence answered %d counts and %d names for %d users", len(cs), len(ns), len(userIDs))
 	}
 	for i, id := range userIDs {
 		c, _ := cs[i].(string)
@@ -630,7 +630,7 @@ func (p *RedisPresence) reapInstance(ctx context.Context, id string, out []rooms
 			return out, err
 		}
 		if len(res) == 0 || len(res)%2 != 1 {
-			return out, fmt.Errorf("cluster: presence reap answered %d values", len(res))
+			return out, fmt.Errorf("redis: presence reap answered %d values", len(res))
 		}
 		for i := 1; i < len(res); i += 2 {
 			uid, _ := res[i].(string)

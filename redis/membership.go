@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/chatd/chatd/rooms"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 var _ rooms.Membership = (*RedisMembership)(nil)
@@ -35,13 +35,13 @@ type RedisMembershipOptions struct {
 // entries per membership), so one shard carries it for any chat that fits
 // chatd otherwise; history and idempotency keys are spread over all shards.
 type RedisMembership struct {
-	client redis.UniversalClient
+	client goredis.UniversalClient
 	keys   string // "<prefix>:{membership}:"
 	log    *slog.Logger
 }
 
 // NewRedisMembership returns a [RedisMembership] on client.
-func NewRedisMembership(client redis.UniversalClient, opts RedisMembershipOptions) (*RedisMembership, error) {
+func NewRedisMembership(client goredis.UniversalClient, opts RedisMembershipOptions) (*RedisMembership, error) {
 	prefix, logger, err := storeSetup(client, opts.Prefix, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -55,7 +55,7 @@ func (m *RedisMembership) roomKey(room string) string   { return m.keys + "room:
 // membershipJoinScript adds a membership unless the user already has it
 // (0) or is in ARGV[3] rooms already (-1); it returns 1 when it added it.
 // KEYS: the user's rooms, the room's members. ARGV: room, user id, maxRooms.
-var membershipJoinScript = redis.NewScript(`
+var membershipJoinScript = goredis.NewScript(`
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
   redis.call('SADD', KEYS[2], ARGV[2])
   return 0
@@ -70,7 +70,7 @@ return 1
 
 // membershipLeaveScript removes a membership and returns 1 when there was
 // one. KEYS: the user's rooms, the room's members. ARGV: room, user id.
-var membershipLeaveScript = redis.NewScript(`
+var membershipLeaveScript = goredis.NewScript(`
 local left = redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 return left

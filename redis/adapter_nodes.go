@@ -1,11 +1,11 @@
-package cluster
+package redis
 
 import (
 	"context"
 	"errors"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // aliveNodes lists the other instances heard from within HeartbeatTimeout.
@@ -172,7 +172,7 @@ func (b *AdapterBuilder) noteRedis(err error) {
 		b.redisOK.Store(true)
 		return
 	}
-	if b.ctx.Err() == nil && !errors.Is(err, redis.Nil) {
+	if b.ctx.Err() == nil && !errors.Is(err, goredis.Nil) {
 		b.redisOK.Store(false)
 	}
 }

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
@@ -53,13 +53,13 @@ func (a *RedisAdapter) record(data []any, opts *socket.BroadcastOptions, maxAge 
 	// builder closed are still worth recording.
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	args := &redis.XAddArgs{
+	args := &goredis.XAddArgs{
 		Stream: b.streamKey,
 		MaxLen: b.opts.RecoveryStreamLength,
 		Approx: true,
 		Values: []any{recoveryField, payload},
 	}
-	var add *redis.StringCmd
+	var add *goredis.StringCmd
 	if minID, ok := a.trimDue(maxAge); ok {
 		pipe := b.client.Pipeline()
 		add = pipe.XAdd(ctx, args)
@@ -93,7 +93,7 @@ func (a *RedisAdapter) record(data []any, opts *socket.BroadcastOptions, maxAge 
 // stream refused the entry, {"0-0", error} after publishing with "0-0":
 // the other instances get the broadcast either way, as they do when
 // recording and publishing are two commands.
-var recordPublishScript = redis.NewScript(`
+var recordPublishScript = goredis.NewScript(`
 local r
 if ARGV[1] == '0' then
   r = redis.pcall('XADD', KEYS[1], '*', 'p', ARGV[2])
@@ -158,13 +158,13 @@ func (a *RedisAdapter) recordAndPublish(data []any, packetType uint8, opts *sock
 	case <-wait.C:
 		// Behind a backlog or a Redis that does not answer: the local
 		// sockets get the packet now, without a usable offset.
-		res.err = errors.New("cluster: recording timed out in the publish queue")
+		res.err = errors.New("redis: recording timed out in the publish queue")
 	}
 	select {
 	case res = <-job.done: // it did finish
 	default:
 	}
-	var refused redis.Error
+	var refused goredis.Error
 	if res.err != nil && errors.As(res.err, &refused) {
 		// Redis answered the script with an error (it refuses writes, say):
 		// nothing was published, so the usual path may still publish.
@@ -272,14 +272,14 @@ func (a *RedisAdapter) RestoreSession(pid socket.PrivateSessionId, offset string
 	b := a.b
 	if !b.redisOK.Load() {
 		// Fail fast: the client waits for its CONNECT meanwhile.
-		return nil, errors.New("cluster: restore session: Redis unreachable")
+		return nil, errors.New("redis: restore session: Redis unreachable")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.RequestTimeout)
 	defer cancel()
 	at, err := b.client.XRangeN(ctx, b.streamKey, offset, offset, 1).Result()
 	b.noteRedis(err)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: restore session: reading the recovery stream: %w", err)
+		return nil, fmt.Errorf("redis: restore session: reading the recovery stream: %w", err)
 	}
 	if len(at) != 1 || at[0].ID != offset {
 		// The offset was trimmed from the stream or never was in it: the
@@ -293,16 +293,16 @@ func (a *RedisAdapter) RestoreSession(pid socket.PrivateSessionId, offset string
 	_, _ = pipe.Exec(ctx)
 
 	raw, err := getSession.Bytes()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
 	b.noteRedis(err)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: restore session: %w", err)
+		return nil, fmt.Errorf("redis: restore session: %w", err)
 	}
 	entries, err := readStream.Result()
 	if err != nil {
-		return nil, fmt.Errorf("cluster: restore session: reading the recovery stream: %w", err)
+		return nil, fmt.Errorf("redis: restore session: reading the recovery stream: %w", err)
 	}
 	var sess wireSession
 	if err := decodeWire(raw, &sess); err != nil {

@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
@@ -42,12 +42,12 @@ const (
 )
 
 // ErrAdapterClosed is returned by cluster-wide operations after Close.
-var ErrAdapterClosed = errors.New("cluster: the adapter is closed")
+var ErrAdapterClosed = errors.New("redis: the adapter is closed")
 
 // ErrRequestTimeout is returned (wrapped, with the number of answers) when
 // not every live instance answered a request within RequestTimeout. The
 // answers that did arrive are returned with it.
-var ErrRequestTimeout = errors.New("cluster: not every instance answered in time")
+var ErrRequestTimeout = errors.New("redis: not every instance answered in time")
 
 // AdapterOptions configures the Redis socket.io adapter. Zero values take the
 // defaults above.
@@ -121,7 +121,7 @@ type AdapterStats struct {
 // queue and the view of the other instances. It implements
 // socket.AdapterConstructor: pass it to ServerOptions.SetAdapter.
 type AdapterBuilder struct {
-	client redis.UniversalClient
+	client goredis.UniversalClient
 	opts   AdapterOptions
 	log    *slog.Logger
 	id     string
@@ -163,10 +163,10 @@ type AdapterBuilder struct {
 	offsetOK atomic.Bool
 
 	subMu   sync.Mutex // guards the following fields
-	ps      *redis.PubSub
+	ps      *goredis.PubSub
 	applied map[string]struct{} // room channels subscribed on ps
 
-	current atomic.Pointer[redis.PubSub] // ps, for the receiving goroutine
+	current atomic.Pointer[goredis.PubSub] // ps, for the receiving goroutine
 
 	dirtyMu sync.Mutex // guards dirty
 	dirty   map[string]adapterRoomRef
@@ -225,9 +225,9 @@ type recordResult struct {
 // and starts the heartbeats. Redis being unreachable is not an error: the
 // builder waits at most RequestTimeout for a first answer, then keeps trying
 // in the background, and Ready reports false until it succeeds.
-func NewAdapterBuilder(client redis.UniversalClient, opts AdapterOptions) (*AdapterBuilder, error) {
+func NewAdapterBuilder(client goredis.UniversalClient, opts AdapterOptions) (*AdapterBuilder, error) {
 	if client == nil {
-		return nil, errors.New("cluster: adapter: a Redis client is required")
+		return nil, errors.New("redis: adapter: a Redis client is required")
 	}
 	opts, err := adapterDefaults(opts)
 	if err != nil {
@@ -261,7 +261,7 @@ func NewAdapterBuilder(client redis.UniversalClient, opts AdapterOptions) (*Adap
 		acks:        make(map[string]*pendingAck),
 		limiter:     adapterLogLimiter{every: 10 * time.Second},
 	}
-	_, onCluster := client.(*redis.ClusterClient)
+	_, onCluster := client.(*goredis.ClusterClient)
 	b.oneServer = !onCluster
 	b.offsetOK.Store(true) // no other instance yet
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -324,19 +324,19 @@ func adapterDefaults(o AdapterOptions) (AdapterOptions, error) {
 	}
 	switch {
 	case o.HeartbeatInterval < 0:
-		return o, fmt.Errorf("cluster: adapter: HeartbeatInterval %v must be positive", o.HeartbeatInterval)
+		return o, fmt.Errorf("redis: adapter: HeartbeatInterval %v must be positive", o.HeartbeatInterval)
 	case o.HeartbeatTimeout <= o.HeartbeatInterval:
-		return o, fmt.Errorf("cluster: adapter: HeartbeatTimeout %v must be longer than HeartbeatInterval %v", o.HeartbeatTimeout, o.HeartbeatInterval)
+		return o, fmt.Errorf("redis: adapter: HeartbeatTimeout %v must be longer than HeartbeatInterval %v", o.HeartbeatTimeout, o.HeartbeatInterval)
 	case o.RequestTimeout < 0:
-		return o, fmt.Errorf("cluster: adapter: RequestTimeout %v must be positive", o.RequestTimeout)
+		return o, fmt.Errorf("redis: adapter: RequestTimeout %v must be positive", o.RequestTimeout)
 	case o.PublishTimeout < 0:
-		return o, fmt.Errorf("cluster: adapter: PublishTimeout %v must be positive", o.PublishTimeout)
+		return o, fmt.Errorf("redis: adapter: PublishTimeout %v must be positive", o.PublishTimeout)
 	case o.PublishQueueSize < 0:
-		return o, fmt.Errorf("cluster: adapter: PublishQueueSize %d must be positive", o.PublishQueueSize)
+		return o, fmt.Errorf("redis: adapter: PublishQueueSize %d must be positive", o.PublishQueueSize)
 	case o.RecoveryStreamLength < 0:
-		return o, fmt.Errorf("cluster: adapter: RecoveryStreamLength %d must be positive", o.RecoveryStreamLength)
+		return o, fmt.Errorf("redis: adapter: RecoveryStreamLength %d must be positive", o.RecoveryStreamLength)
 	case o.RecoveryMaxPackets < 0:
-		return o, fmt.Errorf("cluster: adapter: RecoveryMaxPackets %d must be positive", o.RecoveryMaxPackets)
+		return o, fmt.Errorf("redis: adapter: RecoveryMaxPackets %d must be positive", o.RecoveryMaxPackets)
 	}
 	return o, nil
 }

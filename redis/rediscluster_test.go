@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/chatd/chatd/rooms"
@@ -86,8 +86,8 @@ func startTestRedisCluster(t testing.TB, masters int) *testRedisCluster {
 
 // client returns a cluster client built as chatd builds it for redis.addrs
 // without redis.master_name; it is closed when the test ends.
-func (c *testRedisCluster) client() *redis.ClusterClient {
-	u := redis.NewUniversalClient(&redis.UniversalOptions{
+func (c *testRedisCluster) client() *goredis.ClusterClient {
+	u := goredis.NewUniversalClient(&goredis.UniversalOptions{
 		Addrs:                 c.addrs,
 		IsClusterMode:         true,
 		ClientName:            "chatd",
@@ -98,7 +98,7 @@ func (c *testRedisCluster) client() *redis.ClusterClient {
 		MaxRetries:            1,
 	})
 	c.t.Cleanup(func() { _ = u.Close() })
-	cc, ok := u.(*redis.ClusterClient)
+	cc, ok := u.(*goredis.ClusterClient)
 	if !ok {
 		c.t.Fatalf("NewUniversalClient with IsClusterMode returned a %T", u)
 	}
@@ -116,7 +116,7 @@ func TestRedisCluster(t *testing.T) {
 		// The suite only proves something about Redis Cluster if the
 		// stores' keys did not all land on one shard.
 		var shards atomic.Int64
-		err := client.ForEachMaster(t.Context(), func(ctx context.Context, node *redis.Client) error {
+		err := client.ForEachMaster(t.Context(), func(ctx context.Context, node *goredis.Client) error {
 			n, err := node.DBSize(ctx).Result()
 			if n > 0 {
 				shards.Add(1)
@@ -133,7 +133,7 @@ func TestRedisCluster(t *testing.T) {
 	})
 
 	t.Run("adapter", func(t *testing.T) {
-		adapterTopologyScenario(t, "t-topo-cluster", func() redis.UniversalClient { return rc.client() })
+		adapterTopologyScenario(t, "t-topo-cluster", func() goredis.UniversalClient { return rc.client() })
 	})
 }
 
@@ -173,7 +173,7 @@ func topologyWaitSubscribed(t *testing.T, node *adapterTestNode, rooms ...socket
 // socket join a room in time for the next broadcast; and a dropped client
 // resumes its session, with the packets it missed, on the other instance.
 // It returns the two instances and bob, a client on the second one in room r.
-func adapterTopologyScenario(t *testing.T, prefix string, newClient func() redis.UniversalClient) topologyInstances {
+func adapterTopologyScenario(t *testing.T, prefix string, newClient func() goredis.UniversalClient) topologyInstances {
 	t.Helper()
 	a := newAdapterTestNode(t, newClient(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
 	b := newAdapterTestNode(t, newClient(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})

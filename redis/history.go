@@ -1,4 +1,4 @@
-package cluster
+package redis
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"slices"
 
 	"github.com/chatd/chatd/rooms"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 var _ rooms.History = (*RedisHistory)(nil)
@@ -40,14 +40,14 @@ type RedisHistoryOptions struct {
 // max-deleted-entry-id, the newest deleted id); before 7.0 it reports a gap
 // whenever an After id is older than a full room's oldest message.
 type RedisHistory struct {
-	client redis.UniversalClient
+	client goredis.UniversalClient
 	keys   string // "<prefix>:history:"
 	size   int
 	log    *slog.Logger
 }
 
 // NewRedisHistory returns a [RedisHistory] on client.
-func NewRedisHistory(client redis.UniversalClient, opts RedisHistoryOptions) (*RedisHistory, error) {
+func NewRedisHistory(client goredis.UniversalClient, opts RedisHistoryOptions) (*RedisHistory, error) {
 	prefix, logger, err := storeSetup(client, opts.Prefix, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func NewRedisHistory(client redis.UniversalClient, opts RedisHistoryOptions) (*R
 		size = DefaultHistorySize
 	}
 	if size < 1 {
-		return nil, fmt.Errorf("cluster: history size %d must be at least 1 (messages kept per room)", size)
+		return nil, fmt.Errorf("redis: history size %d must be at least 1 (messages kept per room)", size)
 	}
 	return &RedisHistory{client: client, keys: prefix + ":history:", size: size, log: logger}, nil
 }
@@ -83,7 +83,7 @@ end
 
 // historyAppendScript adds ARGV[1] to the stream KEYS[1] and deletes its
 // oldest entries beyond ARGV[2]; it returns the new entry's id.
-var historyAppendScript = redis.NewScript(`
+var historyAppendScript = goredis.NewScript(`
 local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1])` +
 	fmt.Sprintf(historyTrimLua, 1, 2) + `
 return id
@@ -92,7 +92,7 @@ return id
 // historyMemberAppendScript does what historyAppendScript does to the stream
 // KEYS[2], with ARGV[2] and ARGV[3], when ARGV[1] is in the set KEYS[1] (the
 // sender's rooms); otherwise it stores nothing and returns nil.
-var historyMemberAppendScript = redis.NewScript(`
+var historyMemberAppendScript = goredis.NewScript(`
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return false
 end
@@ -107,7 +107,7 @@ func (h *RedisHistory) Append(ctx context.Context, m rooms.Message) (rooms.Messa
 	m.ID = ""
 	body, err := json.Marshal(m)
 	if err != nil {
-		return rooms.Message{}, fmt.Errorf("cluster: encode message: %w", err)
+		return rooms.Message{}, fmt.Errorf("redis: encode message: %w", err)
 	}
 	id, err := historyAppendScript.Run(ctx, h.client, []string{h.key(m.Room)}, body, h.size).Text()
 	if err != nil {
@@ -134,13 +134,13 @@ type RedisMemberHistory struct {
 // members, which must share one client that is not a Redis Cluster client.
 func NewRedisMemberHistory(h *RedisHistory, members *RedisMembership) (*RedisMemberHistory, error) {
 	if h == nil || members == nil {
-		return nil, errors.New("cluster: a member history needs a history and a membership store")
+		return nil, errors.New("redis: a member history needs a history and a membership store")
 	}
 	if h.client != members.client {
-		return nil, errors.New("cluster: a member history's stores must share one Redis client")
+		return nil, errors.New("redis: a member history's stores must share one Redis client")
 	}
-	if _, ok := h.client.(*redis.ClusterClient); ok {
-		return nil, errors.New("cluster: a member history cannot run on Redis Cluster: its membership and history keys share no slot")
+	if _, ok := h.client.(*goredis.ClusterClient); ok {
+		return nil, errors.New("redis: a member history cannot run on Redis Cluster: its membership and history keys share no slot")
 	}
 	return &RedisMemberHistory{RedisHistory: h, members: members}, nil
 }
@@ -150,11 +150,11 @@ func (h *RedisMemberHistory) AppendIfMember(ctx context.Context, m rooms.Message
 	m.ID = ""
 	body, err := json.Marshal(m)
 	if err != nil {
-		return rooms.Message{}, false, fmt.Errorf("cluster: encode message: %w", err)
+		return rooms.Message{}, false, fmt.Errorf("redis: encode message: %w", err)
 	}
 	keys := []string{h.members.userKey(m.UserID), h.key(m.Room)}
 	id, err := historyMemberAppendScript.Run(ctx, h.client, keys, m.Room, body, h.size).Text()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, goredis.Nil) {
 		return rooms.Message{}, false, nil
 	}
 	if err != nil {
@@ -211,9 +211,9 @@ func (h *RedisHistory) pageAfter(ctx context.Context, room, key string, after ro
 		// Nothing is newer, and Redis refuses to step past the largest id.
 		return rooms.Page{Messages: []rooms.Message{}}, nil
 	}
-	var entries *redis.XMessageSliceCmd
-	var info *redis.XInfoStreamCmd
-	_, err := h.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	var entries *goredis.XMessageSliceCmd
+	var info *goredis.XInfoStreamCmd
+	_, err := h.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		entries = p.XRangeN(ctx, key, "("+after.String(), "+", limit)
 		info = p.XInfoStream(ctx, key)
 		return nil
@@ -231,7 +231,7 @@ func (h *RedisHistory) pageAfter(ctx context.Context, room, key string, after ro
 		return rooms.Page{}, err
 	}
 	if info.Err() != nil || info.Val() == nil {
-		return rooms.Page{}, fmt.Errorf("cluster: XINFO STREAM %s: %w", key, info.Err())
+		return rooms.Page{}, fmt.Errorf("redis: XINFO STREAM %s: %w", key, info.Err())
 	}
 	gap, err := historyGap(after, *info.Val(), list[0].ID, h.size)
 	if err != nil {
@@ -244,35 +244,35 @@ func (h *RedisHistory) pageAfter(ctx context.Context, room, key string, after ro
 // is older than the newest deleted id. Before Redis 7.0 XINFO lacks
 // that id; then a gap is assumed when after is older than the first entry
 // returned and the stream is full (size entries).
-func historyGap(after rooms.MessageID, info redis.XInfoStream, first string, size int) (bool, error) {
+func historyGap(after rooms.MessageID, info goredis.XInfoStream, first string, size int) (bool, error) {
 	if info.MaxDeletedEntryID == "" {
 		firstID, ok := rooms.ParseID(first)
 		if !ok {
-			return false, fmt.Errorf("cluster: history entry has id %q, not <ms>-<seq>", first)
+			return false, fmt.Errorf("redis: history entry has id %q, not <ms>-<seq>", first)
 		}
 		return after.Less(firstID) && info.Length >= int64(size), nil
 	}
 	dropped, ok := rooms.ParseID(info.MaxDeletedEntryID)
 	if !ok {
-		return false, fmt.Errorf("cluster: XINFO STREAM max-deleted-entry-id %q is not <ms>-<seq>", info.MaxDeletedEntryID)
+		return false, fmt.Errorf("redis: XINFO STREAM max-deleted-entry-id %q is not <ms>-<seq>", info.MaxDeletedEntryID)
 	}
 	return after.Less(dropped), nil
 }
 
 // page decodes stream entries (oldest first) into a page of room.
-func (h *RedisHistory) page(room string, entries []redis.XMessage, gap bool) (rooms.Page, error) {
+func (h *RedisHistory) page(room string, entries []goredis.XMessage, gap bool) (rooms.Page, error) {
 	out := make([]rooms.Message, 0, len(entries))
 	for _, e := range entries {
 		m, err := decodeHistoryEntry(e)
 		if err != nil {
-			return rooms.Page{}, fmt.Errorf("cluster: history of room %q: %w", room, err)
+			return rooms.Page{}, fmt.Errorf("redis: history of room %q: %w", room, err)
 		}
 		out = append(out, m)
 	}
 	return rooms.Page{Messages: out, Gap: gap}, nil
 }
 
-func decodeHistoryEntry(e redis.XMessage) (rooms.Message, error) {
+func decodeHistoryEntry(e goredis.XMessage) (rooms.Message, error) {
 	raw, ok := e.Values[historyField].(string)
 	if !ok {
 		return rooms.Message{}, fmt.Errorf("entry %s has no field %q", e.ID, historyField)
