@@ -1,7 +1,6 @@
 package web
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,7 +8,14 @@ import (
 	"testing/fstest"
 )
 
-func get(t *testing.T, h http.Handler, method, target string, header map[string]string) *http.Response {
+// response is what a handler answered, read whole.
+type response struct {
+	StatusCode int
+	Header     http.Header
+	Body       string
+}
+
+func get(t *testing.T, h http.Handler, method, target string, header map[string]string) response {
 	t.Helper()
 	req := httptest.NewRequest(method, target, nil)
 	for k, v := range header {
@@ -17,16 +23,12 @@ func get(t *testing.T, h http.Handler, method, target string, header map[string]
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	return rec.Result()
+	return response{StatusCode: rec.Code, Header: rec.Header(), Body: rec.Body.String()}
 }
 
-func body(t *testing.T, res *http.Response) string {
+func body(t *testing.T, res response) string {
 	t.Helper()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return res.Body
 }
 
 func TestNotBuiltSaysHowToBuild(t *testing.T) {

@@ -282,8 +282,9 @@ func (c *client) routeCtrl(b []byte) bool {
 		return false
 	}
 	c.mu.Lock()
-	ch := c.ctrl[int64(id)]
-	delete(c.ctrl, int64(id))
+	key := int64(id) //nolint:gosec // ids are small counters starting at ctrlAckBase
+	ch := c.ctrl[key]
+	delete(c.ctrl, key)
 	c.mu.Unlock()
 	if ch != nil {
 		ch <- append([]byte(nil), rest...)

@@ -188,7 +188,7 @@ func (m *member) onMessage(b []byte, at int64) {
 		f.duplicates.Add(1)
 	}
 	w := f.win.Load()
-	st := int64(sentAt)
+	st := int64(sentAt) //nolint:gosec // a Unix time in nanoseconds fits an int64
 	if st < w.start {
 		return
 	}

@@ -30,10 +30,10 @@ func histIndex(v int64) int {
 	}
 	u := uint64(v)
 	if u < 2<<histSubBits {
-		return int(u)
+		return int(u) //nolint:gosec // below 2<<histSubBits
 	}
 	shift := bits.Len64(u) - histSubBits - 1
-	i := shift<<histSubBits + int(u>>uint(shift))
+	i := shift<<histSubBits + int(u>>uint(shift)) //nolint:gosec // below 2<<histSubBits after the shift
 	if i >= histBuckets {
 		return histBuckets - 1
 	}

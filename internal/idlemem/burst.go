@@ -184,7 +184,7 @@ func burstTarget(live, headroom uint64, floor, base int) int {
 	if live == 0 {
 		return base
 	}
-	g := int(min(uint64(base), 100*headroom/live))
+	g := int(min(uint64(max(base, 0)), 100*headroom/live)) //nolint:gosec // at most base, an int
 	return max(g, floor)
 }
 

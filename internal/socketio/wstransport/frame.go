@@ -58,6 +58,6 @@ func MessageFrame(encoded []byte) []byte {
 // closeFrame returns a close frame with the given status code and no reason.
 func closeFrame(code int) []byte {
 	var p [2]byte
-	binary.BigEndian.PutUint16(p[:], uint16(code))
+	binary.BigEndian.PutUint16(p[:], uint16(code)) //nolint:gosec // close codes are 1000 to 4999
 	return appendFrame(make([]byte, 0, 4), opClose, 0, false, p[:])
 }

@@ -44,14 +44,14 @@ func newPoller() (*poller, error) {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
 	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
+		_ = syscall.Close(fd)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
 	// A non-blocking descriptor makes a File the runtime polls.
 	file := os.NewFile(uintptr(fd), "epoll")
 	raw, err := file.SyscallConn()
 	if err != nil {
-		file.Close()
+		_ = file.Close()
 		return nil, err
 	}
 	p := &poller{epfd: fd, file: file, raw: raw, handlers: make(map[uint64]func())}
@@ -94,12 +94,14 @@ func (p *poller) wait() {
 	}
 }
 
+// eventID and pollEvent carry a 64-bit id in the event's two 32-bit fields;
+// the conversions reinterpret bits and cannot overflow.
 func eventID(ev syscall.EpollEvent) uint64 {
-	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32 //nolint:gosec // bit reinterpretation
 }
 
 func pollEvent(id uint64) syscall.EpollEvent {
-	return syscall.EpollEvent{Events: pollEvents, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+	return syscall.EpollEvent{Events: pollEvents, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))} //nolint:gosec // bit reinterpretation
 }
 
 // add registers the connection behind raw; ready runs (in a new goroutine)
