@@ -19,7 +19,6 @@ type metrics struct {
 	fanout      prometheus.Histogram
 	rateLimited prometheus.Counter
 	draining    prometheus.Gauge
-	apiRequests *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, roomCount func() float64, ws *wstransport.Stats) *metrics {
@@ -50,12 +49,9 @@ func newMetrics(reg prometheus.Registerer, roomCount func() float64, ws *wstrans
 		draining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chatd_draining", Help: "1 while this instance drains before shutting down.",
 		}),
-		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chatd_api_requests_total", Help: "Server API requests, by route and status code.",
-		}, []string{"route", "status"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sockets, m.users, m.eventsIn, m.eventsOut, m.acks, m.fanout, m.rateLimited, m.draining, m.apiRequests)
+		reg.MustRegister(m.sockets, m.users, m.eventsIn, m.eventsOut, m.acks, m.fanout, m.rateLimited, m.draining)
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "chatd_rooms", Help: "socket.io rooms with a socket on this instance (chat rooms, user rooms and socket rooms).",
 		}, roomCount))
