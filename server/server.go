@@ -318,8 +318,8 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, pattern := s.first.Handler(r); pattern != "" {
-		h.ServeHTTP(w, r)
+	if _, pattern := s.first.Handler(r); pattern != "" {
+		s.first.ServeHTTP(w, r) // which sets the request's path values
 		return
 	}
 	s.mux.ServeHTTP(w, r)
