@@ -15,7 +15,11 @@ func TestHandle(t *testing.T) {
 	ts := newRoutesServer(t, Config{Web: web}, nil)
 	s := serverOf(t, ts)
 	s.Handle("/{stage}/@connections/{socketId}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte("staged " + r.PathValue("stage") + " " + r.PathValue("socketId")))
+		body := "staged without its path values"
+		if r.PathValue("stage") == "prod" && r.PathValue("socketId") == "abc" {
+			body = "staged prod abc"
+		}
+		_, _ = w.Write([]byte(body))
 	}))
 	s.Handle("GET /api/v1/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("api")) }))
 

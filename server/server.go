@@ -301,9 +301,9 @@ func (s *Server) routes(sio http.Handler) {
 // pattern) with h, beside the server's own routes; cmd/chatd mounts the
 // server API with it. Call it before serving. A pattern whose first path
 // segment is a wildcard, such as "/{stage}/@connections/{socketId}", would
-// conflict with "/socket.io/" in one ServeMux; such patterns are matched
-// first, ahead of every other route, and must not be given methods that
-// other patterns of the same path have.
+// conflict with "/socket.io/" in one ServeMux; such patterns are kept in a
+// ServeMux of their own that is matched first, ahead of every other route,
+// so they should be narrow (a fixed segment after the wildcard).
 func (s *Server) Handle(pattern string, h http.Handler) {
 	path := pattern
 	if i := strings.IndexByte(pattern, ' '); i >= 0 {
