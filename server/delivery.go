@@ -141,3 +141,23 @@ func (d *Delivery) FindSocket(ctx context.Context, id string) (*socket.RemoteSoc
 		return nil, nil
 	}
 }
+
+// UserRoom is the socket.io room that holds every socket of a user, on
+// every instance: a target of Emit and Disconnect that reaches all of them.
+func UserRoom(userID string) socket.Room { return userRoom(userID) }
+
+// SocketUser returns the user a socket authenticated as and when it
+// connected, in Unix milliseconds, as the server stored them in the
+// socket's data; ok is false for a socket the server did not authenticate.
+// The server API reads it from the sockets FindSocket finds.
+func SocketUser(sock *socket.RemoteSocket) (u rooms.User, connectedAt int64, ok bool) {
+	return socketUser(sock.Data())
+}
+
+// DisplayName checks a display name the way the server checks the one a
+// client connects with: empty is fallback (the user id), cut to the
+// longest name; otherwise at most that many characters and no control
+// characters. The error is a sentence that may be shown to the caller.
+func DisplayName(name, fallback string) (string, error) {
+	return displayName(name, fallback)
+}

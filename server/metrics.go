@@ -19,7 +19,6 @@ type metrics struct {
 	fanout      prometheus.Histogram
 	rateLimited prometheus.Counter
 	draining    prometheus.Gauge
-	apiRequests *prometheus.CounterVec
 	// serverCloses counts the connections the server closed, by reason
 	// (see closeWatch).
 	serverCloses *prometheus.CounterVec
@@ -53,16 +52,13 @@ func newMetrics(reg prometheus.Registerer, roomCount func() float64, ws *wstrans
 		draining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chatd_draining", Help: "1 while this instance drains before shutting down.",
 		}),
-		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chatd_api_requests_total", Help: "Server API requests, by route and status code.",
-		}, []string{"route", "status"}),
 		serverCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_server_closes_total",
 			Help: "Engine.IO connections closed by the server rather than by the client, by reason: drain, flooding, setup failed (chatd's own), or the engine's (ping timeout, transport error, parse error, forced close, server shutting down).",
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sockets, m.users, m.eventsIn, m.eventsOut, m.acks, m.fanout, m.rateLimited, m.draining, m.apiRequests, m.serverCloses)
+		reg.MustRegister(m.sockets, m.users, m.eventsIn, m.eventsOut, m.acks, m.fanout, m.rateLimited, m.draining, m.serverCloses)
 		// Present from the start, so that a dashboard (and a test) sees 0.
 		for _, r := range []string{closeDrain, closeFlooding, closeSetup, "ping timeout", "transport error", "parse error", "forced close"} {
 			m.serverCloses.WithLabelValues(r)

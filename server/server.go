@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,9 +68,6 @@ type Config struct {
 	// it is disconnected. Default wstransport.DefaultSendBufferBytes.
 	SendBufferBytes int
 
-	// API configures the server API; see api.go.
-	API APIConfig
-
 	// InstanceID names this instance in logs.
 	InstanceID string
 	// Version is reported by /chatd/config.json.
@@ -109,8 +107,10 @@ type Server struct {
 	ready    func() bool
 	metrics  *metrics
 	reg      *prometheus.Registry
-	api      *api
 	delivery *Delivery
+	// first holds the routes mounted with Handle whose first path segment
+	// is a wildcard; ServeHTTP tries them before mux.
+	first *http.ServeMux
 
 	failures  *failureLog
 	closes    *closeWatch
@@ -197,6 +197,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:   log,
 		auth:  auth,
 		mux:   http.NewServeMux(),
+		first: http.NewServeMux(),
 		ready: ready,
 		reg:   reg,
 		users: make(map[string]int),
@@ -254,7 +255,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 	})
 
-	s.api = newAPI(s, cfg.API)
 	s.routes(sameOriginAllowed(socketio.ReleaseAfterUpgrade(s.polls.Wrap(s.io.ServeHandler(nil)))))
 	// After ServeHandler, which makes the engine.
 	s.watchCloses()
@@ -296,16 +296,34 @@ func (s *Server) routes(sio http.Handler) {
 		s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	s.api.routes(s.mux)
 	if s.cfg.Web != nil {
 		s.mux.Handle("/", s.cfg.Web)
 	}
 }
 
+// Handle serves the requests that match pattern (an http.ServeMux
+// pattern) with h, beside the server's own routes; cmd/chatd mounts the
+// server API with it. Call it before serving. A pattern whose first path
+// segment is a wildcard, such as "/{stage}/@connections/{socketId}", would
+// conflict with "/socket.io/" in one ServeMux; such patterns are kept in a
+// ServeMux of their own that is matched first, ahead of every other route,
+// so they should be narrow (a fixed segment after the wildcard).
+func (s *Server) Handle(pattern string, h http.Handler) {
+	path := pattern
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		path = strings.TrimLeft(pattern[i:], " ")
+	}
+	if strings.HasPrefix(path, "/{") {
+		s.first.Handle(pattern, h)
+		return
+	}
+	s.mux.Handle(pattern, h)
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// /{stage}/@connections/{id} cannot be a mux pattern beside /socket.io/.
-	if s.api.serveStagedGateway(w, r) {
+	if _, pattern := s.first.Handler(r); pattern != "" {
+		s.first.ServeHTTP(w, r) // which sets the request's path values
 		return
 	}
 	s.mux.ServeHTTP(w, r)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/chatd/chatd/api"
 	"github.com/chatd/chatd/config"
 	"github.com/chatd/chatd/internal/idlemem"
 	"github.com/chatd/chatd/rooms"
@@ -194,18 +195,10 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		RecoveryBufferLength:     cfg.Recovery.StreamLength,
 		CORSOrigins:              cfg.CORS.Origins,
 		RequestTimeout:           requestTimeout(cfg),
-		API: server.APIConfig{
-			Token:              cfg.API.Token,
-			GatewayEvent:       cfg.API.GatewayEvent,
-			AWSAccessKeyID:     cfg.API.AWSAccessKeyID,
-			AWSSecretAccessKey: cfg.API.AWSSecretAccessKey,
-			Rate:               cfg.API.Rate,
-			Burst:              cfg.API.Burst,
-		},
-		InstanceID: cfg.Instance.ID,
-		Version:    version,
-		Metrics:    cfg.Metrics.Enabled,
-		Pprof:      cfg.Debug.Pprof,
+		InstanceID:               cfg.Instance.ID,
+		Version:                  version,
+		Metrics:                  cfg.Metrics.Enabled,
+		Pprof:                    cfg.Debug.Pprof,
 	}
 	if cfg.Web.Enabled {
 		scfg.Web = web.Handler()
@@ -217,6 +210,25 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	if err != nil {
 		_ = m.Close()
 		return nil, err
+	}
+	// The server API enters at the same rules (chat) and delivery as the
+	// sockets do, and is served beside them.
+	acfg := api.Config{
+		Token:              cfg.API.Token,
+		GatewayEvent:       cfg.API.GatewayEvent,
+		AWSAccessKeyID:     cfg.API.AWSAccessKeyID,
+		AWSSecretAccessKey: cfg.API.AWSSecretAccessKey,
+		Rate:               cfg.API.Rate,
+		Burst:              cfg.API.Burst,
+		RequestTimeout:     scfg.RequestTimeout,
+	}
+	apiHandler, err := api.New(acfg, api.Deps{Chat: chat, Delivery: m.srv.Delivery(), Logger: m.log, Registry: reg})
+	if err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	for _, p := range api.Patterns() {
+		m.srv.Handle(p, apiHandler)
 	}
 	return m, nil
 }

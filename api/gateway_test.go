@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"net/http"
@@ -28,7 +28,7 @@ func wantGatewayError(t *testing.T, r apiResponse, status int, errType string, w
 func TestGatewayBearer(t *testing.T) {
 	for _, prefix := range []string{"/@connections/", "/prod/@connections/", "/prod/%40connections/"} {
 		t.Run(prefix, func(t *testing.T) {
-			s, ts := apiTestServer(t, APIConfig{Token: apiToken})
+			s, ts := apiTestServer(t, Config{Token: apiToken})
 			alice := apiDial(t, ts, map[string]any{"userId": "alice"}, http.Header{"User-Agent": {"chatd-test/1.0"}})
 			before := time.Now().Add(-time.Second)
 
@@ -88,7 +88,7 @@ func TestGatewayBearer(t *testing.T) {
 }
 
 func TestGatewayCustomEvent(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{Token: apiToken, GatewayEvent: "server-push"})
+	_, ts := apiTestServer(t, Config{Token: apiToken, GatewayEvent: "server-push"})
 	c := apiDial(t, ts, map[string]any{"userId": "u"}, nil)
 	if r := apiDo(t, ts, http.MethodPost, "/dev/@connections/"+c.id, apiToken, `[1,2]`); r.status != http.StatusOK {
 		t.Fatalf("POST: %d %s", r.status, r.raw)
@@ -99,7 +99,7 @@ func TestGatewayCustomEvent(t *testing.T) {
 }
 
 func TestGatewayPaths(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	_, ts := apiTestServer(t, Config{Token: apiToken})
 	// Not gateway paths: the stage matcher leaves them to the mux.
 	for _, p := range []string{"/a/b/@connections/x", "//@connections/x", "/prod/@connections/", "/prod/connections/x"} {
 		if _, ok := stagedGatewayPath(p); ok {

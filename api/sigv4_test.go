@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"context"
@@ -49,9 +49,9 @@ func (sr sigV4Request) signed(t *testing.T, ts *httptest.Server) *http.Request {
 }
 
 func TestGatewaySigV4(t *testing.T) {
-	s, ts := apiTestServer(t, APIConfig{AWSAccessKeyID: testAccessKey, AWSSecretAccessKey: testSecretKey})
+	s, ts := apiTestServer(t, Config{AWSAccessKeyID: testAccessKey, AWSSecretAccessKey: testSecretKey})
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	s.api.now = func() time.Time { return now }
+	s.now = func() time.Time { return now }
 	alice := apiDial(t, ts, map[string]any{"userId": "alice"}, nil)
 	good := func(method, path, body string) sigV4Request {
 		return sigV4Request{method: method, path: path, body: body, accessKey: testAccessKey, secret: testSecretKey,
@@ -191,9 +191,9 @@ func TestGatewaySigV4(t *testing.T) {
 }
 
 func TestGatewaySigV4WithoutKeys(t *testing.T) {
-	s, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	s, ts := apiTestServer(t, Config{Token: apiToken})
 	now := time.Now()
-	s.api.now = func() time.Time { return now }
+	s.now = func() time.Time { return now }
 	c := apiDial(t, ts, map[string]any{"userId": "u"}, nil)
 	sr := sigV4Request{method: http.MethodGet, path: "/prod/@connections/" + c.id, accessKey: testAccessKey, secret: testSecretKey,
 		service: "execute-api", region: "us-east-1", at: now}

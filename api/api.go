@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"context"
@@ -6,19 +6,19 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
-	"golang.org/x/time/rate"
 
 	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
+	"github.com/chatd/chatd/server"
 )
 
-// APIConfig configures the server API (/api/v1 and the API Gateway
-// compatible @connections routes).
-type APIConfig struct {
+// Config configures the server API (/api/v1 and the API Gateway
+// compatible @connections routes). cmd/chatd fills it from package config;
+// zero values get defaults in [New].
+type Config struct {
 	// Token is the bearer token; empty disables /api/v1.
 	Token string
 	// GatewayEvent is the event name @connections posts are emitted as.
@@ -31,13 +31,18 @@ type APIConfig struct {
 	// Burst is how many may come at once.
 	Rate  float64
 	Burst int
+	// RequestTimeout bounds the storage work and the cluster lookups of one
+	// request, in time; the server's socket requests have the same bound.
+	// Default 5 seconds.
+	RequestTimeout time.Duration
 }
 
-// API defaults, used when APIConfig leaves them zero.
+// API defaults, used when Config leaves them zero.
 const (
-	defaultGatewayEvent = "push"
-	defaultAPIRate      = 100
-	defaultAPIBurst     = 200
+	defaultGatewayEvent   = "push"
+	defaultAPIRate        = 100
+	defaultAPIBurst       = 200
+	defaultRequestTimeout = 5 * time.Second
 )
 
 // maxAPIBody is the largest request body of the server API, in bytes.
@@ -45,32 +50,6 @@ const maxAPIBody = 1 << 20
 
 // maxEmitTargets is the longest rooms, users or sockets list of one emit.
 const maxEmitTargets = 1000
-
-// api serves the server API. Handlers validate what a backend sends and then
-// enter chatd where a socket's request does: s.chat for the chat rules and
-// the socket.io adapter for delivery, so both follow one set of rules and
-// both act on the whole cluster.
-type api struct {
-	s   *Server
-	cfg APIConfig
-	now func() time.Time // the clock SigV4 dates are checked against
-
-	mu       sync.Mutex               // guards the following field
-	limiters map[string]*rate.Limiter // credential -> its request budget
-}
-
-func newAPI(s *Server, cfg APIConfig) *api {
-	if cfg.GatewayEvent == "" {
-		cfg.GatewayEvent = defaultGatewayEvent
-	}
-	if cfg.Rate <= 0 {
-		cfg.Rate = defaultAPIRate
-	}
-	if cfg.Burst <= 0 {
-		cfg.Burst = defaultAPIBurst
-	}
-	return &api{s: s, cfg: cfg, now: time.Now, limiters: make(map[string]*rate.Limiter)}
-}
 
 // v1Handler answers one /api/v1 request that passed authentication and the
 // rate limit: a status and a value to encode as JSON (nil for no body), or
@@ -92,7 +71,7 @@ func (rt route) pattern() string { return rt.method + " " + rt.path }
 
 // table lists every route of the server API, in the order of
 // api/openapi.yaml.
-func (a *api) table() []route {
+func (a *Handler) table() []route {
 	return []route{
 		{method: http.MethodPost, path: "/api/v1/rooms/{room}/messages", v1: a.postMessage},
 		{method: http.MethodGet, path: "/api/v1/rooms/{room}/messages", v1: a.getMessages},
@@ -114,7 +93,7 @@ func (a *api) table() []route {
 // sorted; api/openapi.yaml must describe exactly these.
 func apiRoutes() []string {
 	var out []string
-	for _, rt := range (&api{}).table() {
+	for _, rt := range (&Handler{}).table() {
 		out = append(out, rt.pattern())
 	}
 	sort.Strings(out)
@@ -125,7 +104,7 @@ func apiRoutes() []string {
 // 405, so that every error of /api/v1 has the JSON error body.
 var v1Methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-func (a *api) routes(mux *http.ServeMux) {
+func (a *Handler) routes(mux *http.ServeMux) {
 	for _, rt := range a.table() {
 		switch {
 		case rt.staged:
@@ -146,7 +125,7 @@ func (a *api) routes(mux *http.ServeMux) {
 
 // unmatched answers an /api/v1 path that no route serves: 405 when another
 // method would have been served, else 404.
-func (a *api) unmatched(r *http.Request) (int, any, error) {
+func (a *Handler) unmatched(r *http.Request) (int, any, error) {
 	var allow []string
 	for _, rt := range a.table() {
 		if rt.v1 != nil && pathMatches(rt.path, r.URL.EscapedPath()) {
@@ -188,7 +167,7 @@ func pathMatches(pattern, path string) bool {
 // ---------------------------------------------------------------- routes
 
 // postMessage stores a message as a member's would be and delivers it.
-func (a *api) postMessage(r *http.Request) (int, any, error) {
+func (a *Handler) postMessage(r *http.Request) (int, any, error) {
 	room := r.PathValue("room")
 	if err := rooms.ValidateRoom(room); err != nil {
 		return 0, nil, err
@@ -220,7 +199,7 @@ func (a *api) postMessage(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if u.Name, err = displayName(name, u.ID); err != nil {
+	if u.Name, err = server.DisplayName(name, u.ID); err != nil {
 		return 0, nil, rooms.Errorf(rooms.CodeBadRequest, "%s", err.Error())
 	}
 	clientMsgID, present, err := body.str("clientMsgId")
@@ -232,18 +211,18 @@ func (a *api) postMessage(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	msg, fresh, err := a.s.chat.Post(ctx, u, rooms.Send{Room: room, Text: text, ClientMsgID: clientMsgID})
+	msg, fresh, err := a.chat.Post(ctx, u, rooms.Send{Room: room, Text: text, ClientMsgID: clientMsgID})
 	if err != nil {
 		return 0, nil, err
 	}
 	if fresh {
-		a.s.delivery.Message(msg, "")
+		a.delivery.Message(msg, "")
 	}
 	return http.StatusCreated, map[string]any{"message": msg}, nil
 }
 
 // getMessages answers a page of a room's history, as the history request.
-func (a *api) getMessages(r *http.Request) (int, any, error) {
+func (a *Handler) getMessages(r *http.Request) (int, any, error) {
 	room := r.PathValue("room")
 	if err := rooms.ValidateRoom(room); err != nil {
 		return 0, nil, err
@@ -254,7 +233,7 @@ func (a *api) getMessages(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	page, err := a.s.chat.RoomHistory(ctx, room, q)
+	page, err := a.chat.RoomHistory(ctx, room, q)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -262,7 +241,7 @@ func (a *api) getMessages(r *http.Request) (int, any, error) {
 }
 
 // getPresence lists a room's members with a connected socket.
-func (a *api) getPresence(r *http.Request) (int, any, error) {
+func (a *Handler) getPresence(r *http.Request) (int, any, error) {
 	room := r.PathValue("room")
 	if err := rooms.ValidateRoom(room); err != nil {
 		return 0, nil, err
@@ -272,7 +251,7 @@ func (a *api) getPresence(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	users, err := a.s.chat.Presence(ctx, room)
+	users, err := a.chat.Presence(ctx, room)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -280,7 +259,7 @@ func (a *api) getPresence(r *http.Request) (int, any, error) {
 }
 
 // emit sends a custom event to rooms, users and sockets, each socket once.
-func (a *api) emit(r *http.Request) (int, any, error) {
+func (a *Handler) emit(r *http.Request) (int, any, error) {
 	body, err := readJSONObject(r, "event", "data", "rooms", "users", "sockets")
 	if err != nil {
 		return 0, nil, err
@@ -321,7 +300,7 @@ func (a *api) emit(r *http.Request) (int, any, error) {
 		if err := rooms.ValidateUserID(id); err != nil {
 			return 0, nil, rooms.Errorf(rooms.CodeBadRequest, "users: %q: %s", truncate(id, 64), rooms.ErrorOf(err).Message)
 		}
-		targets = append(targets, userRoom(id))
+		targets = append(targets, server.UserRoom(id))
 	}
 	sockets, err := body.strList("sockets")
 	if err != nil {
@@ -337,7 +316,7 @@ func (a *api) emit(r *http.Request) (int, any, error) {
 		// An empty target list would reach every socket.
 		return 0, nil, rooms.Errorf(rooms.CodeBadRequest, "give at least one of rooms, users or sockets, as a non-empty list")
 	}
-	if err := a.s.delivery.Emit(targets, event, data); err != nil {
+	if err := a.delivery.Emit(targets, event, data); err != nil {
 		return 0, nil, &rooms.Error{Code: rooms.CodeBadRequest, Message: fmt.Sprintf("event %q cannot be emitted; choose another name", event), Err: err}
 	}
 	return http.StatusAccepted, map[string]any{"ok": true}, nil
@@ -345,14 +324,14 @@ func (a *api) emit(r *http.Request) (int, any, error) {
 
 // liveSocket finds the socket named by the request's {socketId}, wherever
 // it is connected; not_found when none is.
-func (a *api) liveSocket(r *http.Request) (*socket.RemoteSocket, error) {
+func (a *Handler) liveSocket(r *http.Request) (*socket.RemoteSocket, error) {
 	id := r.PathValue("socketId")
 	if !validSocketID(id) {
 		return nil, rooms.Errorf(rooms.CodeNotFound, "no connected socket %q", truncate(id, 64))
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	sock, err := a.s.delivery.FindSocket(ctx, id)
+	sock, err := a.delivery.FindSocket(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -363,12 +342,12 @@ func (a *api) liveSocket(r *http.Request) (*socket.RemoteSocket, error) {
 }
 
 // getConnection describes a live socket anywhere in the cluster.
-func (a *api) getConnection(r *http.Request) (int, any, error) {
+func (a *Handler) getConnection(r *http.Request) (int, any, error) {
 	sock, err := a.liveSocket(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	u, at, _ := socketUser(sock.Data())
+	u, at, _ := server.SocketUser(sock)
 	return http.StatusOK, map[string]any{
 		"socketId":    string(sock.Id()),
 		"userId":      u.ID,
@@ -379,31 +358,31 @@ func (a *api) getConnection(r *http.Request) (int, any, error) {
 }
 
 // deleteConnection disconnects one socket, wherever it is connected.
-func (a *api) deleteConnection(r *http.Request) (int, any, error) {
+func (a *Handler) deleteConnection(r *http.Request) (int, any, error) {
 	sock, err := a.liveSocket(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	a.s.delivery.Disconnect(socket.Room(sock.Id()))
+	a.delivery.Disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }
 
 // deleteUserConnections disconnects every socket of a user, on every
 // instance; a user without sockets is not an error.
-func (a *api) deleteUserConnections(r *http.Request) (int, any, error) {
+func (a *Handler) deleteUserConnections(r *http.Request) (int, any, error) {
 	id := r.PathValue("userId")
 	if err := rooms.ValidateUserID(id); err != nil {
 		return 0, nil, err
 	}
-	a.s.delivery.Disconnect(userRoom(id))
+	a.delivery.Disconnect(server.UserRoom(id))
 	return http.StatusNoContent, nil, nil
 }
 
 // ---------------------------------------------------------------- helpers
 
 // requestContext bounds the storage work of one request.
-func (a *api) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), a.s.cfg.RequestTimeout)
+func (a *Handler) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 }
 
 // maxEventName is the longest custom event name, in bytes.

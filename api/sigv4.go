@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"crypto/sha256"
@@ -78,7 +78,7 @@ func parseSigV4Authorization(h string) (sigV4Authorization, *gatewayError) {
 // signature is checked by re-signing a canonical copy of the request (same
 // method, path, query, signed headers, X-Amz-Date and payload hash) with
 // the AWS SDK's signer and comparing the two in constant time.
-func (a *api) verifySigV4(r *http.Request, body []byte) *gatewayError {
+func (a *Handler) verifySigV4(r *http.Request, body []byte) *gatewayError {
 	auth, gerr := parseSigV4Authorization(r.Header.Get("Authorization"))
 	if gerr != nil {
 		return gerr

@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"encoding/json"
@@ -96,17 +96,17 @@ func apiJSON(v any) string {
 }
 
 // apiCount reads the chatd_api_requests_total series of route and status.
-func apiCount(t *testing.T, s *Server, route string, status int) float64 {
+func apiCount(t *testing.T, s *Handler, route string, status int) float64 {
 	t.Helper()
 	var m dto.Metric
-	if err := s.metrics.apiRequests.WithLabelValues(route, fmt.Sprint(status)).Write(&m); err != nil {
+	if err := s.requests.WithLabelValues(route, fmt.Sprint(status)).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
 }
 
 func TestAPIAuthentication(t *testing.T) {
-	s, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	s, ts := apiTestServer(t, Config{Token: apiToken})
 	tests := []struct {
 		name   string
 		header string
@@ -145,7 +145,7 @@ func TestAPIAuthentication(t *testing.T) {
 }
 
 func TestAPIOffWithoutToken(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{})
+	_, ts := apiTestServer(t, Config{})
 	r := apiDo(t, ts, http.MethodPost, "/api/v1/emit", "anything", `{"event":"x","data":1,"rooms":["a"]}`)
 	wantError(t, r, http.StatusNotFound, "not_found", "CHATD_API_TOKEN")
 	for _, path := range []string{"/@connections/abc", "/prod/@connections/abc"} {
@@ -157,7 +157,7 @@ func TestAPIOffWithoutToken(t *testing.T) {
 }
 
 func TestAPIUnknownRoutes(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	_, ts := apiTestServer(t, Config{Token: apiToken})
 	r := apiDo(t, ts, http.MethodGet, "/api/v1/nothing/here", apiToken, "")
 	wantError(t, r, http.StatusNotFound, "not_found", "/api/v1/nothing/here")
 	r = apiDo(t, ts, http.MethodPut, "/api/v1/emit", apiToken, "{}")
@@ -171,7 +171,7 @@ func TestAPIUnknownRoutes(t *testing.T) {
 }
 
 func TestAPIPostMessage(t *testing.T) {
-	s, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	s, ts := apiTestServer(t, Config{Token: apiToken})
 	alice := apiDial(t, ts, map[string]any{"userId": "alice"}, nil)
 	alice.join("general")
 	bob := apiDial(t, ts, map[string]any{"userId": "bob"}, nil)
@@ -227,7 +227,7 @@ func TestAPIPostMessage(t *testing.T) {
 }
 
 func TestAPIPostMessageRefusals(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	_, ts := apiTestServer(t, Config{Token: apiToken})
 	const path = "/api/v1/rooms/general/messages"
 	tests := []struct {
 		name   string
@@ -269,7 +269,7 @@ func TestAPIPostMessageRefusals(t *testing.T) {
 }
 
 func TestAPIGetMessages(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	_, ts := apiTestServer(t, Config{Token: apiToken})
 	var ids []string
 	for i := range 5 {
 		r := apiDo(t, ts, http.MethodPost, "/api/v1/rooms/general/messages", apiToken, apiJSON(map[string]string{"text": fmt.Sprint("m", i)}))
@@ -327,7 +327,7 @@ func TestAPIGetMessages(t *testing.T) {
 }
 
 func TestAPIPresence(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	_, ts := apiTestServer(t, Config{Token: apiToken})
 	alice := apiDial(t, ts, map[string]any{"userId": "alice", "name": "Alice"}, nil)
 	alice.join("general")
 	apiDial(t, ts, map[string]any{"userId": "bob"}, nil) // online, not a member
@@ -349,7 +349,7 @@ func TestAPIPresence(t *testing.T) {
 }
 
 func TestAPIEmit(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	_, ts := apiTestServer(t, Config{Token: apiToken})
 	alice := apiDial(t, ts, map[string]any{"userId": "alice"}, nil)
 	alice.join("ops")
 	alice2 := apiDial(t, ts, map[string]any{"userId": "alice"}, nil) // alice's second tab
@@ -441,7 +441,7 @@ func TestAPIEmit(t *testing.T) {
 }
 
 func TestAPIConnections(t *testing.T) {
-	_, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	_, ts := apiTestServer(t, Config{Token: apiToken})
 	before := time.Now().UnixMilli()
 	alice := apiDial(t, ts, map[string]any{"userId": "alice", "name": "Alice"}, nil)
 	alice.join("ops")
@@ -498,7 +498,7 @@ func TestAPIConnections(t *testing.T) {
 }
 
 func TestAPIRateLimit(t *testing.T) {
-	s, ts := apiTestServer(t, APIConfig{Token: apiToken, Rate: 0.001, Burst: 2})
+	s, ts := apiTestServer(t, Config{Token: apiToken, Rate: 0.001, Burst: 2})
 	for range 2 {
 		if r := apiDo(t, ts, http.MethodGet, "/api/v1/rooms/general/presence", apiToken, ""); r.status != http.StatusOK {
 			t.Fatalf("within the burst: %d %s", r.status, r.raw)

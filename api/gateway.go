@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"encoding/json"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/chatd/chatd/server"
 )
 
 // gatewayHandler answers one @connections request for socket id that
@@ -21,7 +23,7 @@ type gatewayHandler func(r *http.Request, id string, body []byte) (int, any, err
 const gatewayTimeFormat = "2006-01-02T15:04:05.000Z"
 
 // serveGateway wraps the handler of an @connections route the mux serves.
-func (a *api) serveGateway(route string, h gatewayHandler) http.Handler {
+func (a *Handler) serveGateway(route string, h gatewayHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.handleGateway(route, w, r, r.PathValue("socketId"), h)
 	})
@@ -30,9 +32,10 @@ func (a *api) serveGateway(route string, h gatewayHandler) http.Handler {
 // serveStagedGateway serves the @connections routes below an API Gateway
 // stage, /{stage}/@connections/{socketId}: the paths the AWS SDK requests
 // when its endpoint is http://chatd:3000/<stage>. A ServeMux pattern with a
-// wildcard first segment conflicts with "/socket.io/", so Server.ServeHTTP
-// calls this before the mux. It reports whether it answered the request.
-func (a *api) serveStagedGateway(w http.ResponseWriter, r *http.Request) bool {
+// wildcard first segment conflicts with "/socket.io/", so ServeHTTP calls
+// this before the mux (and the socket server matches the path ahead of its
+// own routes). It reports whether it answered the request.
+func (a *Handler) serveStagedGateway(w http.ResponseWriter, r *http.Request) bool {
 	id, ok := stagedGatewayPath(r.URL.EscapedPath())
 	if !ok {
 		return false
@@ -77,7 +80,7 @@ func stagedGatewayPath(path string) (id string, ok bool) {
 // handleGateway answers an @connections request: the routes must be on,
 // the request authenticated (bearer token or SigV4) and within the rate
 // limit; every error is answered as API Gateway answers it.
-func (a *api) handleGateway(route string, w http.ResponseWriter, r *http.Request, id string, h gatewayHandler) {
+func (a *Handler) handleGateway(route string, w http.ResponseWriter, r *http.Request, id string, h gatewayHandler) {
 	a.count(route, w, func(w http.ResponseWriter) {
 		if a.cfg.Token == "" && a.cfg.AWSAccessKeyID == "" {
 			writeGatewayError(w, &gatewayError{status: http.StatusNotFound, errType: "NotFoundException",
@@ -119,7 +122,7 @@ func (a *api) handleGateway(route string, w http.ResponseWriter, r *http.Request
 
 // gatewayAuth authenticates an @connections request and names the
 // credential whose rate limit it spends.
-func (a *api) gatewayAuth(r *http.Request, body []byte) (string, error) {
+func (a *Handler) gatewayAuth(r *http.Request, body []byte) (string, error) {
 	h := r.Header.Get("Authorization")
 	switch {
 	case strings.HasPrefix(h, sigV4Algorithm+" "):
@@ -147,10 +150,10 @@ func (a *api) gatewayAuth(r *http.Request, body []byte) (string, error) {
 
 // writeGatewayError answers err as API Gateway would, logging server-side
 // failures.
-func (a *api) writeGatewayError(w http.ResponseWriter, r *http.Request, err error) {
+func (a *Handler) writeGatewayError(w http.ResponseWriter, r *http.Request, err error) {
 	ge := asGatewayError(err)
 	if ge.status >= 500 {
-		a.s.log.Warn("@connections request failed", "method", r.Method, "path", r.URL.Path, "type", ge.errType, "err", err)
+		a.log.Warn("@connections request failed", "method", r.Method, "path", r.URL.Path, "type", ge.errType, "err", err)
 	}
 	writeGatewayError(w, ge)
 }
@@ -163,7 +166,7 @@ func writeGatewayError(w http.ResponseWriter, ge *gatewayError) {
 
 // gatewayPost emits the body to the socket as the gateway event: the
 // parsed JSON when the body is JSON, else the body as a string.
-func (a *api) gatewayPost(r *http.Request, id string, body []byte) (int, any, error) {
+func (a *Handler) gatewayPost(r *http.Request, id string, body []byte) (int, any, error) {
 	sock, err := a.gatewaySocket(r, id)
 	if err != nil {
 		return 0, nil, err
@@ -174,7 +177,7 @@ func (a *api) gatewayPost(r *http.Request, id string, body []byte) (int, any, er
 			data = string(body)
 		}
 	}
-	if err := a.s.delivery.Emit([]socket.Room{socket.Room(sock.Id())}, a.cfg.GatewayEvent, data); err != nil {
+	if err := a.delivery.Emit([]socket.Room{socket.Room(sock.Id())}, a.cfg.GatewayEvent, data); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, nil, nil
@@ -183,12 +186,12 @@ func (a *api) gatewayPost(r *http.Request, id string, body []byte) (int, any, er
 // gatewayGet describes the socket with API Gateway's GetConnection fields.
 // chatd does not track a socket's last activity; lastActiveAt is the time
 // it connected.
-func (a *api) gatewayGet(r *http.Request, id string, _ []byte) (int, any, error) {
+func (a *Handler) gatewayGet(r *http.Request, id string, _ []byte) (int, any, error) {
 	sock, err := a.gatewaySocket(r, id)
 	if err != nil {
 		return 0, nil, err
 	}
-	_, at, _ := socketUser(sock.Data())
+	_, at, _ := server.SocketUser(sock)
 	connectedAt := time.UnixMilli(at).UTC().Format(gatewayTimeFormat)
 	var sourceIP, userAgent string
 	if hs := sock.Handshake(); hs != nil {
@@ -206,24 +209,24 @@ func (a *api) gatewayGet(r *http.Request, id string, _ []byte) (int, any, error)
 }
 
 // gatewayDelete disconnects the socket.
-func (a *api) gatewayDelete(r *http.Request, id string, _ []byte) (int, any, error) {
+func (a *Handler) gatewayDelete(r *http.Request, id string, _ []byte) (int, any, error) {
 	sock, err := a.gatewaySocket(r, id)
 	if err != nil {
 		return 0, nil, err
 	}
-	a.s.delivery.Disconnect(socket.Room(sock.Id()))
+	a.delivery.Disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }
 
 // gatewaySocket finds a socket for an @connections route; an unknown one
 // is gone.
-func (a *api) gatewaySocket(r *http.Request, id string) (*socket.RemoteSocket, error) {
+func (a *Handler) gatewaySocket(r *http.Request, id string) (*socket.RemoteSocket, error) {
 	if !validSocketID(id) {
 		return nil, gone(id)
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	sock, err := a.s.delivery.FindSocket(ctx, id)
+	sock, err := a.delivery.FindSocket(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"bytes"
@@ -73,19 +73,19 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // count serves h and counts the request under route and its status.
-func (a *api) count(route string, w http.ResponseWriter, h func(w http.ResponseWriter)) {
+func (a *Handler) count(route string, w http.ResponseWriter, h func(w http.ResponseWriter)) {
 	sw := &statusWriter{ResponseWriter: w}
 	h(sw)
 	if sw.status == 0 {
 		sw.status = http.StatusOK
 	}
-	a.s.metrics.apiRequests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+	a.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 }
 
 // serveV1 wraps an /api/v1 handler: the API must be on, the bearer token
 // right and the rate limit not reached; every error gets the JSON error
 // body.
-func (a *api) serveV1(route string, h v1Handler) http.Handler {
+func (a *Handler) serveV1(route string, h v1Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.count(route, w, func(w http.ResponseWriter) {
 			if a.cfg.Token == "" {
@@ -117,7 +117,7 @@ func (a *api) serveV1(route string, h v1Handler) http.Handler {
 }
 
 // writeV1Error answers err with the JSON error body of /api/v1.
-func (a *api) writeV1Error(w http.ResponseWriter, r *http.Request, err error) {
+func (a *Handler) writeV1Error(w http.ResponseWriter, r *http.Request, err error) {
 	e := rooms.ErrorOf(err)
 	status := httpStatus(e.Code)
 	var se *statusError
@@ -128,7 +128,7 @@ func (a *api) writeV1Error(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if status >= 500 {
-		a.s.log.Warn("server API request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
+		a.log.Warn("server API request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
 	}
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": string(e.Code), "message": e.Message}})
 }
@@ -150,7 +150,7 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 // checkBearer checks the request's bearer token against the configured one.
-func (a *api) checkBearer(r *http.Request) error {
+func (a *Handler) checkBearer(r *http.Request) error {
 	token, ok := bearer(r)
 	if !ok {
 		return rooms.Errorf(rooms.CodeUnauthorized, "send the API token as \"Authorization: Bearer <token>\"")
@@ -172,7 +172,7 @@ func secretEqual(got, want string) bool {
 // allow takes one request from the budget of a credential (the bearer
 // token, or one AWS access key). When the budget is spent it returns how
 // long until the next request would be allowed.
-func (a *api) allow(credential string) (time.Duration, bool) {
+func (a *Handler) allow(credential string) (time.Duration, bool) {
 	a.mu.Lock()
 	lim, ok := a.limiters[credential]
 	if !ok {
@@ -395,4 +395,20 @@ func asGatewayError(err error) *gatewayError {
 		out.status, out.errType = http.StatusInternalServerError, "InternalServerErrorException"
 	}
 	return out
+}
+
+// writeJSON answers v as JSON with status, not to be cached.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// truncate cuts s to n bytes for an error message, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

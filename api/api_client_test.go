@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"encoding/json"
@@ -13,15 +13,16 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/rooms"
+	"github.com/chatd/chatd/server"
 )
 
 // apiWait bounds every wait of the API tests for something that must
 // happen.
 const apiWait = 5 * time.Second
 
-// apiTestServer runs a Server with memory stores and the given API
-// settings behind a real HTTP listener.
-func apiTestServer(t *testing.T, cfg APIConfig) (*Server, *httptest.Server) {
+// apiTestServer runs a socket server with memory stores and the server API
+// with the given settings mounted on it, behind a real HTTP listener.
+func apiTestServer(t *testing.T, cfg Config) (*Handler, *httptest.Server) {
 	t.Helper()
 	chat, err := rooms.NewChat(rooms.Limits{MessageBytes: 64}, rooms.Stores{
 		Membership:  rooms.NewMemoryMembership(),
@@ -32,16 +33,23 @@ func apiTestServer(t *testing.T, cfg APIConfig) (*Server, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{MessageBytes: 64, API: cfg}, Deps{Chat: chat})
+	s, err := server.New(server.Config{MessageBytes: 64}, server.Deps{Chat: chat})
 	if err != nil {
 		t.Fatal(err)
+	}
+	a, err := New(cfg, Deps{Chat: chat, Delivery: s.Delivery()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range Patterns() {
+		s.Handle(p, a)
 	}
 	ts := httptest.NewServer(s)
 	t.Cleanup(func() {
 		_ = s.Close()
 		ts.Close()
 	})
-	return s, ts
+	return a, ts
 }
 
 // apiEvent is one socket.io event a test client received.

@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"net/http"
@@ -24,7 +24,7 @@ type openAPIOperation struct {
 
 func readOpenAPI(t *testing.T) openAPISpec {
 	t.Helper()
-	b, err := os.ReadFile("../api/openapi.yaml")
+	b, err := os.ReadFile("openapi.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestOpenAPIDescribesTheRoutes(t *testing.T) {
 		t.Fatalf("api/openapi.yaml describes\n  %s\nbut chatd serves\n  %s", strings.Join(described, "\n  "), strings.Join(served, "\n  "))
 	}
 
-	s, ts := apiTestServer(t, APIConfig{Token: apiToken})
+	s, ts := apiTestServer(t, Config{Token: apiToken})
 	bodies := map[string]string{
 		"POST /api/v1/rooms/{room}/messages": `{"text":"hello"}`,
 		"POST /api/v1/emit":                  `{"event":"notice","data":{"n":1},"rooms":["general"]}`,
