@@ -33,6 +33,10 @@ type Config struct {
 	JWTSecret []byte
 	// JWTPublicKey is an RSA or EC public key for RS256/ES256 in jwt mode.
 	JWTPublicKey crypto.PublicKey
+	// DevInsecure says that dev mode runs where others can reach it
+	// (auth.dev_insecure on a non-loopback address): /chatd/config.json
+	// tells the web page, which shows a banner.
+	DevInsecure bool
 
 	// MessageBytes is the largest message text, in bytes.
 	MessageBytes int
@@ -274,6 +278,7 @@ func (s *Server) routes(sio http.Handler) {
 	s.mux.HandleFunc("GET /chatd/config.json", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"authMode":     s.cfg.AuthMode,
+			"devInsecure":  s.cfg.AuthMode == AuthDev && s.cfg.DevInsecure,
 			"messageBytes": s.cfg.MessageBytes,
 			"version":      s.cfg.Version,
 		})

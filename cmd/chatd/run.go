@@ -156,6 +156,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		h = slog.NewJSONHandler(logOut, hopts)
 	}
 	m.log = slog.New(h).With("instance", cfg.Instance.ID)
+	warnDevMode(m.log, cfg)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -183,6 +184,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		AuthMode:                 cfg.Auth.Mode,
 		JWTSecret:                []byte(cfg.Auth.JWT.Secret),
 		JWTPublicKey:             pub,
+		DevInsecure:              devInsecure(cfg),
 		MessageBytes:             cfg.Limits.MessageBytes,
 		PayloadBytes:             cfg.Limits.PayloadBytes,
 		EventsPerSecond:          cfg.Limits.EventsPerSecond,

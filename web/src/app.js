@@ -73,7 +73,7 @@ const ui = {
 };
 
 const state = {
-  config: { authMode: 'dev', messageBytes: 4096, version: '' },
+  config: { authMode: 'dev', devInsecure: false, messageBytes: 4096, version: '' },
   identity: null, // what we sign in with: {mode:'dev', name, userId} or {mode:'jwt', token}
   me: null, // {userId, name} from the server's session event
   socket: null,
@@ -117,6 +117,7 @@ main().catch((err) => {
 
 async function main() {
   state.config = await loadConfig();
+  showDevBanner(state.config.devInsecure);
   bindUI();
   const params = new URLSearchParams(location.search);
   const room = params.get('room');
@@ -138,19 +139,29 @@ async function main() {
 }
 
 async function loadConfig() {
-  const fallback = { authMode: 'dev', messageBytes: 4096, version: '' };
+  const fallback = { authMode: 'dev', devInsecure: false, messageBytes: 4096, version: '' };
   try {
     const res = await fetch('/chatd/config.json', { cache: 'no-store', headers: { accept: 'application/json' } });
     if (!res.ok) return fallback;
     const c = await res.json();
     return {
       authMode: c.authMode === 'jwt' ? 'jwt' : 'dev',
+      devInsecure: c.authMode !== 'jwt' && c.devInsecure === true,
       messageBytes: Number.isInteger(c.messageBytes) && c.messageBytes > 0 ? c.messageBytes : fallback.messageBytes,
       version: typeof c.version === 'string' ? c.version : '',
     };
   } catch {
     return fallback;
   }
+}
+
+/** showDevBanner shows, above everything, that anyone can sign in as anyone
+ * (dev mode reachable from other machines, auth.dev_insecure). */
+function showDevBanner(on) {
+  const el = document.getElementById('dev-banner');
+  if (!el) return;
+  el.hidden = !on;
+  document.body.classList.toggle('dev-insecure', on);
 }
 
 // ---------------------------------------------------------------- identity
