@@ -439,26 +439,11 @@ func validateEventName(ev string) error {
 	return nil
 }
 
-// maxSocketID is the longest socket id chatd looks up, in bytes (socket.io
-// makes ids of 24).
-const maxSocketID = 64
-
-// validSocketID reports whether id can be a socket.io socket id: 1 to 64 of
-// A-Z a-z 0-9 _ - . # :, and not a user room's name.
+// validSocketID reports whether id has the shape of a socket.io socket id
+// (rooms.IsSocketID), which no chat room or internal room may have: the
+// room it names holds that socket and no other.
 func validSocketID(id string) bool {
-	if id == "" || len(id) > maxSocketID || strings.HasPrefix(id, rooms.UserRoomPrefix) {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '_', c == '-', c == '.', c == '#', c == ':':
-		default:
-			return false
-		}
-	}
-	return true
+	return rooms.IsSocketID(id)
 }
 
 // chatRooms lists a socket's chat rooms, sorted: its rooms without its own

@@ -154,6 +154,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		c.forget()
 		return
 	}
+	memberOf = joinableRooms(memberOf)
 	want := make(map[socket.Room]bool, len(memberOf))
 	joinRooms := make([]socket.Room, 0, len(memberOf))
 	for _, r := range memberOf {

@@ -1,0 +1,118 @@
+// Who may be where: socket ids that are not rooms, room policies, grants
+// from the server API, grants in tokens (allowed_rooms, join tokens) and
+// token lifetime (expiry, refresh, recovery), with the official
+// socket.io-client over polling and WebSocket, on one instance and on two
+// instances sharing a Redis (API calls go to the first instance, the
+// clients of a user are spread over both).
+
+import { describe, it, before, after, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import {
+  TRANSPORTS, startChatd, stopChatd, closeAll, connect, connectError, ok, req, nextEvent, expectNoEvent,
+  waitDisconnect, uid, signJWT, waitFor, metric, presenceOf,
+} from "./lib/chatd.mjs";
+import { startRedis } from "./lib/redis.mjs";
+
+const SECRET = `e2e-${randomBytes(24).toString("hex")}`;
+const API_TOKEN = `e2e-token-${randomBytes(16).toString("hex")}`;
+const POLICIES = "dm:*=direct,team-*=granted,news=readonly,*=open";
+const ENV = {
+  CHATD_AUTH_MODE: "jwt",
+  CHATD_AUTH_JWT_SECRET: SECRET,
+  CHATD_API_TOKEN: API_TOKEN,
+  CHATD_ROOMS_POLICIES: POLICIES,
+  CHATD_LIMITS_EVENTS_PER_SECOND: "1000",
+  CHATD_LIMITS_EVENT_BURST: "1000",
+};
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** token signs a connection token for sub, valid for an hour unless claims say otherwise. */
+const token = (sub, claims = {}) => signJWT({ sub, exp: now() + 3600, ...claims }, SECRET);
+
+/** api calls the server API and resolves to {status, body}. */
+async function api(srv, method, path, body) {
+  const headers = { authorization: `Bearer ${API_TOKEN}` };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(srv.url + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  let parsed = text;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: res.status, body: parsed };
+}
+
+/** refused asserts that an acknowledgement is {ok: false} with the code. */
+function refused(ack, code) {
+  assert.equal(ack.ok, false, `want ${code}, got ${JSON.stringify(ack)}`);
+  assert.equal(ack.error.code, code, JSON.stringify(ack));
+}
+
+async function startCluster(n, env) {
+  const redis = await startRedis();
+  const nodes = [];
+  for (let i = 0; i < n; i++) nodes.push(await startChatd({ ...env, CHATD_REDIS_URL: redis.url, CHATD_INSTANCE_ID: `node${i}` }));
+  for (const srv of nodes) {
+    await waitFor(`${srv.url} to see ${n} nodes`, async () => (await metric(srv.url, "chatd_cluster_nodes")) === n);
+  }
+  return { nodes, redis };
+}
+
+/** accessSuite defines every test over nodes: [A, B], A === B on one instance. */
+function accessSuite(name, start) {
+  describe(name, { timeout: 180_000 }, () => {
+    let A, B, stopAll;
+    before(async () => {
+      ({ A, B, stopAll } = await start());
+    });
+    after(async () => {
+      closeAll();
+      await stopAll?.();
+    });
+    afterEach(() => closeAll());
+
+    for (const transports of TRANSPORTS) {
+      const as = (srv, sub, opts = {}) => connect(srv.url, { auth: { token: token(sub, opts.claims) }, transports, ...opts });
+
+      describe(`over ${transports[0]}`, () => {
+        it("socket ids are not rooms: joining one is refused, API targets naming a socket reach that socket only", async () => {
+          const alice = await as(A, uid("alice"));
+          const bob = await as(B, uid("bob"));
+          refused(await req(bob.socket, "join", { room: alice.socket.id }), "bad_request");
+          await ok(bob.socket, "join", { room: "general" });
+
+          const toRoomName = await api(A, "POST", "/api/v1/emit", { event: "x", data: 1, sockets: ["general"] });
+          assert.equal(toRoomName.status, 400, JSON.stringify(toRoomName.body));
+          const gw = await api(A, "POST", "/@connections/general", { n: 1 });
+          assert.equal(gw.status, 410, JSON.stringify(gw.body));
+
+          const r = await api(A, "POST", "/api/v1/emit", { event: "to-alice", data: 1, sockets: [alice.socket.id] });
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          assert.equal(await nextEvent(alice.socket, "to-alice"), 1);
+          assert.equal((await api(A, "POST", `/@connections/${alice.socket.id}`, { n: 2 })).status, 200);
+          assert.deepEqual(await nextEvent(alice.socket, "push"), { n: 2 });
+          await expectNoEvent(bob.socket, "to-alice");
+          await expectNoEvent(bob.socket, "push");
+        });
+      });
+    }
+  });
+}
+
+accessSuite("access: one instance", async () => {
+  const srv = await startChatd(ENV);
+  return { A: srv, B: srv, stopAll: () => stopChatd(srv) };
+});
+
+accessSuite("access: two instances on Redis", async () => {
+  const { nodes, redis } = await startCluster(2, ENV);
+  return {
+    A: nodes[0], B: nodes[1],
+    stopAll: async () => {
+      for (const n of nodes) await stopChatd(n);
+      await redis.stop();
+    },
+  };
+});
