@@ -96,6 +96,58 @@ function accessSuite(name, start) {
           await expectNoEvent(bob.socket, "to-alice");
           await expectNoEvent(bob.socket, "push");
         });
+
+        it("open: anyone joins and posts; presence is answered to anyone, history to members only", async () => {
+          const room = uid("open");
+          const alice = await as(A, uid("alice"));
+          const eve = await as(B, uid("eve"));
+          await ok(alice.socket, "join", { room });
+          const p = await ok(eve.socket, "presence", { room });
+          assert.deepEqual(p.users.map((u) => u.userId), [alice.session.userId]);
+          refused(await req(eve.socket, "history", { room }), "forbidden");
+          await ok(eve.socket, "join", { room });
+          const sent = await ok(eve.socket, "message", { room, text: "hi" });
+          assert.equal((await nextEvent(alice.socket, "message", { filter: (m) => m.id === sent.message.id })).text, "hi");
+        });
+
+        it("direct: only the users the name lists may join, post, read its history or see its presence", async () => {
+          const aliceId = uid("alice"), bobId = uid("bob");
+          const room = `dm:${bobId}:${aliceId}`;
+          const alice = await as(A, aliceId);
+          const bob = await as(B, bobId);
+          const carol = await as(B, uid("carol"));
+          await ok(alice.socket, "join", { room });
+          await ok(bob.socket, "join", { room });
+          const sent = await ok(alice.socket, "message", { room, text: "just us" });
+          assert.equal((await nextEvent(bob.socket, "message", { filter: (m) => m.id === sent.message.id })).text, "just us");
+          for (const [event, payload] of [["join", { room }], ["history", { room }], ["presence", { room }], ["message", { room, text: "let me in" }]]) {
+            refused(await req(carol.socket, event, payload), "forbidden");
+          }
+          await expectNoEvent(carol.socket, "message");
+          assert.deepEqual((await ok(bob.socket, "history", { room })).messages.map((m) => m.text), ["just us"]);
+        });
+
+        it("readonly: anyone joins and reads; only the server API posts", async () => {
+          const alice = await as(A, uid("alice"));
+          const bob = await as(B, uid("bob"));
+          await ok(alice.socket, "join", { room: "news" });
+          await ok(bob.socket, "join", { room: "news" });
+          refused(await req(alice.socket, "message", { room: "news", text: "me too" }), "forbidden");
+          const posted = await api(A, "POST", "/api/v1/rooms/news/messages", { text: "release 2.0" });
+          assert.equal(posted.status, 201, JSON.stringify(posted.body));
+          for (const c of [alice, bob]) {
+            assert.equal((await nextEvent(c.socket, "message", { filter: (m) => m.id === posted.body.message.id })).text, "release 2.0");
+          }
+          assert.ok((await ok(bob.socket, "history", { room: "news" })).messages.some((m) => m.id === posted.body.message.id));
+        });
+
+        it("granted: a user without a grant is refused join, and presence of a non-member is refused", async () => {
+          const room = uid("team");
+          const alice = await as(A, uid("alice"));
+          refused(await req(alice.socket, "join", { room }), "forbidden");
+          refused(await req(alice.socket, "presence", { room }), "forbidden");
+          refused(await req(alice.socket, "history", { room }), "forbidden");
+        });
       });
     }
   });

@@ -33,6 +33,9 @@ type Config struct {
 	JWTSecret []byte
 	// JWTPublicKey is an RSA or EC public key for RS256/ES256 in jwt mode.
 	JWTPublicKey crypto.PublicKey
+	// JWTChecks are the checks of the registered claims of tokens in jwt
+	// mode (exp required, aud, iss, leeway).
+	JWTChecks ClaimChecks
 	// DevInsecure says that dev mode runs where others can reach it
 	// (auth.dev_insecure on a non-loopback address): /chatd/config.json
 	// tells the web page, which shows a banner.
@@ -72,6 +75,10 @@ type Config struct {
 	// API configures the server API; see api.go.
 	API APIConfig
 
+	// RoomPolicies decides who may join, read and post in each room; nil
+	// makes every room open.
+	RoomPolicies *rooms.Policies
+
 	// InstanceID names this instance in logs.
 	InstanceID string
 	// Version is reported by /chatd/config.json.
@@ -97,6 +104,11 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registry receives the metrics; nil makes a private one.
 	Registry *prometheus.Registry
+	// Grants holds the rooms the server API granted; nil is in memory.
+	Grants rooms.Grants
+	// Cutoffs holds when the server API last disconnected each user; nil
+	// is in memory.
+	Cutoffs rooms.Cutoffs
 }
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
@@ -112,6 +124,7 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	api     *api
+	access  access // room policies, grants and token checks (access.go)
 
 	failures  *failureLog
 	polls     *pollGuard
@@ -179,6 +192,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	auth.withClaimChecks(cfg.JWTChecks)
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -205,6 +219,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		polls:    newPollGuard(),
 		handlers: warm.New(handlerWorkers, handlerIdle),
 	}
+	s.access = newAccess(cfg, deps)
 
 	opts := socket.DefaultServerOptions()
 	opts.SetServeClient(false)

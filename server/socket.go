@@ -28,17 +28,19 @@ func userRoom(userID string) socket.Room { return socket.Room(rooms.UserRoomPref
 // authMiddleware authenticates a CONNECT; a refusal is a connect_error whose
 // message is "unauthorized", with the reason in its data.
 func (s *Server) authMiddleware(sock *socket.Socket, next func(*socket.ExtendedError)) {
-	u, err := s.auth.authenticate(sock.Handshake().Auth)
+	u, tok, err := s.auth.identify(sock.Handshake().Auth)
 	if err != nil {
 		s.log.Debug("connection refused", "reason", err.Error(), "address", sock.Handshake().Address)
 		next(socket.NewExtendedError("unauthorized", map[string]any{"code": string(rooms.CodeUnauthorized), "message": authMessage(err)}))
 		return
 	}
-	sock.SetData(map[string]any{
+	data := map[string]any{
 		dataUserID:      u.ID,
 		dataName:        u.Name,
 		dataConnectedAt: time.Now().UnixMilli(),
-	})
+	}
+	addTokenData(data, tok)
+	sock.SetData(data)
 	next(nil)
 }
 
@@ -376,6 +378,9 @@ func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.allowJoin(ctx, room, args); err != nil {
+		return nil, err
+	}
 	joined, err := c.s.chat.Join(ctx, c.user, room)
 	if err != nil {
 		return nil, err
@@ -418,6 +423,9 @@ func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := c.allowPost(in.Room); err != nil {
+		return nil, err
+	}
 	msg, fresh, err := c.s.chat.Send(ctx, c.user, in, true)
 	if err != nil {
 		return nil, err
@@ -450,6 +458,9 @@ func (c *conn) history(ctx context.Context, args []any) (map[string]any, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := c.allowRead(ctx, room, false); err != nil {
+		return nil, err
+	}
 	page, err := c.s.chat.History(ctx, c.user.ID, room, q)
 	if err != nil {
 		return nil, err
@@ -475,6 +486,9 @@ func (c *conn) rooms(ctx context.Context, args []any) (map[string]any, error) {
 func (c *conn) presence(ctx context.Context, args []any) (map[string]any, error) {
 	room, err := roomRequest(args)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.allowRead(ctx, room, true); err != nil {
 		return nil, err
 	}
 	users, err := c.s.chat.Presence(ctx, room)

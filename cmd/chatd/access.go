@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/chatd/chatd/config"
+	"github.com/chatd/chatd/server"
 )
 
 // devInsecure reports whether chatd runs in dev mode where other machines
@@ -23,4 +24,10 @@ func warnDevMode(log *slog.Logger, cfg config.Config) {
 		log.Info("dev mode: clients name themselves, so anyone on this machine can sign in as anyone; for production set auth.mode: jwt",
 			"listen", cfg.Listen)
 	}
+}
+
+// jwtChecks are the claim checks of auth.jwt.*.
+func jwtChecks(cfg config.Config) server.ClaimChecks {
+	j := cfg.Auth.JWT
+	return server.ClaimChecks{RequireExp: j.RequireExp, Audience: j.Audience, Issuer: j.Issuer, Leeway: j.Leeway}
 }

@@ -180,11 +180,18 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		_ = m.Close()
 		return nil, fmt.Errorf("auth.jwt.public_key_file: %w", err)
 	}
+	policies, err := cfg.Rooms.ParsedPolicies()
+	if err != nil {
+		_ = m.Close()
+		return nil, fmt.Errorf("rooms.policies: %w", err)
+	}
 	scfg := server.Config{
 		AuthMode:                 cfg.Auth.Mode,
 		JWTSecret:                []byte(cfg.Auth.JWT.Secret),
 		JWTPublicKey:             pub,
 		DevInsecure:              devInsecure(cfg),
+		JWTChecks:                jwtChecks(cfg),
+		RoomPolicies:             policies,
 		MessageBytes:             cfg.Limits.MessageBytes,
 		PayloadBytes:             cfg.Limits.PayloadBytes,
 		EventsPerSecond:          cfg.Limits.EventsPerSecond,
