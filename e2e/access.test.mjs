@@ -74,7 +74,8 @@ function accessSuite(name, start) {
     afterEach(() => closeAll());
 
     for (const transports of TRANSPORTS) {
-      const as = (srv, sub, opts = {}) => connect(srv.url, { auth: { token: token(sub, opts.claims) }, transports, ...opts });
+      const as = (srv, sub, { claims = {}, name, ...opts } = {}) =>
+        connect(srv.url, { auth: { token: token(sub, name ? { name, ...claims } : claims) }, transports, ...opts });
 
       describe(`over ${transports[0]}`, () => {
         it("socket ids are not rooms: joining one is refused, API targets naming a socket reach that socket only", async () => {
@@ -147,6 +148,51 @@ function accessSuite(name, start) {
           refused(await req(alice.socket, "join", { room }), "forbidden");
           refused(await req(alice.socket, "presence", { room }), "forbidden");
           refused(await req(alice.socket, "history", { room }), "forbidden");
+        });
+
+        it("grants: PUT and DELETE of a member move every socket of the user at once, on every instance", async () => {
+          const room = uid("team");
+          const aliceId = uid("alice"), bobId = uid("bob");
+          const a1 = await as(A, aliceId, { name: "Alice" });
+          const a2 = await as(B, aliceId);
+          const bob = await as(B, bobId);
+          assert.equal((await api(A, "PUT", `/api/v1/rooms/${room}/members/${bobId}`)).status, 204);
+          await nextEvent(bob.socket, "membership", { filter: (m) => m.room === room && m.event === "joined" });
+
+          const put = await api(A, "PUT", `/api/v1/rooms/${room}/members/${aliceId}`);
+          assert.equal(put.status, 204, JSON.stringify(put.body));
+          for (const s of [a1, a2]) {
+            assert.deepEqual(await nextEvent(s.socket, "membership", { filter: (m) => m.room === room }), { room, event: "joined" });
+          }
+          await nextEvent(bob.socket, "presence", { filter: presenceOf(room, aliceId, "joined") });
+          const hello = await ok(bob.socket, "message", { room, text: "welcome" });
+          for (const s of [a1, a2]) await nextEvent(s.socket, "message", { filter: (m) => m.id === hello.message.id });
+          await ok(a2.socket, "message", { room, text: "thanks" });
+          const members = await api(A, "GET", `/api/v1/rooms/${room}/members`);
+          assert.equal(members.status, 200);
+          assert.deepEqual(members.body.members.map((m) => m.userId).sort(), [aliceId, bobId].sort());
+          assert.deepEqual((await api(B, "GET", `/api/v1/users/${aliceId}/rooms`)).body, { rooms: [room] });
+          // A new tab starts in the room.
+          const a3 = await as(B, aliceId);
+          assert.deepEqual(a3.session.rooms, [room]);
+
+          const del = await api(A, "DELETE", `/api/v1/rooms/${room}/members/${aliceId}`);
+          assert.equal(del.status, 204, JSON.stringify(del.body));
+          for (const s of [a1, a2, a3]) {
+            assert.deepEqual(await nextEvent(s.socket, "membership", { filter: (m) => m.room === room && m.event === "left" }), { room, event: "left" });
+          }
+          await nextEvent(bob.socket, "presence", { filter: presenceOf(room, aliceId, "left") });
+          const after = await ok(bob.socket, "message", { room, text: "gone" });
+          for (const s of [a1, a2, a3]) await expectNoEvent(s.socket, "message", { filter: (m) => m.id === after.message.id });
+          refused(await req(a1.socket, "join", { room }), "forbidden");
+          assert.deepEqual((await api(A, "GET", `/api/v1/users/${aliceId}/rooms`)).body, { rooms: [] });
+        });
+
+        it("grants: a direct room admits through the API only the users its name lists", async () => {
+          const room = `dm:${uid("x")}:${uid("y")}`;
+          const r = await api(A, "PUT", `/api/v1/rooms/${room}/members/${uid("carol")}`);
+          assert.equal(r.status, 403, JSON.stringify(r.body));
+          assert.equal(r.body.error.code, "forbidden");
         });
       });
     }

@@ -1,0 +1,139 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/chatd/chatd/rooms"
+)
+
+// memberTarget reads the {room} and {userId} of a members route.
+func memberTarget(r *http.Request) (string, rooms.User, error) {
+	room := r.PathValue("room")
+	if err := rooms.ValidateRoom(room); err != nil {
+		return "", rooms.User{}, err
+	}
+	id := r.PathValue("userId")
+	if err := rooms.ValidateUserID(id); err != nil {
+		return "", rooms.User{}, err
+	}
+	if err := noQuery(r); err != nil {
+		return "", rooms.User{}, err
+	}
+	return room, rooms.User{ID: id, Name: id}, nil
+}
+
+// putMember grants a user a room and makes the user a member: every socket
+// of the user, on every instance, joins it before the answer.
+func (a *api) putMember(r *http.Request) (int, any, error) {
+	room, u, err := memberTarget(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	acc := a.s.access
+	if policy, _ := acc.policies.For(room); policy == rooms.PolicyDirect && !acc.directMember(room, u.ID) {
+		return 0, nil, notDirectMember(room)
+	}
+	ctx, cancel := a.requestContext(r)
+	defer cancel()
+	if err := acc.grants.Grant(ctx, u.ID, room); err != nil {
+		return 0, nil, rooms.Unavailable(err)
+	}
+	joined, err := a.s.chat.Join(ctx, u, room)
+	if err != nil {
+		return 0, nil, err
+	}
+	a.s.userSocketsJoin(ctx, u.ID, room)
+	a.s.settleUserSockets(ctx, u.ID, room, true)
+	if joined {
+		u.Name = a.onlineName(r, room, u)
+		a.s.emitPresence(room, u, "joined")
+		a.s.emitMembership(u.ID, room, "joined")
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// deleteMember revokes a user's grant of a room and ends the membership:
+// every socket of the user leaves it before the answer.
+func (a *api) deleteMember(r *http.Request) (int, any, error) {
+	room, u, err := memberTarget(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := a.requestContext(r)
+	defer cancel()
+	if err := a.s.access.grants.Revoke(ctx, u.ID, room); err != nil {
+		return 0, nil, rooms.Unavailable(err)
+	}
+	u.Name = a.onlineName(r, room, u)
+	left, err := a.s.chat.Leave(ctx, u, room)
+	if err != nil {
+		return 0, nil, err
+	}
+	a.s.userSocketsLeave(ctx, u.ID, room)
+	a.s.settleUserSockets(ctx, u.ID, room, false)
+	if left {
+		a.s.emitPresence(room, u, "left")
+		a.s.emitMembership(u.ID, room, "left")
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// onlineName is the display name of a member that is online, else its id.
+func (a *api) onlineName(r *http.Request, room string, u rooms.User) string {
+	ctx, cancel := a.requestContext(r)
+	defer cancel()
+	members, err := a.s.chat.Members(ctx, room)
+	if err != nil {
+		return u.ID
+	}
+	for _, m := range members {
+		if m.ID == u.ID && m.Name != "" {
+			return m.Name
+		}
+	}
+	return u.ID
+}
+
+// getMembers lists a room's members, with the names of those online.
+func (a *api) getMembers(r *http.Request) (int, any, error) {
+	room := r.PathValue("room")
+	if err := rooms.ValidateRoom(room); err != nil {
+		return 0, nil, err
+	}
+	if err := noQuery(r); err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := a.requestContext(r)
+	defer cancel()
+	members, err := a.s.chat.Members(ctx, room)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]map[string]any, 0, len(members))
+	for _, m := range members {
+		e := map[string]any{"userId": m.ID}
+		if m.Name != "" {
+			e["name"] = m.Name
+		}
+		out = append(out, e)
+	}
+	return http.StatusOK, map[string]any{"members": out}, nil
+}
+
+// getUserRooms lists the rooms a user belongs to.
+func (a *api) getUserRooms(r *http.Request) (int, any, error) {
+	id := r.PathValue("userId")
+	if err := rooms.ValidateUserID(id); err != nil {
+		return 0, nil, err
+	}
+	if err := noQuery(r); err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := a.requestContext(r)
+	defer cancel()
+	rs, err := a.s.chat.Rooms(ctx, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"rooms": rs}, nil
+}
