@@ -194,6 +194,37 @@ function accessSuite(name, start) {
           assert.equal(r.status, 403, JSON.stringify(r.body));
           assert.equal(r.body.error.code, "forbidden");
         });
+
+        it("allowed_rooms: the claim's patterns let the user join granted rooms; it does not join them", async () => {
+          const team = uid("team");
+          const alice = await as(A, uid("alice"), { claims: { allowed_rooms: [`${team}*`, "team-fixed"] } });
+          assert.deepEqual(alice.session.rooms, []);
+          await ok(alice.socket, "join", { room: team });
+          await ok(alice.socket, "join", { room: `${team}-2` });
+          refused(await req(alice.socket, "join", { room: uid("team") }), "forbidden");
+          const err = await connectError(A.url, { auth: { token: token(uid("bob"), { allowed_rooms: ["not a pattern"] }) }, transports });
+          assert.equal(err.message, "unauthorized");
+          assert.match(err.data.message, /allowed_rooms/);
+        });
+
+        it("join tokens: valid for that user and that room only, signed like connection tokens, with exp", async () => {
+          const room = uid("team");
+          const aliceId = uid("alice");
+          const alice = await as(A, aliceId);
+          const join = (claims, secret = SECRET) => req(alice.socket, "join", { room, token: signJWT(claims, secret) });
+          const expired = await join({ sub: aliceId, room, exp: now() - 10 });
+          refused(expired, "forbidden");
+          assert.match(expired.error.message, /expired/);
+          refused(await join({ sub: aliceId, room: uid("team"), exp: now() + 60 }), "forbidden");
+          refused(await join({ sub: uid("bob"), room, exp: now() + 60 }), "forbidden");
+          refused(await join({ sub: aliceId, room, exp: now() + 60 }, `forged-${SECRET}`), "forbidden");
+          refused(await join({ sub: aliceId, room }), "forbidden"); // no exp
+          refused(await req(alice.socket, "join", { room, token: "not.a.token" }), "forbidden");
+          const joined = await join({ sub: aliceId, room, exp: now() + 60 });
+          assert.equal(joined.ok, true, JSON.stringify(joined));
+          assert.deepEqual((await ok(alice.socket, "rooms", {})).rooms, [room]);
+          await ok(alice.socket, "message", { room, text: "in with a join token" });
+        });
       });
     }
   });
