@@ -13,6 +13,9 @@ import {
   waitDisconnect, uid, signJWT, waitFor, metric, presenceOf,
 } from "./lib/chatd.mjs";
 import { startRedis } from "./lib/redis.mjs";
+import { tcpProxy } from "./lib/proxy.mjs";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const SECRET = `e2e-${randomBytes(24).toString("hex")}`;
 const API_TOKEN = `e2e-token-${randomBytes(16).toString("hex")}`;
@@ -225,6 +228,109 @@ function accessSuite(name, start) {
           assert.deepEqual((await ok(alice.socket, "rooms", {})).rooms, [room]);
           await ok(alice.socket, "message", { room, text: "in with a join token" });
         });
+
+        it("token lifetime: a socket is disconnected at its token's exp", async () => {
+          const exp = now() + 2;
+          const { socket } = await connect(A.url, { auth: { token: signJWT({ sub: uid("alice"), exp }, SECRET) }, transports });
+          const reason = await waitDisconnect(socket, 6000);
+          assert.equal(reason, "io server disconnect");
+          assert.ok(Date.now() >= exp * 1000 - 50, "disconnected before exp");
+          assert.ok(Date.now() <= exp * 1000 + 2500, `disconnected ${Date.now() - exp * 1000} ms after exp`);
+        });
+
+        it("token lifetime: refresh {token} with a new token of the same user keeps the socket past exp", async () => {
+          const aliceId = uid("alice");
+          const oldExp = now() + 2;
+          const { socket } = await connect(A.url, { auth: { token: signJWT({ sub: aliceId, exp: oldExp }, SECRET) }, transports });
+          refused(await req(socket, "refresh", { token: token(uid("bob")) }), "forbidden");
+          refused(await req(socket, "refresh", { token: signJWT({ sub: aliceId, exp: now() + 60 }, `forged-${SECRET}`) }), "unauthorized");
+          refused(await req(socket, "refresh", { token: signJWT({ sub: aliceId, exp: now() - 5 }, SECRET) }), "unauthorized");
+          refused(await req(socket, "refresh", {}), "bad_request");
+          const newExp = now() + 3600;
+          assert.deepEqual(await req(socket, "refresh", { token: signJWT({ sub: aliceId, exp: newExp }, SECRET) }), { ok: true, exp: newExp });
+          await sleep(Math.max(0, oldExp * 1000 + 1500 - Date.now()));
+          assert.equal(socket.connected, true, "disconnected although the token was refreshed");
+          await ok(socket, "rooms", {});
+        });
+
+        it("recovery: a dropped session resumes while its token is valid, and not after it expired", async () => {
+          const proxy = await tcpProxy(A.port);
+          try {
+            const aliceId = uid("alice");
+            const room = uid("room");
+            const exp = now() + 4;
+            const { socket, session } = await connect(proxy.url, {
+              auth: { token: signJWT({ sub: aliceId, exp }, SECRET) }, transports,
+              reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200, randomizationFactor: 0,
+            });
+            const bob = await as(B, uid("bob"));
+            await ok(socket, "join", { room });
+            await ok(bob.socket, "join", { room });
+            const cut = async () => {
+              if (transports.includes("polling")) await waitFor("a pending long-poll", () => proxy.pollPending());
+              const gone = nextEvent(bob.socket, "presence", { filter: presenceOf(room, aliceId, "offline") });
+              proxy.point(null);
+              await gone;
+            };
+            // Control: within the token's lifetime the session resumes.
+            await cut();
+            let next = nextEvent(socket, "session", { timeoutMs: 15000 });
+            proxy.point(B.port);
+            const resumed = await next;
+            assert.equal(resumed.recovered, true, JSON.stringify(resumed));
+            assert.equal(resumed.socketId, session.socketId);
+            // Dropped again, back after exp: no resume, and the old token is refused.
+            await cut();
+            await sleep(Math.max(0, exp * 1000 + 300 - Date.now()));
+            const refusedConnect = new Promise((resolve) => socket.once("connect_error", resolve));
+            proxy.point(A.port);
+            const err = await refusedConnect;
+            assert.equal(err.message, "unauthorized");
+            assert.match(err.data.message, /expired/);
+            // A fresh token gives a fresh session.
+            next = nextEvent(socket, "session", { timeoutMs: 15000 });
+            socket.auth = { token: token(aliceId) };
+            socket.connect();
+            const fresh = await next;
+            assert.equal(fresh.recovered, false);
+            assert.notEqual(fresh.socketId, session.socketId);
+            assert.deepEqual(fresh.rooms, [room]);
+            socket.close();
+          } finally {
+            await proxy.close();
+          }
+        });
+
+        it("recovery: a dropped session does not resume after the server API disconnected its user", async () => {
+          const proxy = await tcpProxy(A.port);
+          try {
+            const aliceId = uid("alice");
+            const room = uid("room");
+            const { socket, session } = await connect(proxy.url, {
+              auth: { token: token(aliceId) }, transports,
+              reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200, randomizationFactor: 0,
+            });
+            const tab = await as(B, aliceId);
+            const bob = await as(B, uid("bob"));
+            await ok(socket, "join", { room });
+            await ok(bob.socket, "join", { room });
+            if (transports.includes("polling")) await waitFor("a pending long-poll", () => proxy.pollPending());
+            proxy.point(null);
+            await waitDisconnect(socket);
+            // The dropped socket's instance stores its session when it notices the drop.
+            await waitFor("the dropped socket to be gone", async () => (await api(A, "GET", `/api/v1/connections/${session.socketId}`)).status === 404);
+            assert.equal((await api(A, "DELETE", `/api/v1/users/${aliceId}/connections`)).status, 204);
+            assert.equal(await waitDisconnect(tab.socket), "io server disconnect");
+            const next = nextEvent(socket, "session", { timeoutMs: 15000 });
+            proxy.point(B.port);
+            const fresh = await next;
+            assert.equal(fresh.recovered, false, JSON.stringify(fresh));
+            assert.notEqual(fresh.socketId, session.socketId);
+            socket.close();
+          } finally {
+            await proxy.close();
+          }
+        });
       });
     }
   });
@@ -244,4 +350,32 @@ accessSuite("access: two instances on Redis", async () => {
       await redis.stop();
     },
   };
+});
+
+describe("access: claim checks (auth.jwt.require_exp, audience, issuer)", { timeout: 60_000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startChatd({
+      ...ENV, CHATD_AUTH_JWT_REQUIRE_EXP: "true", CHATD_AUTH_JWT_AUDIENCE: "chatd,chat-web", CHATD_AUTH_JWT_ISSUER: "https://auth.example",
+      CHATD_AUTH_JWT_LEEWAY: "5s",
+    });
+  });
+  after(() => stopChatd(srv));
+  afterEach(() => closeAll());
+
+  it("refuses tokens without exp, with another aud or iss; accepts the configured ones, within the leeway", async () => {
+    const good = { aud: "chat-web", iss: "https://auth.example" };
+    for (const [claims, why] of [
+      [{ sub: uid("a"), ...good }, /not valid/],
+      [{ sub: uid("a"), exp: now() + 60, aud: "other", iss: good.iss }, /not valid/],
+      [{ sub: uid("a"), exp: now() + 60, aud: good.aud, iss: "https://evil.example" }, /not valid/],
+      [{ sub: uid("a"), exp: now() - 30, ...good }, /expired/],
+    ]) {
+      const err = await connectError(srv.url, { auth: { token: signJWT(claims, SECRET) } });
+      assert.equal(err.message, "unauthorized", JSON.stringify(claims));
+      assert.match(err.data.message, why, JSON.stringify(claims));
+    }
+    const { session } = await connect(srv.url, { auth: { token: signJWT({ sub: "leeway-user", exp: now() - 2, ...good }, SECRET) } });
+    assert.equal(session.userId, "leeway-user");
+  });
 });

@@ -14,10 +14,11 @@ type access struct {
 	policies *rooms.Policies
 	grants   rooms.Grants
 	cutoffs  rooms.Cutoffs
+	expiries *expiryTimers // refresh.go
 }
 
 func newAccess(cfg Config, deps Deps) access {
-	a := access{policies: cfg.RoomPolicies, grants: deps.Grants, cutoffs: deps.Cutoffs}
+	a := access{policies: cfg.RoomPolicies, grants: deps.Grants, cutoffs: deps.Cutoffs, expiries: newExpiryTimers()}
 	if a.policies == nil {
 		a.policies, _ = rooms.NewPolicies(nil) // every room open
 	}

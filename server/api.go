@@ -388,6 +388,9 @@ func (a *api) deleteConnection(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.cutOffSocketUser(r, sock); err != nil {
+		return 0, nil, err
+	}
 	a.s.disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }
@@ -397,6 +400,9 @@ func (a *api) deleteConnection(r *http.Request) (int, any, error) {
 func (a *api) deleteUserConnections(r *http.Request) (int, any, error) {
 	id := r.PathValue("userId")
 	if err := rooms.ValidateUserID(id); err != nil {
+		return 0, nil, err
+	}
+	if err := a.cutOffUser(r, id); err != nil {
 		return 0, nil, err
 	}
 	a.s.disconnect(userRoom(id))
@@ -414,7 +420,7 @@ func (a *api) requestContext(r *http.Request) (context.Context, context.CancelFu
 // server API may not emit.
 var protocolEvents = map[string]bool{
 	"session": true, "join": true, "leave": true, "message": true,
-	"typing": true, "history": true, "rooms": true, "presence": true,
+	"typing": true, "history": true, "rooms": true, "presence": true, "refresh": true,
 }
 
 // socketIOEvents are the event names socket.io reserves.

@@ -3,6 +3,8 @@ package server
 import (
 	"net/http"
 
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -136,4 +138,24 @@ func (a *api) getUserRooms(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{"rooms": rs}, nil
+}
+
+// cutOffUser records an API disconnect of a user, so that no session of
+// the user dropped before is resumed by connection state recovery.
+func (a *api) cutOffUser(r *http.Request, userID string) error {
+	ctx, cancel := a.requestContext(r)
+	defer cancel()
+	if err := a.s.cutOff(ctx, userID); err != nil {
+		return rooms.Unavailable(err)
+	}
+	return nil
+}
+
+// cutOffSocketUser is cutOffUser for the user of a socket.
+func (a *api) cutOffSocketUser(r *http.Request, sock *socket.RemoteSocket) error {
+	u, _, ok := socketUser(sock.Data())
+	if !ok {
+		return nil
+	}
+	return a.cutOffUser(r, u.ID)
 }

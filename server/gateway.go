@@ -212,6 +212,9 @@ func (a *api) gatewayDelete(r *http.Request, id string, _ []byte) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.cutOffSocketUser(r, sock); err != nil {
+		return 0, nil, err
+	}
 	a.s.disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }

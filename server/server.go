@@ -257,6 +257,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	default:
 		opts.SetAdapter(localAdapterBuilder{})
 	}
+	if cfg.RecoveryMaxDisconnection > 0 {
+		opts.SetAdapter(sessionGuardBuilder{inner: opts.Adapter(), s: s})
+	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
 	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)

@@ -130,6 +130,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		c.onDisconnect()
 		return
 	}
+	c.watchExpiry()
 
 	// Join the user's own room first: a join or leave from another tab that
 	// lands after this point reaches this socket through that room, so the
@@ -227,6 +228,7 @@ func (c *conn) onDisconnect() {
 	c.gone = true
 	recorded := c.recorded
 	c.mu.Unlock()
+	c.stopExpiry()
 	c.s.metrics.sockets.Dec()
 	c.s.sockets.Add(-1)
 	c.s.trackUser(c.user.ID, -1)
@@ -318,8 +320,10 @@ func (c *conn) handle(args []any) {
 		res, err = c.rooms(ctx, args)
 	case "presence":
 		res, err = c.presence(ctx, args)
+	case "refresh":
+		res, err = c.refresh(args)
 	default:
-		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows join, leave, message, typing, history, rooms and presence", truncate(ev, 64))
+		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows join, leave, message, typing, history, rooms, presence and refresh", truncate(ev, 64))
 	}
 	c.reply(ev, ack, res, err)
 }
