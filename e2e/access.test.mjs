@@ -14,6 +14,11 @@ import {
 } from "./lib/chatd.mjs";
 import { startRedis } from "./lib/redis.mjs";
 import { tcpProxy } from "./lib/proxy.mjs";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { buildChatd, freePort, REPO_ROOT } from "./lib/chatd.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -377,5 +382,59 @@ describe("access: claim checks (auth.jwt.require_exp, audience, issuer)", { time
     }
     const { session } = await connect(srv.url, { auth: { token: signJWT({ sub: "leeway-user", exp: now() - 2, ...good }, SECRET) } });
     assert.equal(session.userId, "leeway-user");
+  });
+});
+
+// Dev mode off loopback: chatd refuses it unless auth.dev_insecure says so,
+// and then warns and the page shows a banner. startChatd always listens on
+// 127.0.0.1, so this suite starts the binary itself on 0.0.0.0.
+describe("access: dev mode off loopback", { timeout: 60_000 }, () => {
+  const run = async (env) => {
+    const bin = await buildChatd();
+    const port = await freePort();
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHATD_")));
+    const child = spawn(bin, [], { env: { ...inherited, CHATD_LISTEN: `0.0.0.0:${port}`, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+    return { child, port, url: `http://127.0.0.1:${port}`, output: () => out, exited };
+  };
+
+  it("refuses to start without auth.dev_insecure, naming auth.mode and listen", async () => {
+    const srv = await run({});
+    assert.equal(await srv.exited, 2);
+    assert.match(srv.output(), /auth\.mode: "dev" lets anyone sign in as anyone.*listen is "0\.0\.0\.0:\d+"/);
+  });
+
+  it("with auth.dev_insecure it starts, warns, and the page shows a banner", async (t) => {
+    const srv = await run({ CHATD_AUTH_DEV_INSECURE: "true" });
+    try {
+      await waitFor("chatd to answer /healthz", async () => {
+        try { return (await fetch(`${srv.url}/healthz`)).status === 200; } catch { return false; }
+      });
+      assert.match(srv.output(), /level=WARN msg="dev mode on a non-loopback address/);
+      const cfg = await (await fetch(`${srv.url}/chatd/config.json`)).json();
+      assert.equal(cfg.devInsecure, true);
+      const page = await fetch(`${srv.url}/`);
+      const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+      if (page.status !== 200 || !existsSync(chromiumPath) || !existsSync(path.join(REPO_ROOT, "web", "dist", "index.html"))) {
+        t.skip("the web client is not built into this binary, or there is no Chromium");
+        return;
+      }
+      const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+      try {
+        const tab = await browser.newPage();
+        await tab.goto(`${srv.url}/`);
+        const banner = tab.getByTestId("dev-banner");
+        await banner.waitFor({ state: "visible", timeout: 10000 });
+        assert.match(await banner.textContent(), /anyone who can reach this server can sign in as anyone/);
+      } finally {
+        await browser.close();
+      }
+    } finally {
+      srv.child.kill("SIGTERM");
+      await srv.exited;
+    }
   });
 });
