@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigJSONSaysWhenDevModeIsOpenToOthers(t *testing.T) {
@@ -80,4 +81,32 @@ func errCode(ack map[string]any) string {
 	e, _ := ack["error"].(map[string]any)
 	s, _ := e["code"].(string)
 	return s
+}
+
+func TestMayResume(t *testing.T) {
+	ts := newRoutesServer(t, Config{AuthMode: AuthJWT, JWTSecret: []byte(strings.Repeat("s", 32)), RecoveryMaxDisconnection: time.Minute}, nil)
+	s := serverOf(t, ts)
+	now := time.Now()
+	if err := s.cutOff(t.Context(), "cut-user"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		data any
+		want bool
+	}{
+		{"valid token", map[string]any{dataUserID: "alice", dataExp: now.Add(time.Hour).Unix(), dataAuthAt: now.UnixMilli()}, true},
+		{"no exp", map[string]any{dataUserID: "alice", dataAuthAt: now.UnixMilli()}, true},
+		{"exp as float (from another instance)", map[string]any{dataUserID: "alice", dataExp: float64(now.Add(time.Hour).Unix())}, true},
+		{"expired token", map[string]any{dataUserID: "alice", dataExp: now.Add(-time.Second).Unix(), dataAuthAt: now.UnixMilli()}, false},
+		{"disconnected by the API since", map[string]any{dataUserID: "cut-user", dataAuthAt: now.Add(-time.Minute).UnixMilli()}, false},
+		{"authenticated after the API disconnect", map[string]any{dataUserID: "cut-user", dataAuthAt: now.Add(time.Minute).UnixMilli()}, true},
+		{"no user", map[string]any{}, false},
+		{"not socket data", "x", false},
+	}
+	for _, tt := range tests {
+		if got := s.mayResume(tt.data); got != tt.want {
+			t.Errorf("%s: mayResume = %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }
