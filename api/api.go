@@ -76,6 +76,10 @@ func (a *Handler) table() []route {
 		{method: http.MethodPost, path: "/api/v1/rooms/{room}/messages", v1: a.postMessage},
 		{method: http.MethodGet, path: "/api/v1/rooms/{room}/messages", v1: a.getMessages},
 		{method: http.MethodGet, path: "/api/v1/rooms/{room}/presence", v1: a.getPresence},
+		{method: http.MethodGet, path: "/api/v1/rooms/{room}/members", v1: a.getMembers},
+		{method: http.MethodPut, path: "/api/v1/rooms/{room}/members/{userId}", v1: a.putMember},
+		{method: http.MethodDelete, path: "/api/v1/rooms/{room}/members/{userId}", v1: a.deleteMember},
+		{method: http.MethodGet, path: "/api/v1/users/{userId}/rooms", v1: a.getUserRooms},
 		{method: http.MethodPost, path: "/api/v1/emit", v1: a.emit},
 		{method: http.MethodGet, path: "/api/v1/connections/{socketId}", v1: a.getConnection},
 		{method: http.MethodDelete, path: "/api/v1/connections/{socketId}", v1: a.deleteConnection},
@@ -363,6 +367,9 @@ func (a *Handler) deleteConnection(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.cutOffSocketUser(r, sock); err != nil {
+		return 0, nil, err
+	}
 	a.delivery.Disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }
@@ -372,6 +379,9 @@ func (a *Handler) deleteConnection(r *http.Request) (int, any, error) {
 func (a *Handler) deleteUserConnections(r *http.Request) (int, any, error) {
 	id := r.PathValue("userId")
 	if err := rooms.ValidateUserID(id); err != nil {
+		return 0, nil, err
+	}
+	if err := a.cutOffUser(r, id); err != nil {
 		return 0, nil, err
 	}
 	a.delivery.Disconnect(server.UserRoom(id))
@@ -405,26 +415,11 @@ func validateEventName(ev string) error {
 	return nil
 }
 
-// maxSocketID is the longest socket id chatd looks up, in bytes (socket.io
-// makes ids of 24).
-const maxSocketID = 64
-
-// validSocketID reports whether id can be a socket.io socket id: 1 to 64 of
-// A-Z a-z 0-9 _ - . # :, and not a user room's name.
+// validSocketID reports whether id has the shape of a socket.io socket id
+// (rooms.IsSocketID), which no chat room or internal room may have: the
+// room it names holds that socket and no other.
 func validSocketID(id string) bool {
-	if id == "" || len(id) > maxSocketID || strings.HasPrefix(id, rooms.UserRoomPrefix) {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '_', c == '-', c == '.', c == '#', c == ':':
-		default:
-			return false
-		}
-	}
-	return true
+	return rooms.IsSocketID(id)
 }
 
 // chatRooms lists a socket's chat rooms, sorted: its rooms without its own

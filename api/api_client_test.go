@@ -37,7 +37,7 @@ func apiTestServer(t *testing.T, cfg Config) (*Handler, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, Deps{Chat: chat, Delivery: s.Delivery()})
+	a, err := New(cfg, Deps{Chat: chat, Delivery: s.Delivery(), Members: s})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -214,6 +214,9 @@ func (a *Handler) gatewayDelete(r *http.Request, id string, _ []byte) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.cutOffSocketUser(r, sock); err != nil {
+		return 0, nil, err
+	}
 	a.delivery.Disconnect(socket.Room(sock.Id()))
 	return http.StatusNoContent, nil, nil
 }

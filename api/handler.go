@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,11 +23,34 @@ type Deps struct {
 	// Delivery delivers to sockets on every instance and finds them
 	// (server.Server.Delivery); required.
 	Delivery *server.Delivery
+	// Members moves users in and out of rooms and keeps the grants of the
+	// room policies (*server.Server); required.
+	Members Members
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registry receives the metrics; nil makes a private one.
 	Registry prometheus.Registerer
 }
+
+// Members is what the member routes need of the socket server: the same
+// user-level joins and leaves as a socket's join and leave requests, and
+// the grants of the granted policy. *server.Server implements it.
+type Members interface {
+	// Grant lets a user join a room under the granted policy.
+	Grant(ctx context.Context, userID, room string) error
+	// Revoke takes a grant back.
+	Revoke(ctx context.Context, userID, room string) error
+	// JoinUser makes the user a member and puts every socket of the user,
+	// on every instance, in the room.
+	JoinUser(ctx context.Context, u rooms.User, room string) error
+	// LeaveUser ends the membership and takes every socket of the user out.
+	LeaveUser(ctx context.Context, u rooms.User, room string) error
+	// CutOff records that the API disconnected the user now, so that no
+	// session of the user dropped before is resumed.
+	CutOff(ctx context.Context, userID string) error
+}
+
+var _ Members = (*server.Server)(nil)
 
 // Handler serves the server API, as an http.Handler that the socket
 // server mounts (see [Patterns]). Handlers validate what a backend sends
@@ -37,6 +61,7 @@ type Handler struct {
 	cfg      Config
 	chat     *rooms.Chat
 	delivery *server.Delivery
+	members  Members
 	log      *slog.Logger
 	requests *prometheus.CounterVec // chatd_api_requests_total
 	mux      *http.ServeMux         // the routes but the staged ones
@@ -53,6 +78,9 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	if deps.Delivery == nil {
 		return nil, errors.New("api: Deps.Delivery is required")
+	}
+	if deps.Members == nil {
+		return nil, errors.New("api: Deps.Members is required")
 	}
 	if cfg.GatewayEvent == "" {
 		cfg.GatewayEvent = defaultGatewayEvent
@@ -78,6 +106,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		cfg:      cfg,
 		chat:     deps.Chat,
 		delivery: deps.Delivery,
+		members:  deps.Members,
 		log:      log,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_api_requests_total", Help: "Server API requests, by route and status code.",

@@ -20,8 +20,9 @@ import (
 // marks values that Masked hides.
 type Config struct {
 	// Listen is the host:port the HTTP server (socket.io, API, health, web
-	// page) listens on.
-	Listen string `yaml:"listen" usage:"host:port to listen on for socket.io, the API, health checks and the web page"`
+	// page) listens on. Left at its default it is 127.0.0.1:3000 in dev auth
+	// mode (loopback only) and :3000 in jwt mode.
+	Listen string `yaml:"listen" usage:"host:port to listen on for socket.io, the API, health checks and the web page (default :3000 in jwt mode)"`
 	// Log chooses what is logged and how.
 	Log LogConfig `yaml:"log"`
 	// Redis connects the instances of a cluster; without it chatd is a single
@@ -33,6 +34,8 @@ type Config struct {
 	API APIConfig `yaml:"api"`
 	// CORS lists the browser origins allowed to connect cross-origin.
 	CORS CORSConfig `yaml:"cors"`
+	// Rooms decides who may be in which room.
+	Rooms RoomsConfig `yaml:"rooms"`
 	// History bounds the messages kept per room.
 	History HistoryConfig `yaml:"history"`
 	// Limits protect the server from large or fast clients.
@@ -89,6 +92,11 @@ type RedisConfig struct {
 type AuthConfig struct {
 	// Mode is dev (clients name themselves) or jwt (clients present a JWT).
 	Mode string `yaml:"mode" usage:"dev (clients name themselves) or jwt (clients present a JWT)"`
+	// DevInsecure allows dev mode on a listen address other than loopback,
+	// where anyone who can reach chatd can sign in as anyone. Only for
+	// try-outs (docker compose, kubectl apply -k deploy/); ignored in jwt
+	// mode.
+	DevInsecure bool `yaml:"dev_insecure" usage:"allow dev mode on a non-loopback listen address, where anyone can sign in as anyone (try-outs only)"`
 	// JWT holds the keys that verify tokens in jwt mode.
 	JWT JWTConfig `yaml:"jwt"`
 }
@@ -102,6 +110,26 @@ type JWTConfig struct {
 	// PublicKeyFile is a PEM file with an RSA or EC public key (or a
 	// certificate holding one) for RS256 or ES256 tokens.
 	PublicKeyFile string `yaml:"public_key_file" usage:"PEM file with an RSA or EC public key for RS256 or ES256 tokens"`
+	// RequireExp refuses tokens without an exp claim (connection tokens and
+	// refreshes; join tokens always need one).
+	RequireExp bool `yaml:"require_exp" usage:"refuse connection tokens without an exp claim"`
+	// Audience lists the accepted aud values; a token must name one of
+	// them. Empty accepts any aud, or none.
+	Audience []string `yaml:"audience" usage:"accepted aud claim values; a token must name one (empty: aud is not checked)"`
+	// Issuer is the required iss claim; empty does not check iss.
+	Issuer string `yaml:"issuer" usage:"required iss claim (empty: iss is not checked)"`
+	// Leeway is the clock difference allowed when exp, nbf and iat are
+	// checked, 0 to 5 minutes.
+	Leeway time.Duration `yaml:"leeway" usage:"clock difference allowed on exp, nbf and iat, 0s to 5m"`
+}
+
+// RoomsConfig is the rooms.* section.
+type RoomsConfig struct {
+	// Policies maps room-name patterns to a policy (open, granted, direct,
+	// readonly), each written pattern=policy; the first pattern that
+	// matches a room decides, and a room no pattern matches is open. In
+	// a pattern, * matches any run of characters.
+	Policies []string `yaml:"policies" usage:"pattern=policy pairs, first match wins, such as dm:*=direct,team-*=granted,news=readonly,*=open (policies: open, granted, direct, readonly)"`
 }
 
 // APIConfig is the api.* section.
@@ -230,10 +258,10 @@ type DebugConfig struct {
 }
 
 // Default returns chatd's defaults: a single instance in dev auth mode on
-// :3000. It is valid.
+// 127.0.0.1:3000. It is valid.
 func Default() Config {
 	return Config{
-		Listen: ":3000",
+		Listen: defaultDevListen,
 		Log:    LogConfig{Level: "info", Format: "text"},
 		Redis:  RedisConfig{Prefix: "chatd", Timeout: 2 * time.Second},
 		Auth:   AuthConfig{Mode: "dev"},
@@ -263,6 +291,13 @@ func Default() Config {
 	}
 }
 
+// Default listen addresses: dev mode stays on loopback, jwt mode (where
+// clients must prove who they are) listens on every interface.
+const (
+	defaultDevListen = "127.0.0.1:3000"
+	defaultJWTListen = ":3000"
+)
+
 // SlogLevel returns Level as a slog.Level; an unknown level (which Validate
 // refuses) is slog.LevelInfo.
 func (c LogConfig) SlogLevel() slog.Level {
@@ -276,6 +311,12 @@ func (c LogConfig) SlogLevel() slog.Level {
 	default:
 		return slog.LevelInfo
 	}
+}
+
+// ParsedPolicies returns Policies as the rules package rooms applies; its
+// error says which pair is wrong and what would be valid.
+func (c RoomsConfig) ParsedPolicies() (*rooms.Policies, error) {
+	return rooms.ParsePolicies(c.Policies)
 }
 
 // PublicKey reads PublicKeyFile and returns its *rsa.PublicKey or

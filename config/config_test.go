@@ -454,6 +454,36 @@ func TestValidate(t *testing.T) {
 		{"jwt EC key", func(c *Config) { c.Auth.Mode = "jwt"; c.Auth.JWT.PublicKeyFile = ecPath }, "", ""},
 		{"jwt key file missing", func(c *Config) { c.Auth.Mode = "jwt"; c.Auth.JWT.PublicKeyFile = missingPath }, "auth.jwt.public_key_file", "no such file"},
 		{"jwt key file not a key", func(c *Config) { c.Auth.Mode = "jwt"; c.Auth.JWT.PublicKeyFile = garbagePath }, "auth.jwt.public_key_file", "holds no RSA or EC public key"},
+		{"jwt leeway negative", func(c *Config) { c.Auth.JWT.Leeway = -time.Second }, "auth.jwt.leeway", "from 0s to 5m"},
+		{"jwt leeway too long", func(c *Config) { c.Auth.JWT.Leeway = time.Hour }, "auth.jwt.leeway", "from 0s to 5m, not 1h"},
+		{"jwt audience empty value", func(c *Config) { c.Auth.JWT.Audience = []string{" "} }, "auth.jwt.audience", "must not hold an empty value"},
+		{"jwt claims checks", func(c *Config) {
+			c.Auth.Mode = "jwt"
+			c.Auth.JWT.Secret = secret
+			c.Auth.JWT.RequireExp = true
+			c.Auth.JWT.Audience = []string{"chatd"}
+			c.Auth.JWT.Issuer = "https://auth.example"
+			c.Auth.JWT.Leeway = 5 * time.Second
+		}, "", ""},
+
+		{"dev mode on every interface", func(c *Config) { c.Listen = ":3000" }, "auth.mode", `"dev" lets anyone sign in as anyone, so it is allowed only on a loopback listen address, and listen is ":3000"`},
+		{"dev mode on 0.0.0.0", func(c *Config) { c.Listen = "0.0.0.0:3000" }, "auth.mode", "set auth.dev_insecure: true"},
+		{"dev mode on a host name", func(c *Config) { c.Listen = "chat.example:3000" }, "auth.mode", "listen on 127.0.0.1"},
+		{"dev mode on localhost", func(c *Config) { c.Listen = "localhost:3000" }, "", ""},
+		{"dev mode on ::1", func(c *Config) { c.Listen = "[::1]:0" }, "", ""},
+		{"dev mode on 127.0.0.2", func(c *Config) { c.Listen = "127.0.0.2:3000" }, "", ""},
+		{"dev mode insecure", func(c *Config) { c.Listen = ":3000"; c.Auth.DevInsecure = true }, "", ""},
+		{"jwt mode on every interface", func(c *Config) { c.Listen = ":3000"; c.Auth.Mode = "jwt"; c.Auth.JWT.Secret = secret }, "", ""},
+		{"dev mode with a secret", func(c *Config) { c.Auth.JWT.Secret = secret }, "auth.jwt.secret", `is set while auth.mode is "dev"`},
+		{"dev mode with a key file", func(c *Config) { c.Auth.JWT.PublicKeyFile = rsaPath }, "auth.jwt.public_key_file", `is set while auth.mode is "dev", which checks no tokens; set auth.mode: jwt`},
+
+		{"policies", func(c *Config) {
+			c.Rooms.Policies = []string{"dm:*=direct", "team-*=granted", "news=readonly", "*=open"}
+		}, "", ""},
+		{"policies without =", func(c *Config) { c.Rooms.Policies = []string{"dm:*"} }, "rooms.policies", `"dm:*" is not pattern=policy`},
+		{"policies unknown policy", func(c *Config) { c.Rooms.Policies = []string{"x=private"} }, "rooms.policies", `policy "private" of pattern "x" is not one of open, granted, direct, readonly`},
+		{"policies bad pattern", func(c *Config) { c.Rooms.Policies = []string{"a b=open"} }, "rooms.policies", `pattern "a b": a room pattern may only contain`},
+		{"policies direct not a prefix", func(c *Config) { c.Rooms.Policies = []string{"*:dm=direct"} }, "rooms.policies", "a direct pattern must be a prefix followed by one *"},
 
 		{"gateway event empty", func(c *Config) { c.API.GatewayEvent = "" }, "api.gateway_event", "must not be empty"},
 		{"gateway event protocol", func(c *Config) { c.API.GatewayEvent = "message" }, "api.gateway_event", "reserved"},
@@ -545,6 +575,59 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	if want := []string{"listen", "auth.jwt.secret", "history.size"}; !reflect.DeepEqual(keys, want) {
 		t.Errorf("errors on %q, want %q: %q", keys, want, errs)
+	}
+}
+
+func TestLoadDefaultListenFollowsAuthMode(t *testing.T) {
+	dev, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.Listen != "127.0.0.1:3000" {
+		t.Errorf("dev mode listen = %q, want 127.0.0.1:3000", dev.Listen)
+	}
+	jwtMode, err := Load(nil, env(map[string]string{"CHATD_AUTH_MODE": "jwt", "CHATD_AUTH_JWT_SECRET": strings.Repeat("s", 32)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jwtMode.Listen != ":3000" {
+		t.Errorf("jwt mode listen = %q, want :3000", jwtMode.Listen)
+	}
+	got := loadError(t, nil, env(map[string]string{"CHATD_LISTEN": ":3000"}))
+	for _, want := range []string{"auth.mode: ", "listen is \":3000\"", "auth.dev_insecure"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("error %q does not contain %q", got, want)
+		}
+	}
+	if _, err := Load(nil, env(map[string]string{"CHATD_LISTEN": ":3000", "CHATD_AUTH_DEV_INSECURE": "true"})); err != nil {
+		t.Errorf("dev mode with CHATD_AUTH_DEV_INSECURE=true: %v", err)
+	}
+	got = loadError(t, nil, env(map[string]string{"CHATD_AUTH_JWT_SECRET": strings.Repeat("s", 32)}))
+	if !strings.Contains(got, "auth.jwt.secret: ") || !strings.Contains(got, "auth.mode") {
+		t.Errorf("a secret in dev mode: error %q does not name auth.jwt.secret and auth.mode", got)
+	}
+}
+
+func TestLoadRoomsPolicies(t *testing.T) {
+	cfg, err := Load(nil, env(map[string]string{"CHATD_ROOMS_POLICIES": "dm:*=direct, team-*=granted,news=readonly,*=open"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"dm:*=direct", "team-*=granted", "news=readonly", "*=open"}
+	if !reflect.DeepEqual(cfg.Rooms.Policies, want) {
+		t.Errorf("rooms.policies = %q, want %q", cfg.Rooms.Policies, want)
+	}
+	path := writeFile(t, "chatd.yaml", "rooms:\n  policies:\n    - dm:*=direct\n    - \"*=granted\"\n")
+	cfg, err = Load([]string{"--config", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"dm:*=direct", "*=granted"}; !reflect.DeepEqual(cfg.Rooms.Policies, want) {
+		t.Errorf("rooms.policies from YAML = %q, want %q", cfg.Rooms.Policies, want)
+	}
+	got := loadError(t, nil, env(map[string]string{"CHATD_ROOMS_POLICIES": "dm:*=secret"}))
+	if !strings.HasPrefix(got, "rooms.policies: ") || !strings.Contains(got, `"secret"`) {
+		t.Errorf("error %q does not start with rooms.policies and name the policy", got)
 	}
 }
 

@@ -138,6 +138,10 @@ func load(args []string, getenv func(string) string, environ []string) (*Config,
 	if f := fieldByKey["shutdown.drain"]; f != nil && origin(f) == "default" && cfg.Shutdown.Drain >= cfg.Shutdown.Timeout {
 		cfg.Shutdown.Drain = cfg.Shutdown.Timeout / 3
 	}
+	// A listen address left at its default is loopback only in dev mode.
+	if f := fieldByKey["listen"]; f != nil && origin(f) == "default" && cfg.Auth.Mode != "dev" {
+		cfg.Listen = defaultJWTListen
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

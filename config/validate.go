@@ -34,6 +34,7 @@ const (
 	minPresenceTTL  = 3 * time.Second
 	maxPresenceTTL  = 60 * time.Second
 	minSecretBytes  = 32
+	maxLeeway       = 5 * time.Minute
 	maxPrefix       = 64
 	maxInstanceID   = 64
 )
@@ -60,7 +61,7 @@ func (p *problems) add(key, format string, args ...any) {
 func (c *Config) Validate() error {
 	var p problems
 
-	c.validateListen(&p)
+	listenOK := c.validateListen(&p)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
@@ -68,8 +69,11 @@ func (c *Config) Validate() error {
 		p.add("log.format", "%q is not text or json", c.Log.Format)
 	}
 	c.validateRedis(&p)
-	c.validateAuth(&p)
+	c.validateAuth(&p, listenOK)
 	c.validateAPI(&p)
+	if _, err := c.Rooms.ParsedPolicies(); err != nil {
+		p.add("rooms.policies", "%v", err)
+	}
 	for _, secret := range []struct{ key, value string }{
 		{"auth.jwt.secret", c.Auth.JWT.Secret},
 		{"api.token", c.API.Token},
@@ -127,15 +131,18 @@ func (c *Config) Validate() error {
 	return errors.Join(p...)
 }
 
-func (c *Config) validateListen(p *problems) {
+// validateListen checks listen and reports whether it is valid.
+func (c *Config) validateListen(p *problems) bool {
 	_, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		p.add("listen", "%q is not host:port, such as \":3000\" or \"127.0.0.1:3000\"", c.Listen)
-		return
+		return false
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		p.add("listen", "port %q of %q is not a number from 0 to 65535", port, c.Listen)
+		return false
 	}
+	return true
 }
 
 func (c *Config) validateRedis(p *problems) {
@@ -186,16 +193,25 @@ func checkRedisURL(u string) string {
 	return ""
 }
 
-func (c *Config) validateAuth(p *problems) {
+func (c *Config) validateAuth(p *problems, listenOK bool) {
 	a := &c.Auth
 	switch a.Mode {
 	case "dev":
+		c.validateDevMode(p, listenOK)
 	case "jwt":
 		if a.JWT.Secret == "" && a.JWT.PublicKeyFile == "" {
 			p.add("auth.jwt.secret", "required when auth.mode is \"jwt\" (or set auth.jwt.public_key_file)")
 		}
 	default:
 		p.add("auth.mode", "%q is not dev or jwt", a.Mode)
+	}
+	if a.JWT.Leeway < 0 || a.JWT.Leeway > maxLeeway {
+		p.add("auth.jwt.leeway", "must be from 0s to %s, not %s", formatDuration(maxLeeway), formatDuration(a.JWT.Leeway))
+	}
+	for _, aud := range a.JWT.Audience {
+		if strings.TrimSpace(aud) == "" {
+			p.add("auth.jwt.audience", "must not hold an empty value; list the aud values tokens may carry, such as chatd")
+		}
 	}
 	if n := len(a.JWT.Secret); n > 0 && n < minSecretBytes {
 		p.add("auth.jwt.secret", "must be at least %d bytes, not %d", minSecretBytes, n)
@@ -205,6 +221,39 @@ func (c *Config) validateAuth(p *problems) {
 			p.add("auth.jwt.public_key_file", "%v", err)
 		}
 	}
+}
+
+// validateDevMode keeps dev mode, where clients name themselves, from
+// running open by accident: only on loopback unless auth.dev_insecure says
+// otherwise, and never beside JWT keys that would suggest tokens are
+// checked.
+func (c *Config) validateDevMode(p *problems, listenOK bool) {
+	a := &c.Auth
+	if a.JWT.Secret != "" {
+		p.add("auth.jwt.secret", "is set while auth.mode is \"dev\", which checks no tokens; set auth.mode: jwt to check them, or remove auth.jwt.secret")
+	}
+	if a.JWT.PublicKeyFile != "" {
+		p.add("auth.jwt.public_key_file", "is set while auth.mode is \"dev\", which checks no tokens; set auth.mode: jwt to check them, or remove auth.jwt.public_key_file")
+	}
+	if listenOK && !a.DevInsecure && !IsLoopback(c.Listen) {
+		p.add("auth.mode", "\"dev\" lets anyone sign in as anyone, so it is allowed only on a loopback listen address, and listen is %q; "+
+			"listen on 127.0.0.1 (such as listen: 127.0.0.1:3000), set auth.mode: jwt, or set auth.dev_insecure: true for a try-out", c.Listen)
+	}
+}
+
+// IsLoopback reports whether a listen address (host:port) accepts only
+// connections from this machine: localhost or a loopback IP. An empty host,
+// 0.0.0.0 and :: listen on every interface.
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) validateAPI(p *problems) {

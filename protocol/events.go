@@ -12,6 +12,7 @@ const (
 	EventHistory    = "history"
 	EventRooms      = "rooms"
 	EventPresence   = "presence"
+	EventRefresh    = "refresh"
 	EventSession    = "session"
 	EventMembership = "membership"
 )
@@ -37,6 +38,7 @@ var Requests = []Request{
 	{Name: EventHistory, Effect: "answers a page of a room's stored messages"},
 	{Name: EventRooms, Effect: "answers the rooms the user belongs to"},
 	{Name: EventPresence, Effect: "answers a room's members with a connected socket"},
+	{Name: EventRefresh, Effect: "replaces the socket's token before it expires"},
 }
 
 // ServerEvents are the events the server sends to clients.

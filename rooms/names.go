@@ -17,7 +17,8 @@ const UserRoomPrefix = "user:"
 const MaxClientMsgIDLength = 64
 
 // ValidateRoom checks a room name against the protocol's rules: 1 to 64
-// characters of A-Z a-z 0-9 _ - . : and not starting with "user:".
+// characters of A-Z a-z 0-9 _ - . :, not starting with "user:" and not of
+// the shape of a socket id (see [IsSocketID]).
 func ValidateRoom(room string) error {
 	if room == "" {
 		return Errorf(CodeBadRequest, "room must not be empty")
@@ -32,6 +33,9 @@ func ValidateRoom(room string) error {
 	}
 	if len(room) >= len(UserRoomPrefix) && room[:len(UserRoomPrefix)] == UserRoomPrefix {
 		return Errorf(CodeBadRequest, "room names starting with %q are reserved", UserRoomPrefix)
+	}
+	if IsSocketID(room) {
+		return Errorf(CodeBadRequest, "room names of %d characters that are all letters, digits, '-' and '_' are reserved for socket ids; add a '.' or ':', or change the length", SocketIDLength)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -28,6 +29,10 @@ type authenticator struct {
 	secret    []byte           // HS256
 	publicKey crypto.PublicKey // RS256 or ES256, may be nil
 	parser    *jwt.Parser
+	// joinParser checks join tokens (exp required); leeway is the clock
+	// difference allowed on exp (see withClaimChecks).
+	joinParser *jwt.Parser
+	leeway     time.Duration
 }
 
 func newAuthenticator(mode string, secret []byte, publicKey crypto.PublicKey) (*authenticator, error) {
@@ -46,6 +51,7 @@ func newAuthenticator(mode string, secret []byte, publicKey crypto.PublicKey) (*
 			methods = append(methods, "RS256", "ES256")
 		}
 		a.parser = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithLeeway(0))
+		a.joinParser = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithLeeway(0), jwt.WithExpirationRequired())
 	default:
 		return nil, fmt.Errorf("unknown auth mode %q (valid: dev, jwt)", mode)
 	}
@@ -88,29 +94,39 @@ func (a *authenticator) fromDev(auth map[string]any) (rooms.User, error) {
 // claims are the JWT claims chatd reads.
 type claims struct {
 	Name string `json:"name"`
+	// AllowedRooms lists room patterns of granted rooms the user may join.
+	AllowedRooms []string `json:"allowed_rooms"`
+	// Room is the room of a join token.
+	Room string `json:"room"`
 	jwt.RegisteredClaims
 }
 
 func (a *authenticator) fromToken(auth map[string]any) (rooms.User, error) {
+	u, _, err := a.fromTokenClaims(auth)
+	return u, err
+}
+
+// fromTokenClaims is fromToken that also returns the token's claims.
+func (a *authenticator) fromTokenClaims(auth map[string]any) (rooms.User, *claims, error) {
 	raw, _ := auth["token"].(string)
 	if raw == "" {
-		return rooms.User{}, errors.New("auth.token is required")
+		return rooms.User{}, nil, errors.New("auth.token is required")
 	}
-	var c claims
-	_, err := a.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-		switch t.Method.Alg() {
-		case "HS256":
-			return a.secret, nil
-		case "RS256", "ES256":
-			return a.publicKey, nil
-		}
-		return nil, fmt.Errorf("algorithm %s is not accepted", t.Method.Alg())
-	})
+	c, err := a.parse(raw, a.parser)
 	if err != nil {
-		return rooms.User{}, tokenError(err)
+		return rooms.User{}, nil, err
 	}
+	u, err := a.userOf(c)
+	return u, c, err
+}
+
+// userOf checks the user claims of a connection token.
+func (a *authenticator) userOf(c *claims) (rooms.User, error) {
 	if err := rooms.ValidateUserID(c.Subject); err != nil {
 		return rooms.User{}, errors.New("the token's sub claim must be a user id")
+	}
+	if err := checkPatterns(c.AllowedRooms); err != nil {
+		return rooms.User{}, err
 	}
 	name, err := displayName(c.Name, c.Subject)
 	if err != nil {

@@ -36,6 +36,13 @@ type Config struct {
 	JWTSecret []byte
 	// JWTPublicKey is an RSA or EC public key for RS256/ES256 in jwt mode.
 	JWTPublicKey crypto.PublicKey
+	// JWTChecks are the checks of the registered claims of tokens in jwt
+	// mode (exp required, aud, iss, leeway).
+	JWTChecks ClaimChecks
+	// DevInsecure says that dev mode runs where others can reach it
+	// (auth.dev_insecure on a non-loopback address): /chatd/config.json
+	// tells the web page, which shows a banner.
+	DevInsecure bool
 
 	// MessageBytes is the largest message text, in bytes.
 	MessageBytes int
@@ -68,6 +75,10 @@ type Config struct {
 	// it is disconnected. Default wstransport.DefaultSendBufferBytes.
 	SendBufferBytes int
 
+	// RoomPolicies decides who may join, read and post in each room; nil
+	// makes every room open.
+	RoomPolicies *rooms.Policies
+
 	// InstanceID names this instance in logs.
 	InstanceID string
 	// Version is reported by /chatd/config.json.
@@ -93,6 +104,11 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registry receives the metrics; nil makes a private one.
 	Registry *prometheus.Registry
+	// Grants holds the rooms the server API granted; nil is in memory.
+	Grants rooms.Grants
+	// Cutoffs holds when the server API last disconnected each user; nil
+	// is in memory.
+	Cutoffs rooms.Cutoffs
 }
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
@@ -108,6 +124,7 @@ type Server struct {
 	metrics  *metrics
 	reg      *prometheus.Registry
 	delivery *Delivery
+	access   access // room policies, grants and token checks (access.go)
 	// first holds the routes mounted with Handle whose first path segment
 	// is a wildcard; ServeHTTP tries them before mux.
 	first *http.ServeMux
@@ -179,6 +196,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	auth.withClaimChecks(cfg.JWTChecks)
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -207,6 +225,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		polls:    socketio.NewPollGuard(),
 		handlers: warm.New(handlerWorkers, handlerIdle),
 	}
+	s.access = newAccess(cfg, deps)
 
 	opts := socket.DefaultServerOptions()
 	opts.SetServeClient(false)
@@ -243,6 +262,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		opts.SetAdapter(&socketio.RecoveryAdapterBuilder{MaxPackets: cfg.RecoveryMaxPackets, BufferLen: cfg.RecoveryBufferLength})
 	default:
 		opts.SetAdapter(socketio.LocalAdapterBuilder{})
+	}
+	if cfg.RecoveryMaxDisconnection > 0 {
+		opts.SetAdapter(sessionGuardBuilder{inner: opts.Adapter(), s: s})
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
@@ -282,6 +304,7 @@ func (s *Server) routes(sio http.Handler) {
 	s.mux.HandleFunc("GET /chatd/config.json", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"authMode":     s.cfg.AuthMode,
+			"devInsecure":  s.cfg.AuthMode == AuthDev && s.cfg.DevInsecure,
 			"messageBytes": s.cfg.MessageBytes,
 			"version":      s.cfg.Version,
 		})

@@ -34,17 +34,19 @@ func userRoom(userID string) socket.Room { return socket.Room(rooms.UserRoomPref
 // authMiddleware authenticates a CONNECT; a refusal is a connect_error whose
 // message is "unauthorized", with the reason in its data.
 func (s *Server) authMiddleware(sock *socket.Socket, next func(*socket.ExtendedError)) {
-	u, err := s.auth.authenticate(sock.Handshake().Auth)
+	u, tok, err := s.auth.identify(sock.Handshake().Auth)
 	if err != nil {
 		s.log.Debug("connection refused", "reason", err.Error(), "address", sock.Handshake().Address)
 		next(socket.NewExtendedError("unauthorized", map[string]any{"code": string(rooms.CodeUnauthorized), "message": authMessage(err)}))
 		return
 	}
-	sock.SetData(map[string]any{
+	data := map[string]any{
 		dataUserID:      u.ID,
 		dataName:        u.Name,
 		dataConnectedAt: time.Now().UnixMilli(),
-	})
+	}
+	addTokenData(data, tok)
+	sock.SetData(data)
 	next(nil)
 }
 
@@ -192,6 +194,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		c.onDisconnect()
 		return
 	}
+	c.watchExpiry()
 
 	// Join the user's own room first: a join or leave from another tab that
 	// lands after this point reaches this socket through that room, so the
@@ -218,6 +221,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		c.forget()
 		return
 	}
+	memberOf = joinableRooms(memberOf)
 	want := make(map[socket.Room]bool, len(memberOf))
 	joinRooms := make([]socket.Room, 0, len(memberOf))
 	for _, r := range memberOf {
@@ -300,6 +304,7 @@ func (c *conn) onDisconnect() {
 	close(c.disconnected)
 	c.sock.Conn().RemoveListener("packet", c.noteClientDisconnect)
 	c.sock.Conn().RemoveListener("data", c.awaitClientDisconnect)
+	c.stopExpiry()
 	c.s.metrics.sockets.Dec()
 	c.s.sockets.Add(-1)
 	c.s.trackUser(c.user.ID, -1)
@@ -391,6 +396,8 @@ func (c *conn) handle(args []any) {
 		res, err = c.rooms(ctx, args)
 	case protocol.EventPresence:
 		res, err = c.presence(ctx, args)
+	case "refresh":
+		res, err = c.refresh(args)
 	default:
 		// protocol.Requests lists exactly the cases above.
 		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows %s", truncate(ev, 64), protocol.RequestList())
@@ -452,19 +459,11 @@ func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	joined, err := c.s.chat.Join(ctx, c.user, room)
-	if err != nil {
+	if err := c.allowJoin(ctx, room, args); err != nil {
 		return nil, err
 	}
-	// Put every socket of the user in the room, on every instance, even
-	// when the membership existed: a socket may have missed it. In cluster
-	// mode this waits until every instance has done it, so that a message
-	// sent after the ack reaches all the user's tabs.
-	c.s.userSocketsJoin(ctx, c.user.ID, room)
-	c.s.settleUserSockets(ctx, c.user.ID, room, true)
-	if joined {
-		c.s.delivery.Presence(room, c.user, "joined")
-		c.s.delivery.Membership(c.user.ID, room, "joined")
+	if err := c.s.JoinUser(ctx, c.user, room); err != nil {
+		return nil, err
 	}
 	return map[string]any{"room": room}, nil
 }
@@ -474,17 +473,8 @@ func (c *conn) leave(ctx context.Context, args []any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	left, err := c.s.chat.Leave(ctx, c.user, room)
-	if err != nil {
+	if err := c.s.LeaveUser(ctx, c.user, room); err != nil {
 		return nil, err
-	}
-	// In cluster mode this waits until every instance has done it, so that
-	// no message sent after the ack reaches the user's tabs.
-	c.s.userSocketsLeave(ctx, c.user.ID, room)
-	c.s.settleUserSockets(ctx, c.user.ID, room, false)
-	if left {
-		c.s.delivery.Presence(room, c.user, "left")
-		c.s.delivery.Membership(c.user.ID, room, "left")
 	}
 	return map[string]any{"room": room}, nil
 }
@@ -492,6 +482,9 @@ func (c *conn) leave(ctx context.Context, args []any) (map[string]any, error) {
 func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) {
 	in, err := messageRequest(args)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.allowPost(in.Room); err != nil {
 		return nil, err
 	}
 	msg, fresh, err := c.s.chat.Send(ctx, c.user, in)
@@ -526,6 +519,9 @@ func (c *conn) history(ctx context.Context, args []any) (map[string]any, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := c.allowRead(ctx, room, false); err != nil {
+		return nil, err
+	}
 	page, err := c.s.chat.History(ctx, c.user.ID, room, q)
 	if err != nil {
 		return nil, err
@@ -551,6 +547,9 @@ func (c *conn) rooms(ctx context.Context, args []any) (map[string]any, error) {
 func (c *conn) presence(ctx context.Context, args []any) (map[string]any, error) {
 	room, err := roomRequest(args)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.allowRead(ctx, room, true); err != nil {
 		return nil, err
 	}
 	users, err := c.s.chat.Presence(ctx, room)

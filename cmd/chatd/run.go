@@ -157,6 +157,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		h = slog.NewJSONHandler(logOut, hopts)
 	}
 	m.log = slog.New(h).With("instance", cfg.Instance.ID)
+	warnDevMode(m.log, cfg)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -180,10 +181,18 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		_ = m.Close()
 		return nil, fmt.Errorf("auth.jwt.public_key_file: %w", err)
 	}
+	policies, err := cfg.Rooms.ParsedPolicies()
+	if err != nil {
+		_ = m.Close()
+		return nil, fmt.Errorf("rooms.policies: %w", err)
+	}
 	scfg := server.Config{
 		AuthMode:                 cfg.Auth.Mode,
 		JWTSecret:                []byte(cfg.Auth.JWT.Secret),
 		JWTPublicKey:             pub,
+		DevInsecure:              devInsecure(cfg),
+		JWTChecks:                jwtChecks(cfg),
+		RoomPolicies:             policies,
 		MessageBytes:             cfg.Limits.MessageBytes,
 		PayloadBytes:             cfg.Limits.PayloadBytes,
 		EventsPerSecond:          cfg.Limits.EventsPerSecond,
@@ -222,7 +231,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		Burst:              cfg.API.Burst,
 		RequestTimeout:     scfg.RequestTimeout,
 	}
-	apiHandler, err := api.New(acfg, api.Deps{Chat: chat, Delivery: m.srv.Delivery(), Logger: m.log, Registry: reg})
+	apiHandler, err := api.New(acfg, api.Deps{Chat: chat, Delivery: m.srv.Delivery(), Members: m.srv, Logger: m.log, Registry: reg})
 	if err != nil {
 		_ = m.Close()
 		return nil, err

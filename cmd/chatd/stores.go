@@ -99,6 +99,14 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
+	grants, err := chatdredis.NewRedisGrants(client, chatdredis.RedisGrantsOptions{Prefix: prefix, Logger: m.log})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+	cutoffs, err := chatdredis.NewRedisCutoffs(client, chatdredis.RedisGrantsOptions{Prefix: prefix, Logger: m.log, CutoffTTL: cfg.Recovery.MaxDisconnection})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
 	if err := presence.Start(ctx); err != nil {
 		// Redis may be down at start; presence keeps retrying by itself.
 		m.log.Warn("presence start", "err", err)
@@ -116,6 +124,8 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 		}, server.Deps{
 			Adapter: adapter,
 			Ready:   adapter.Ready,
+			Grants:  grants,
+			Cutoffs: cutoffs,
 		}, nil
 }
 

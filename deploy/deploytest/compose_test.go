@@ -137,6 +137,11 @@ func TestComposeChatdInstances(t *testing.T) {
 			if got := env(s, "CHATD_AUTH_MODE"); got != "dev" && got != "jwt" {
 				t.Errorf("CHATD_AUTH_MODE = %q, want dev or jwt", got)
 			}
+			// The try-out's dev mode listens on :3000, which chatd allows
+			// only when the file says so explicitly.
+			if got := env(s, "CHATD_AUTH_DEV_INSECURE"); got != "true" {
+				t.Errorf("CHATD_AUTH_DEV_INSECURE = %q, want \"true\" (dev mode on :3000 is refused without it)", got)
+			}
 			id := env(s, "CHATD_INSTANCE_ID")
 			if id == "" {
 				t.Error("CHATD_INSTANCE_ID is not set")

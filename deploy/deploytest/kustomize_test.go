@@ -312,6 +312,12 @@ func TestKustomizeEnvironment(t *testing.T) {
 			if got := cm.Data["CHATD_AUTH_MODE"]; got != wantMode {
 				t.Errorf("CHATD_AUTH_MODE = %q, want %q", got, wantMode)
 			}
+			// Dev mode on the pod's :3000 is refused unless the try-out says
+			// so; production (the base) must not.
+			wantInsecure := map[string]string{".": "true", "base": ""}[dir]
+			if got := cm.Data["CHATD_AUTH_DEV_INSECURE"]; got != wantInsecure {
+				t.Errorf("CHATD_AUTH_DEV_INSECURE = %q, want %q", got, wantInsecure)
+			}
 		})
 	}
 }

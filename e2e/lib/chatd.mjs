@@ -182,7 +182,10 @@ let seq = 0;
 /** uid returns a unique name (for user ids and rooms) with the given prefix. */
 export function uid(prefix = "u") {
   seq += 1;
-  return `${prefix}-${process.pid}-${seq}-${randomBytes(3).toString("hex")}`;
+  const id = `${prefix}-${process.pid}-${seq}-${randomBytes(3).toString("hex")}`;
+  // 24 letters, digits, '-' and '_' is the shape of a socket id, which no
+  // room may have.
+  return id.length === 24 ? `${id}x` : id;
 }
 
 // ---------------------------------------------------------------- clients

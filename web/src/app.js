@@ -42,6 +42,7 @@ main().catch((err) => {
 
 async function main() {
   state.config = await loadConfig();
+  V.showDevBanner(state.config.devInsecure);
   V.initViews({ openRoom });
   T.initTimeline({
     loadOlder,
@@ -83,6 +84,7 @@ async function loadConfig() {
     const c = await res.json();
     return {
       authMode: c.authMode === 'jwt' ? 'jwt' : 'dev',
+      devInsecure: c.authMode !== 'jwt' && c.devInsecure === true,
       messageBytes: Number.isInteger(c.messageBytes) && c.messageBytes > 0 ? c.messageBytes : fallback.messageBytes,
       version: typeof c.version === 'string' ? c.version : '',
     };

@@ -11,7 +11,7 @@ import { mergeMessages } from './ids.js';
 export const ROOM_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** DEFAULT_CONFIG is what the page assumes when GET /chatd/config.json fails. */
-export const DEFAULT_CONFIG = Object.freeze({ authMode: 'dev', messageBytes: 4096, version: '' });
+export const DEFAULT_CONFIG = Object.freeze({ authMode: 'dev', devInsecure: false, messageBytes: 4096, version: '' });
 
 /** createState returns the state of a page that has not signed in yet. */
 export function createState(config = DEFAULT_CONFIG) {

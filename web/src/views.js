@@ -285,3 +285,12 @@ export function closeDrawers() {
 export function isNarrow() {
   return window.matchMedia('(max-width: 767px)').matches;
 }
+
+/** showDevBanner shows, above everything, that anyone can sign in as anyone
+ * (dev mode reachable from other machines, auth.dev_insecure). */
+export function showDevBanner(on) {
+  const el = document.getElementById('dev-banner');
+  if (!el) return;
+  el.hidden = !on;
+  document.body.classList.toggle('dev-insecure', on);
+}
