@@ -42,7 +42,7 @@ var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_:.-]+$`)
 // socket.io reserves and those of the chat protocol.
 var reservedEvents = []string{
 	"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
-	"session", "join", "leave", "message", "typing", "history", "rooms", "presence",
+	"session", "join", "leave", "message", "typing", "history", "rooms", "presence", "sync",
 }
 
 // problems collects the errors of Validate.

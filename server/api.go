@@ -410,7 +410,7 @@ func (a *api) requestContext(r *http.Request) (context.Context, context.CancelFu
 // server API may not emit.
 var protocolEvents = map[string]bool{
 	"session": true, "join": true, "leave": true, "message": true,
-	"typing": true, "history": true, "rooms": true, "presence": true,
+	"typing": true, "history": true, "rooms": true, "presence": true, "sync": true,
 }
 
 // socketIOEvents are the event names socket.io reserves.

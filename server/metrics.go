@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, roomCount func() float64, ws *wstrans
 // knownEvents are the client protocol's request events.
 var knownEvents = map[string]bool{
 	"join": true, "leave": true, "message": true, "typing": true,
-	"history": true, "rooms": true, "presence": true,
+	"history": true, "rooms": true, "presence": true, "sync": true,
 }
 
 func eventLabel(ev string) string {

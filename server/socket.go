@@ -315,8 +315,10 @@ func (c *conn) handle(args []any) {
 		res, err = c.rooms(ctx, args)
 	case "presence":
 		res, err = c.presence(ctx, args)
+	case "sync":
+		res, err = c.sync(ctx, args)
 	default:
-		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows join, leave, message, typing, history, rooms and presence", truncate(ev, 64))
+		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows join, leave, message, typing, history, sync, rooms and presence", truncate(ev, 64))
 	}
 	c.reply(ev, ack, res, err)
 }

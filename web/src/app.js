@@ -414,35 +414,49 @@ async function onSession(s) {
 }
 
 /** catchUp fetches, for every room, the messages after the last one this page
- * saw before the connection broke, page by page, and returns how many were new. */
+ * saw before the connection broke, with one `sync` request for all rooms (and
+ * another for the rooms that answered `more`), and returns how many were new. */
 async function catchUp() {
   let total = 0;
-  await Promise.all(
-    [...state.rooms.values()].map(async (r) => {
-      let after = r.catchupFrom;
-      r.catchupFrom = undefined;
-      if (after === undefined || after === null) {
-        // Nothing seen in this room yet: its latest page is what was missed.
-        if (r.loaded || r.name === state.current) total += await loadLatest(r, { live: r.loaded });
-        return;
+  let want = {};
+  const latest = [];
+  for (const r of state.rooms.values()) {
+    const after = r.catchupFrom;
+    r.catchupFrom = undefined;
+    if (after === undefined || after === null) {
+      // Nothing seen in this room yet: its latest page is what was missed.
+      if (r.loaded || r.name === state.current) latest.push(r);
+    } else want[r.name] = after;
+  }
+  for (let round = 0; round < 100 && Object.keys(want).length > 0; round++) {
+    const res = await request('sync', { rooms: want, limit: CATCHUP_PAGE });
+    if (!res.ok || !res.rooms || typeof res.rooms !== 'object') {
+      // Try again from here after the next reconnect (an earlier point is
+      // always safe: messages merge by id).
+      for (const [name, after] of Object.entries(want)) {
+        const r = state.rooms.get(name);
+        if (r) r.catchupFrom = after;
       }
-      for (let round = 0; round < 100; round++) {
-        const res = await request('history', { room: r.name, after, limit: CATCHUP_PAGE });
-        if (!res.ok || !Array.isArray(res.messages)) {
-          if (res.error && res.error.code === 'forbidden') dropRoom(r.name);
-          // Try again from here after the next reconnect (an earlier point is
-          // always safe: messages merge by id).
-          else r.catchupFrom = after;
-          return;
-        }
-        if (res.gap) r.gap = true;
-        const added = addMessages(r, res.messages, { live: true });
-        total += added;
-        if (res.messages.length < CATCHUP_PAGE) break;
-        after = res.messages[res.messages.length - 1].id;
+      break;
+    }
+    const next = {};
+    for (const [name, after] of Object.entries(want)) {
+      const r = state.rooms.get(name);
+      const part = res.rooms[name];
+      if (!r || !part || typeof part !== 'object') continue;
+      if (part.error) {
+        if (part.error.code === 'forbidden') dropRoom(name);
+        else r.catchupFrom = after;
+        continue;
       }
-    }),
-  );
+      const msgs = Array.isArray(part.messages) ? part.messages : [];
+      if (part.gap) r.gap = true;
+      total += addMessages(r, msgs, { live: true });
+      if (part.more) next[name] = msgs.length ? msgs[msgs.length - 1].id : after;
+    }
+    want = next;
+  }
+  for (const r of latest) total += await loadLatest(r, { live: r.loaded });
   renderAll();
   return total;
 }
