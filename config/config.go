@@ -19,6 +19,9 @@ type Config struct {
 	// Listen is the host:port the HTTP server (socket.io, API, health, web
 	// page) listens on.
 	Listen string `yaml:"listen" usage:"host:port to listen on for socket.io, the API, health checks and the web page"`
+	// HTTP bounds the HTTP connections of Listen and names the proxies in
+	// front of chatd.
+	HTTP HTTPConfig `yaml:"http"`
 	// Log chooses what is logged and how.
 	Log LogConfig `yaml:"log"`
 	// Redis connects the instances of a cluster; without it chatd is a single
@@ -50,6 +53,26 @@ type Config struct {
 	Web WebConfig `yaml:"web"`
 	// Debug holds switches for diagnosing a running chatd.
 	Debug DebugConfig `yaml:"debug"`
+}
+
+// HTTPConfig is the http.* section.
+type HTTPConfig struct {
+	// TrustedProxies are the addresses or CIDRs of the proxies whose
+	// X-Forwarded-For names the client (the shipped nginx, an Ingress
+	// controller); from anyone else the header is ignored, and the client is
+	// the address it connects from.
+	TrustedProxies []string `yaml:"trusted_proxies" usage:"addresses or CIDRs of proxies whose X-Forwarded-For is believed, such as 10.0.0.0/8"`
+	// IdleTimeout closes a keep-alive connection that sent no request for
+	// that long.
+	IdleTimeout time.Duration `yaml:"idle_timeout" usage:"how long an idle keep-alive HTTP connection stays open"`
+	// HeaderTimeout bounds the reading of a request's headers.
+	HeaderTimeout time.Duration `yaml:"header_timeout" usage:"time limit to read a request's headers"`
+	// BodyTimeout bounds the reading of a request's body (a polling POST, an
+	// API call); requests without a body, such as a long poll or a WebSocket,
+	// are not bounded by it.
+	BodyTimeout time.Duration `yaml:"body_timeout" usage:"time limit to read a request's body (long polls and WebSockets are not bounded by it)"`
+	// MaxHeaderBytes bounds a request's headers, in bytes, 4 KiB to 1 MiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes" usage:"largest request headers in bytes, 4096 to 1048576"`
 }
 
 // LogConfig is the log.* section.
@@ -210,6 +233,9 @@ type MemoryConfig struct {
 type MetricsConfig struct {
 	// Enabled serves Prometheus metrics at /metrics.
 	Enabled bool `yaml:"enabled" usage:"serve Prometheus metrics at /metrics"`
+	// Listen, when set, serves /metrics on this host:port of its own instead
+	// of on listen, so that it need not be public.
+	Listen string `yaml:"listen" usage:"host:port of a separate listener for /metrics; empty serves it on listen"`
 }
 
 // WebConfig is the web.* section.
@@ -257,6 +283,12 @@ func Default() Config {
 		Memory:   MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
 		Metrics:  MetricsConfig{Enabled: true},
 		Web:      WebConfig{Enabled: true},
+		HTTP: HTTPConfig{
+			IdleTimeout:    60 * time.Second,
+			HeaderTimeout:  10 * time.Second,
+			BodyTimeout:    15 * time.Second,
+			MaxHeaderBytes: 32 << 10,
+		},
 	}
 }
 

@@ -1,10 +1,12 @@
 // Holding up under abuse, driven against the chatd binary with the official
-// socket.io-client: catching up in one `sync` request, with the default
-// limits.
+// socket.io-client and raw HTTP: catching up in one `sync` request with the
+// default limits, and the HTTP timeouts, header and body bounds and the
+// throttle on wrong API tokens.
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import { startChatd, stopChatd, connect, ok, req, uid, closeAll } from "./lib/chatd.mjs";
 
 /** TOKEN is the server API token of the suites that send through the API. */
@@ -89,5 +91,82 @@ describe("sync: catching up is one request", () => {
     assert.equal(bad.ok, false);
     assert.equal(bad.error.code, "bad_request");
     closeAll();
+  });
+});
+
+/** rawHTTP opens a TCP connection to srv, writes text, and resolves to {data, ms}: what the server answered and when it closed the connection. */
+function rawHTTP(srv, text, { limitMs = 10000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    let data = "";
+    const conn = net.connect(srv.port, "127.0.0.1", () => conn.write(text));
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new Error(`the server kept the connection open for ${limitMs} ms; it answered ${JSON.stringify(data.slice(0, 200))}`));
+    }, limitMs);
+    conn.on("data", (b) => (data += b.toString()));
+    conn.on("error", () => {});
+    conn.on("close", () => {
+      clearTimeout(timer);
+      resolve({ data, ms: Date.now() - start });
+    });
+  });
+}
+
+describe("HTTP hardening", () => {
+  let srv;
+  before(async () => {
+    srv = await startChatd({
+      CHATD_API_TOKEN: TOKEN,
+      CHATD_HTTP_BODY_TIMEOUT: "1s",
+      CHATD_HTTP_IDLE_TIMEOUT: "1s",
+      CHATD_HTTP_TRUSTED_PROXIES: "127.0.0.1",
+    });
+  });
+  after(() => stopChatd(srv));
+
+  it("a polling POST whose body never comes is cut within http.body_timeout", async () => {
+    const { ms } = await rawHTTP(srv, "POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n4");
+    assert.ok(ms >= 900 && ms < 4000, `cut after ${ms} ms`);
+  });
+
+  it("an idle keep-alive connection is closed after http.idle_timeout", async () => {
+    const { data, ms } = await rawHTTP(srv, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.match(data, /^HTTP\/1.1 200/);
+    assert.ok(ms >= 900 && ms < 4000, `closed after ${ms} ms`);
+  });
+
+  it("@connections refuses a wrong token before reading a 1 MiB body", async () => {
+    const { data } = await rawHTTP(srv, `POST /@connections/abc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: ${1 << 20}\r\n\r\n`);
+    assert.match(data, /^HTTP\/1.1 403/);
+  });
+
+  it("wrong API tokens are throttled per client address with 429 and a JSON body", async () => {
+    const call = (token, addr) =>
+      fetch(`${srv.url}/api/v1/rooms/general/messages`, {
+        headers: { authorization: `Bearer ${token}`, "x-forwarded-for": addr },
+        signal: AbortSignal.timeout(5000),
+      });
+    const statuses = [];
+    for (let i = 0; i < 12; i++) {
+      const res = await call(`guess-${i}`, "203.0.113.7");
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    assert.deepEqual(statuses.slice(0, 10), Array(10).fill(401));
+    assert.deepEqual(statuses.slice(10), [429, 429]);
+    const res = await call(TOKEN, "203.0.113.7");
+    assert.equal(res.status, 429);
+    assert.ok(Number(res.headers.get("retry-after")) >= 1);
+    assert.equal((await res.json()).error.code, "rate_limited");
+    const other = await call(TOKEN, "198.51.100.7");
+    assert.equal(other.status, 200);
+    await other.arrayBuffer();
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    assert.match(text, /chatd_limit_refusals_total\{limit="api_auth_failures"\} 3/);
+  });
+
+  it("a short api.token is a configuration error naming the key", async () => {
+    await assert.rejects(startChatd({ CHATD_API_TOKEN: "abc" }), /api\.token: must be at least 32 characters/);
   });
 });

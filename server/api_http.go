@@ -92,7 +92,11 @@ func (a *api) serveV1(route string, h v1Handler) http.Handler {
 				a.writeV1Error(w, r, rooms.Errorf(rooms.CodeNotFound, "the server API is off; set CHATD_API_TOKEN (api.token) to turn it on"))
 				return
 			}
+			if a.v1AuthThrottled(w, r) {
+				return
+			}
 			if err := a.checkBearer(r); err != nil {
+				a.wrongBearer(r)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="chatd"`)
 				a.writeV1Error(w, r, err)
 				return

@@ -84,8 +84,15 @@ func (a *api) handleGateway(route string, w http.ResponseWriter, r *http.Request
 				message: "the @connections routes are off; set CHATD_API_TOKEN or CHATD_API_AWS_ACCESS_KEY_ID and CHATD_API_AWS_SECRET_ACCESS_KEY"})
 			return
 		}
+		if a.gatewayAuthThrottled(w, r) {
+			return
+		}
 		if r.Header.Get("Authorization") == "" {
 			writeGatewayError(w, forbidden("missing credentials: sign the request with SigV4 or send \"Authorization: Bearer <token>\""))
+			return
+		}
+		if err := a.gatewayPrecheck(r); err != nil {
+			a.writeGatewayError(w, r, err)
 			return
 		}
 		body, err := readBody(r)
@@ -95,6 +102,7 @@ func (a *api) handleGateway(route string, w http.ResponseWriter, r *http.Request
 		}
 		credential, err := a.gatewayAuth(r, body)
 		if err != nil {
+			a.wrongSignature(r, err)
 			a.writeGatewayError(w, r, err)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -67,6 +68,9 @@ type Config struct {
 
 	// API configures the server API; see api.go.
 	API APIConfig
+	// TrustedProxies are the addresses and CIDRs whose X-Forwarded-For
+	// names the client; see limits.go.
+	TrustedProxies []string
 
 	// InstanceID names this instance in logs.
 	InstanceID string
@@ -110,6 +114,7 @@ type Server struct {
 	api     *api
 
 	failures  *failureLog
+	guard     *guard // limits beyond the per-socket rate; see limits.go
 	polls     *pollGuard
 	ws        *wstransport.Builder // the WebSocket transport and its counters
 	handlers  *warm.Pool           // where socket events run (see onEvent)
@@ -187,7 +192,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if ready == nil {
 		ready = func() bool { return true }
 	}
+	g, err := newGuard(cfg, reg)
+	if err != nil {
+		return nil, fmt.Errorf("server: TrustedProxies: %w", err)
+	}
 	s := &Server{
+		guard: g,
 		cfg:   cfg,
 		chat:  deps.Chat,
 		log:   log,

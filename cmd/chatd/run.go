@@ -142,6 +142,8 @@ type Main struct {
 	reaper     context.CancelFunc
 	reducer    context.CancelFunc
 	memMetrics *memoryMetrics
+	reg        *prometheus.Registry
+	metrics    *metricsListener // on metrics.listen; nil without one
 	served     chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -160,6 +162,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.memMetrics = newMemoryMetrics(reg)
+	m.reg = reg
 
 	st, deps, err := m.stores(ctx, cfg, reg)
 	if err != nil {
@@ -204,9 +207,10 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		},
 		InstanceID: cfg.Instance.ID,
 		Version:    version,
-		Metrics:    cfg.Metrics.Enabled,
+		Metrics:    cfg.Metrics.Enabled && cfg.Metrics.Listen == "",
 		Pprof:      cfg.Debug.Pprof,
 	}
+	scfg.TrustedProxies = cfg.HTTP.TrustedProxies
 	if cfg.Web.Enabled {
 		scfg.Web = web.Handler()
 	}
@@ -237,11 +241,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.ln = ln
-	m.http = &http.Server{
-		Handler:           m.srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+	if err := m.serveMetrics(m.reg); err != nil {
+		_ = ln.Close()
+		return err
 	}
+	m.http = m.httpServer(m.srv)
 	go func() {
 		defer close(m.served)
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -351,6 +355,7 @@ func (m *Main) close() error {
 			m.log.Warn("shutdown: cleanup failed; what it leaves in Redis expires by itself", "err", err)
 		}
 	}
+	m.closeMetrics()
 	m.log.Info("stopped")
 	return nil
 }

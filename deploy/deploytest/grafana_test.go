@@ -30,6 +30,7 @@ var chatdMetrics = map[string]promMetric{
 	"chatd_acks_total":                       {"counter", []string{"event", "code"}},
 	"chatd_message_fanout_sockets":           {"histogram", nil},
 	"chatd_rate_limited_total":               {"counter", nil},
+	"chatd_limit_refusals_total":             {"counter", []string{"limit"}},
 	"chatd_volatile_dropped_total":           {"counter", nil},
 	"chatd_slow_clients_disconnected_total":  {"counter", nil},
 	"chatd_send_buffered_bytes":              {"gauge", nil},
