@@ -178,6 +178,19 @@ type LimitsConfig struct {
 	// that would go past it is disconnected and catches up when it
 	// reconnects.
 	SendBufferBytes int `yaml:"send_buffer_bytes" usage:"bytes queued for a slow WebSocket client before it is disconnected, 65536 to 1073741824"`
+	// SocketsPerUser bounds the sockets one user may have on one instance;
+	// 0 turns the limit off.
+	SocketsPerUser int `yaml:"sockets_per_user" usage:"sockets one user may have open on one instance; 0 turns the limit off"`
+	// ConnectionsPerAddress bounds the sockets from one client address (see
+	// http.trusted_proxies) on one instance; 0 turns the limit off.
+	ConnectionsPerAddress int `yaml:"connections_per_address" usage:"sockets one client address may have open on one instance; 0 turns the limit off"`
+	// HandshakesPerSecond bounds the new connections one client address may
+	// start per second (twice as many at once); 0 turns the limit off.
+	HandshakesPerSecond float64 `yaml:"handshakes_per_second" usage:"new connections one client address may start per second; 0 turns the limit off"`
+	// Connections bounds the connections of one instance; a client past it
+	// gets 503 and tries again (another instance, behind a load balancer).
+	// 0 turns the limit off.
+	Connections int `yaml:"connections" usage:"connections one instance accepts; 0 turns the limit off"`
 }
 
 // ShutdownConfig is the shutdown.* section.
@@ -272,6 +285,11 @@ func Default() Config {
 			EventBurst:      40,
 			RateStrikes:     20,
 			SendBufferBytes: 1 << 20,
+
+			SocketsPerUser:        16,
+			ConnectionsPerAddress: 500,
+			HandshakesPerSecond:   50,
+			Connections:           50_000,
 		},
 		Shutdown: ShutdownConfig{Timeout: 30 * time.Second, Drain: 10 * time.Second},
 		Recovery: RecoveryConfig{

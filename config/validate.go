@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 
 	c.validateListen(&p)
 	c.validateHTTP(&p)
+	c.validateConnLimits(&p)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
@@ -327,4 +328,14 @@ func isIDChar(r rune) bool {
 // of the example deploy files, which must never reach production.
 func isPlaceholder(secret string) bool {
 	return strings.HasPrefix(strings.ToLower(secret), "change-me") || strings.HasPrefix(strings.ToLower(secret), "changeme")
+}
+
+func (c *Config) validateConnLimits(p *problems) {
+	l := &c.Limits
+	atLeast(p, "limits.sockets_per_user", l.SocketsPerUser, 0)
+	atLeast(p, "limits.connections_per_address", l.ConnectionsPerAddress, 0)
+	atLeast(p, "limits.connections", l.Connections, 0)
+	if !(l.HandshakesPerSecond >= 0) || math.IsInf(l.HandshakesPerSecond, 0) {
+		p.add("limits.handshakes_per_second", "must be a number, 0 (off) or more, not %g", l.HandshakesPerSecond)
+	}
 }

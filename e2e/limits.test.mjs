@@ -7,7 +7,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
-import { startChatd, stopChatd, connect, ok, req, uid, closeAll } from "./lib/chatd.mjs";
+import { startChatd, stopChatd, connect, connectError, close, ok, req, uid, closeAll, metric, waitFor } from "./lib/chatd.mjs";
 
 /** TOKEN is the server API token of the suites that send through the API. */
 const TOKEN = `e2e-limits-${randomBytes(16).toString("hex")}`;
@@ -168,5 +168,115 @@ describe("HTTP hardening", () => {
 
   it("a short api.token is a configuration error naming the key", async () => {
     await assert.rejects(startChatd({ CHATD_API_TOKEN: "abc" }), /api\.token: must be at least 32 characters/);
+  });
+});
+
+/** refusals reads chatd_limit_refusals_total{limit} from srv's /metrics. */
+async function refusals(srv, limit) {
+  const text = await (await fetch(`${srv.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+  const line = text.split("\n").find((l) => l.startsWith(`chatd_limit_refusals_total{limit="${limit}"} `));
+  return line ? Number(line.split(" ")[1]) : NaN;
+}
+
+/** handshake starts a bare Engine.IO polling session as the client at addr and resolves to {status, body}. */
+async function handshake(srv, addr) {
+  const res = await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling`, {
+    headers: addr ? { "x-forwarded-for": addr } : {},
+    signal: AbortSignal.timeout(5000),
+  });
+  return { status: res.status, body: await res.text(), retryAfter: res.headers.get("retry-after") };
+}
+
+describe("connection limits", () => {
+  let srv;
+  before(async () => {
+    srv = await startChatd({
+      CHATD_HTTP_TRUSTED_PROXIES: "127.0.0.1",
+      CHATD_LIMITS_SOCKETS_PER_USER: "3",
+      CHATD_LIMITS_CONNECTIONS_PER_ADDRESS: "4",
+      CHATD_LIMITS_HANDSHAKES_PER_SECOND: "3",
+    });
+  });
+  after(() => stopChatd(srv));
+
+  const as = (addr) => ({ extraHeaders: { "x-forwarded-for": addr } });
+
+  it("limits.sockets_per_user: the next socket gets connect_error rate_limited; others are unaffected", async () => {
+    const user = uid("tabs");
+    const tabs = [];
+    for (let i = 0; i < 3; i++) tabs.push((await connect(srv.url, { auth: { userId: user }, ...as(`192.0.2.${i + 1}`) })).socket);
+    const err = await connectError(srv.url, { auth: { userId: user }, ...as("192.0.2.9") });
+    assert.equal(err.message, "rate_limited");
+    assert.equal(err.data.code, "rate_limited");
+    assert.match(err.data.message, /limits\.sockets_per_user/);
+    await connect(srv.url, { auth: { userId: uid("other") }, ...as("192.0.2.10") });
+    await close(tabs[0]);
+    await waitFor("a closed tab to free its place", async () => {
+      try {
+        await connect(srv.url, { auth: { userId: user }, ...as("192.0.2.11") });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.ok((await refusals(srv, "sockets_per_user")) >= 1);
+    closeAll();
+  });
+
+  it("limits.connections_per_address: the next socket from that address is refused, other addresses are not", async () => {
+    const addr = "198.51.100.20";
+    for (let i = 0; i < 4; i++) await connect(srv.url, { auth: { userId: uid("a") }, ...as(addr) });
+    const err = await connectError(srv.url, { auth: { userId: uid("a") }, ...as(addr) });
+    assert.equal(err.data.code, "rate_limited");
+    assert.match(err.data.message, /limits\.connections_per_address/);
+    await connect(srv.url, { auth: { userId: uid("a") }, ...as("198.51.100.21") });
+    assert.ok((await refusals(srv, "connections_per_address")) >= 1);
+    closeAll();
+  });
+
+  it("limits.handshakes_per_second: a burst of handshakes from one address gets 429 before the handshake", async () => {
+    const addr = "203.0.113.30";
+    const got = [];
+    for (let i = 0; i < 10; i++) got.push(await handshake(srv, addr));
+    const refused = got.filter((r) => r.status === 429);
+    assert.ok(refused.length >= 3, `statuses ${got.map((r) => r.status)}`);
+    assert.equal(JSON.parse(refused[0].body).code, "rate_limited");
+    assert.ok(Number(refused[0].retryAfter) >= 1);
+    assert.equal((await handshake(srv, "203.0.113.31")).status, 200);
+    assert.ok((await refusals(srv, "handshakes_per_second")) >= 3);
+  });
+
+  it("an Engine.IO session that never sends its socket.io CONNECT is closed within a few seconds", async () => {
+    const { status, body } = await handshake(srv, "203.0.113.40");
+    assert.equal(status, 200);
+    const { sid } = JSON.parse(body.slice(1));
+    await waitFor(
+      "the bare session to be closed",
+      async () => {
+        const res = await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { signal: AbortSignal.timeout(30000) });
+        const text = await res.text();
+        return res.status === 400 || text.includes("1");
+      },
+      10000,
+    );
+  });
+});
+
+describe("limits.connections", () => {
+  let srv;
+  before(async () => {
+    srv = await startChatd({ CHATD_LIMITS_CONNECTIONS: "3" });
+  });
+  after(() => stopChatd(srv));
+
+  it("past it, a new connection gets 503 before the handshake, and connect_error on the client", async () => {
+    for (let i = 0; i < 3; i++) await connect(srv.url, { auth: { userId: uid("c") } });
+    const res = await handshake(srv);
+    assert.equal(res.status, 503);
+    assert.equal(JSON.parse(res.body).code, "unavailable");
+    const err = await connectError(srv.url, { auth: { userId: uid("c") }, transports: ["polling"] });
+    assert.ok(err, "a connect_error, not a hang");
+    assert.ok((await refusals(srv, "connections")) >= 2);
+    closeAll();
   });
 });

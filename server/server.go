@@ -71,6 +71,9 @@ type Config struct {
 	// TrustedProxies are the addresses and CIDRs whose X-Forwarded-For
 	// names the client; see limits.go.
 	TrustedProxies []string
+	// ConnLimits bound the connections per user, per address and in total;
+	// zero values turn them off. See limits.go.
+	ConnLimits ConnLimits
 
 	// InstanceID names this instance in logs.
 	InstanceID string
@@ -217,6 +220,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	opts.SetMaxHttpBufferSize(int64(cfg.PayloadBytes))
 	opts.SetPingInterval(25 * time.Second)
 	opts.SetPingTimeout(20 * time.Second)
+	opts.SetConnectTimeout(connectTimeout)
 	// chatd's own WebSocket transport (see internal/wstransport); polling
 	// stays the library's.
 	s.ws = &wstransport.Builder{
@@ -250,6 +254,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
+	s.guard.sessions = func() int { return int(s.io.Engine().ClientsCount()) }
 	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)
 	s.io.Use(s.authMiddleware)
 	_ = s.io.On("connection", func(args ...any) {
@@ -259,7 +264,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	})
 
 	s.api = newAPI(s, cfg.API)
-	s.routes(releaseAfterUpgrade(s.polls.wrap(s.io.ServeHandler(nil))))
+	s.routes(s.guard.admit(releaseAfterUpgrade(s.polls.wrap(s.io.ServeHandler(nil)))))
 	return s, nil
 }
 

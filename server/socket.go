@@ -34,6 +34,10 @@ func (s *Server) authMiddleware(sock *socket.Socket, next func(*socket.ExtendedE
 		next(socket.NewExtendedError("unauthorized", map[string]any{"code": string(rooms.CodeUnauthorized), "message": authMessage(err)}))
 		return
 	}
+	if refused := s.admitSocket(sock, u.ID); refused != nil {
+		next(refused)
+		return
+	}
 	sock.SetData(map[string]any{
 		dataUserID:      u.ID,
 		dataName:        u.Name,
@@ -88,6 +92,7 @@ type conn struct {
 	s    *Server
 	sock *socket.Socket
 	user rooms.User
+	addr string // the client address, counted by the guard
 
 	limiter *rate.Limiter
 	strikes []time.Time // rate_limited answers within rateStrikeWindow
@@ -115,6 +120,8 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	s.metrics.sockets.Inc()
 	s.sockets.Add(1)
 	s.trackUser(u.ID, 1)
+	c.addr = s.guard.socketAddr(sock)
+	s.guard.trackAddr(c.addr, 1)
 	sock.OnAny(c.onEvent)
 	_ = sock.On("disconnect", func(args ...any) {
 		if s.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -227,6 +234,7 @@ func (c *conn) onDisconnect() {
 	c.s.metrics.sockets.Dec()
 	c.s.sockets.Add(-1)
 	c.s.trackUser(c.user.ID, -1)
+	c.s.guard.trackAddr(c.addr, -1)
 	if recorded {
 		c.forget()
 	}

@@ -211,6 +211,12 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		Pprof:      cfg.Debug.Pprof,
 	}
 	scfg.TrustedProxies = cfg.HTTP.TrustedProxies
+	scfg.ConnLimits = server.ConnLimits{
+		SocketsPerUser:        cfg.Limits.SocketsPerUser,
+		ConnectionsPerAddress: cfg.Limits.ConnectionsPerAddress,
+		HandshakesPerSecond:   cfg.Limits.HandshakesPerSecond,
+		Connections:           cfg.Limits.Connections,
+	}
 	if cfg.Web.Enabled {
 		scfg.Web = web.Handler()
 	}

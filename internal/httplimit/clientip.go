@@ -56,9 +56,15 @@ func (p Proxies) trusts(a netip.Addr) bool {
 // the client and prove nothing). It returns the peer's text when it cannot
 // be parsed (a unix socket, a test).
 func (p Proxies) ClientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return p.ClientAddrOf(r.RemoteAddr, r.Header)
+}
+
+// ClientAddrOf is [Proxies.ClientAddr] for a peer address ("host:port")
+// and the request headers, as a socket.io handshake records them.
+func (p Proxies) ClientAddrOf(remote string, header http.Header) string {
+	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		host = r.RemoteAddr
+		host = remote
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil {
@@ -68,7 +74,7 @@ func (p Proxies) ClientAddr(r *http.Request) string {
 	if len(p.prefixes) == 0 || !p.trusts(peer) {
 		return peer.String()
 	}
-	hops := r.Header.Values("X-Forwarded-For")
+	hops := header.Values("X-Forwarded-For")
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
 		parts := strings.Split(hops[i], ",")

@@ -148,3 +148,24 @@ func TestBodyTimeoutCutsASlowBody(t *testing.T) {
 		t.Fatalf("a GET longer than the body limit: %q", b)
 	}
 }
+
+func TestRates(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := NewRates(2, 2)
+	r.now = func() time.Time { return now }
+	if !r.Allow("a") || !r.Allow("a") || r.Allow("a") {
+		t.Fatal("want 2 allowed at once, then a refusal")
+	}
+	if !r.Allow("b") {
+		t.Fatal("another address is refused")
+	}
+	now = now.Add(500 * time.Millisecond)
+	if !r.Allow("a") {
+		t.Fatal("a token did not come back after 1/rate")
+	}
+	now = now.Add(2 * failureSweepEvery)
+	r.Allow("c")
+	if r.Len() != 1 {
+		t.Fatalf("remembers %d addresses, want 1", r.Len())
+	}
+}
