@@ -191,6 +191,12 @@ type LimitsConfig struct {
 	// gets 503 and tries again (another instance, behind a load balancer).
 	// 0 turns the limit off.
 	Connections int `yaml:"connections" usage:"connections one instance accepts; 0 turns the limit off"`
+	// UserEventsPerSecond is the sustained event rate of one user over all
+	// its sockets on one instance, in events per second; 0 turns it off.
+	UserEventsPerSecond float64 `yaml:"user_events_per_second" usage:"sustained events per second of one user over all its sockets on one instance; 0 turns it off"`
+	// UserEventBurst is the number of events one user may send at once over
+	// all its sockets, above UserEventsPerSecond.
+	UserEventBurst int `yaml:"user_event_burst" usage:"events one user may send at once over all its sockets, above limits.user_events_per_second"`
 }
 
 // ShutdownConfig is the shutdown.* section.
@@ -290,6 +296,8 @@ func Default() Config {
 			ConnectionsPerAddress: 500,
 			HandshakesPerSecond:   50,
 			Connections:           50_000,
+			UserEventsPerSecond:   40,
+			UserEventBurst:        100,
 		},
 		Shutdown: ShutdownConfig{Timeout: 30 * time.Second, Drain: 10 * time.Second},
 		Recovery: RecoveryConfig{

@@ -335,6 +335,12 @@ func (c *Config) validateConnLimits(p *problems) {
 	atLeast(p, "limits.sockets_per_user", l.SocketsPerUser, 0)
 	atLeast(p, "limits.connections_per_address", l.ConnectionsPerAddress, 0)
 	atLeast(p, "limits.connections", l.Connections, 0)
+	if !(l.UserEventsPerSecond >= 0) || math.IsInf(l.UserEventsPerSecond, 0) {
+		p.add("limits.user_events_per_second", "must be a number, 0 (off) or more, not %g", l.UserEventsPerSecond)
+	}
+	if l.UserEventsPerSecond > 0 {
+		atLeast(p, "limits.user_event_burst", l.UserEventBurst, 1)
+	}
 	if !(l.HandshakesPerSecond >= 0) || math.IsInf(l.HandshakesPerSecond, 0) {
 		p.add("limits.handshakes_per_second", "must be a number, 0 (off) or more, not %g", l.HandshakesPerSecond)
 	}

@@ -280,3 +280,32 @@ describe("limits.connections", () => {
     closeAll();
   });
 });
+
+describe("limits.user_events_per_second: one budget over all a user's sockets", () => {
+  let srv;
+  before(async () => {
+    srv = await startChatd({
+      CHATD_LIMITS_EVENTS_PER_SECOND: "100",
+      CHATD_LIMITS_EVENT_BURST: "100",
+      CHATD_LIMITS_USER_EVENTS_PER_SECOND: "5",
+      CHATD_LIMITS_USER_EVENT_BURST: "10",
+    });
+  });
+  after(() => stopChatd(srv));
+
+  it("three tabs together get rate_limited past the user's burst; another user does not", async () => {
+    const user = uid("tabs");
+    const tabs = [];
+    for (let i = 0; i < 3; i++) tabs.push((await connect(srv.url, { auth: { userId: user } })).socket);
+    const acks = await Promise.all(tabs.flatMap((t) => Array.from({ length: 8 }, () => req(t, "rooms", {}))));
+    const limited = acks.filter((a) => !a.ok);
+    assert.ok(limited.length >= 10 && limited.length <= 14, `${limited.length} of 24 refused`);
+    assert.equal(limited[0].error.code, "rate_limited");
+    assert.match(limited[0].error.message, /connections together/);
+    const { socket: other } = await connect(srv.url, { auth: { userId: uid("other") } });
+    const theirs = await Promise.all(Array.from({ length: 8 }, () => req(other, "rooms", {})));
+    assert.ok(theirs.every((a) => a.ok));
+    assert.ok((await refusals(srv, "user_events")) >= 10);
+    closeAll();
+  });
+});

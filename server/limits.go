@@ -21,10 +21,11 @@ const (
 	refusedPerAddress     = "connections_per_address"
 	refusedHandshakes     = "handshakes_per_second"
 	refusedConnections    = "connections"
+	refusedUserEvents     = "user_events"
 )
 
 // refusalLimits are every value of the limit label.
-var refusalLimits = []string{refusedAPIAuth, refusedSocketsPerUser, refusedPerAddress, refusedHandshakes, refusedConnections}
+var refusalLimits = []string{refusedAPIAuth, refusedSocketsPerUser, refusedPerAddress, refusedHandshakes, refusedConnections, refusedUserEvents}
 
 // connectTimeout is how long an Engine.IO session may go without sending
 // its socket.io CONNECT before it is closed (socket.io's connectTimeout,
@@ -43,6 +44,12 @@ type ConnLimits struct {
 	HandshakesPerSecond float64
 	// Connections bounds the Engine.IO sessions of this instance.
 	Connections int
+	// UserEventsPerSecond is the sustained event rate of one user over all
+	// its sockets on this instance, in events per second; UserEventBurst is
+	// how many it may send at once. Beside the per-socket rate, it keeps
+	// many tabs from multiplying a user's rate.
+	UserEventsPerSecond float64
+	UserEventBurst      int
 }
 
 // guard is the server's protection against abusive clients beyond the
@@ -53,6 +60,7 @@ type guard struct {
 	proxies    httplimit.Proxies
 	failures   *httplimit.Failures
 	handshakes *httplimit.Rates // nil without a handshake limit
+	userEvents *httplimit.Rates // by user id; nil without a user budget
 	sessions   func() int       // Engine.IO sessions of this instance
 	refused    *prometheus.CounterVec
 
@@ -79,6 +87,9 @@ func newGuard(cfg Config, reg prometheus.Registerer) (*guard, error) {
 	}
 	if hs := cfg.ConnLimits.HandshakesPerSecond; hs > 0 {
 		g.handshakes = httplimit.NewRates(hs, max(1, int(2*hs)))
+	}
+	if ue := cfg.ConnLimits.UserEventsPerSecond; ue > 0 {
+		g.userEvents = httplimit.NewRates(ue, max(1, cfg.ConnLimits.UserEventBurst))
 	}
 	for _, l := range refusalLimits {
 		g.refused.WithLabelValues(l) // every series exists from the start, at 0
@@ -200,4 +211,15 @@ func (g *guard) trackAddr(addr string, delta int) {
 	} else {
 		delete(g.byAddr, addr)
 	}
+}
+
+// allowUser takes one event from the budget of userID, shared by all the
+// user's sockets on this instance, and answers the refusal when it is
+// spent. The budget of a user whose bucket is full again is forgotten.
+func (g *guard) allowUser(userID string) error {
+	if g.userEvents == nil || g.userEvents.Allow(userID) {
+		return nil
+	}
+	g.refused.WithLabelValues(refusedUserEvents).Inc()
+	return rooms.Errorf(rooms.CodeRateLimited, "too many requests from your connections together; slow down to %g per second over all of them", g.limits.UserEventsPerSecond)
 }

@@ -304,6 +304,11 @@ func (c *conn) handle(args []any) {
 		c.reply(ev, ack, nil, rooms.Errorf(rooms.CodeRateLimited, "too many requests; slow down to %g per second", s.cfg.EventsPerSecond))
 		return
 	}
+	if err := s.guard.allowUser(c.user.ID); err != nil {
+		s.metrics.rateLimited.Inc()
+		c.reply(ev, ack, nil, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	var res map[string]any

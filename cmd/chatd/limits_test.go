@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/config"
 )
 
 func TestMetricsOnTheirOwnListener(t *testing.T) {
@@ -116,4 +118,11 @@ func TestHTTPTimeoutsCutSlowClients(t *testing.T) {
 			t.Fatalf("64 KiB header: %d, want 431", res.StatusCode)
 		}
 	})
+}
+
+// noAddressLimits turns off the limits per client address, for tests that
+// open hundreds of sockets from loopback as fast as they can.
+func noAddressLimits(cfg *config.Config) {
+	cfg.Limits.HandshakesPerSecond = 0
+	cfg.Limits.ConnectionsPerAddress = 0
 }

@@ -216,6 +216,8 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		ConnectionsPerAddress: cfg.Limits.ConnectionsPerAddress,
 		HandshakesPerSecond:   cfg.Limits.HandshakesPerSecond,
 		Connections:           cfg.Limits.Connections,
+		UserEventsPerSecond:   cfg.Limits.UserEventsPerSecond,
+		UserEventBurst:        cfg.Limits.UserEventBurst,
 	}
 	if cfg.Web.Enabled {
 		scfg.Web = web.Handler()
