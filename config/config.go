@@ -153,6 +153,9 @@ type CORSConfig struct {
 type HistoryConfig struct {
 	// Size is the number of messages kept per room, 1 to 1,000,000.
 	Size int `yaml:"size" usage:"messages kept per room, 1 to 1000000"`
+	// TTL is how long a room's history is kept after its last message, in
+	// memory and in Redis; 0 keeps it forever.
+	TTL time.Duration `yaml:"ttl" usage:"how long a room's history is kept after its last message; 0 keeps it forever"`
 }
 
 // LimitsConfig is the limits.* section.
@@ -282,6 +285,7 @@ func Default() Config {
 		API:    APIConfig{GatewayEvent: "push", Rate: 100, Burst: 200},
 		History: HistoryConfig{
 			Size: 1000,
+			TTL:  7 * 24 * time.Hour,
 		},
 		Limits: LimitsConfig{
 			MessageBytes:    4096,

@@ -99,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 
 	intRange(&p, "history.size", c.History.Size, 1, maxHistorySize)
+	if c.History.TTL < 0 {
+		p.add("history.ttl", "must not be negative (0 keeps history forever), not %s", formatDuration(c.History.TTL))
+	}
 	intRange(&p, "memory.burst_gc_percent", c.Memory.BurstGCPercent, 0, 100)
 	intRange(&p, "limits.message_bytes", c.Limits.MessageBytes, 1, maxMessageBytes)
 	intRange(&p, "limits.payload_bytes", c.Limits.PayloadBytes, minPayloadBytes, maxPayloadBytes)

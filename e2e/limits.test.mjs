@@ -7,6 +7,8 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
+import { execFile } from "node:child_process";
+import { startRedis } from "./lib/redis.mjs";
 import { startChatd, stopChatd, connect, connectError, close, ok, req, uid, closeAll, metric, waitFor } from "./lib/chatd.mjs";
 
 /** TOKEN is the server API token of the suites that send through the API. */
@@ -307,5 +309,48 @@ describe("limits.user_events_per_second: one budget over all a user's sockets", 
     assert.ok(theirs.every((a) => a.ok));
     assert.ok((await refusals(srv, "user_events")) >= 10);
     closeAll();
+  });
+});
+
+/** redisCli runs one redis-cli command against redis and resolves to its output. */
+function redisCli(redis, ...args) {
+  return new Promise((resolve, reject) => {
+    execFile("redis-cli", ["-p", String(redis.port), ...args], (err, stdout) => (err ? reject(err) : resolve(stdout.trim())));
+  });
+}
+
+describe("history.ttl: a room's history expires after its last message", () => {
+  it("in memory: the history is gone after the TTL", async () => {
+    const srv = await startChatd({ CHATD_HISTORY_TTL: "1s" });
+    try {
+      const { socket } = await connect(srv.url, { auth: { userId: uid("t") } });
+      const room = uid("ttl");
+      await ok(socket, "join", { room });
+      await ok(socket, "message", { room, text: "soon gone" });
+      assert.equal((await ok(socket, "history", { room })).messages.length, 1);
+      await waitFor("the history to expire", async () => (await ok(socket, "history", { room })).messages.length === 0, 5000);
+    } finally {
+      await stopChatd(srv);
+    }
+  });
+
+  it("in Redis: the room's stream key expires", async () => {
+    const redis = await startRedis();
+    const prefix = uid("ttl");
+    const srv = await startChatd({ CHATD_REDIS_URL: redis.url, CHATD_REDIS_PREFIX: prefix, CHATD_HISTORY_TTL: "2s" });
+    try {
+      const { socket } = await connect(srv.url, { auth: { userId: uid("t") } });
+      const room = uid("ttl");
+      await ok(socket, "join", { room });
+      await ok(socket, "message", { room, text: "soon gone" });
+      const key = `${prefix}:history:${room}`;
+      const ttl = Number(await redisCli(redis, "PTTL", key));
+      assert.ok(ttl > 0 && ttl <= 2000, `PTTL ${ttl}`);
+      await waitFor("the stream to expire", async () => (await redisCli(redis, "EXISTS", key)) === "0", 6000);
+      assert.equal((await ok(socket, "history", { room })).messages.length, 0);
+    } finally {
+      await stopChatd(srv);
+      await redis.stop();
+    }
   });
 });

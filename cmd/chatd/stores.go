@@ -32,7 +32,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 		return rooms.Stores{
 			Membership:  rooms.NewMemoryMembership(),
 			Presence:    rooms.NewMemoryPresence(),
-			History:     rooms.NewMemoryHistory(cfg.History.Size),
+			History:     rooms.NewMemoryHistoryTTL(cfg.History.Size, cfg.History.TTL),
 			Idempotency: rooms.NewMemoryIdempotency(idempotencyTTL),
 		}, server.Deps{}, nil
 	}
@@ -77,7 +77,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
-	history, err := cluster.NewRedisHistory(client, cluster.RedisHistoryOptions{Prefix: prefix, Logger: m.log, Size: cfg.History.Size})
+	history, err := cluster.NewRedisHistory(client, cluster.RedisHistoryOptions{Prefix: prefix, Logger: m.log, Size: cfg.History.Size, TTL: cfg.History.TTL})
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
