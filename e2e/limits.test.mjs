@@ -9,7 +9,11 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { execFile } from "node:child_process";
 import { startRedis } from "./lib/redis.mjs";
-import { startChatd, stopChatd, connect, connectError, close, ok, req, uid, closeAll, metric, waitFor } from "./lib/chatd.mjs";
+import {
+  startChatd, stopChatd, connect, connectError, close, ok, req, uid, closeAll, metric, waitFor, nextEvent, expectNoEvent,
+} from "./lib/chatd.mjs";
+import { readdirSync, rmSync } from "node:fs";
+import path from "node:path";
 
 /** TOKEN is the server API token of the suites that send through the API. */
 const TOKEN = `e2e-limits-${randomBytes(16).toString("hex")}`;
@@ -352,5 +356,65 @@ describe("history.ttl: a room's history expires after its last message", () => {
       await stopChatd(srv);
       await redis.stop();
     }
+  });
+});
+
+describe("Redis that forgets: two instances, Redis restarted without its data", () => {
+  let redis;
+  let nodes = [];
+  before(async () => {
+    redis = await startRedis();
+    const prefix = uid("lost");
+    for (let i = 0; i < 2; i++) {
+      nodes.push(await startChatd({
+        CHATD_REDIS_URL: redis.url, CHATD_REDIS_PREFIX: prefix, CHATD_INSTANCE_ID: `lost${i}`,
+        CHATD_PRESENCE_TTL: "3s", // checks (with the presence reap) every second
+      }));
+    }
+    for (const srv of nodes) await waitFor(`${srv.url} to see 2 nodes`, async () => (await metric(srv.url, "chatd_cluster_nodes")) === 2);
+  });
+  after(async () => {
+    for (const srv of nodes) await stopChatd(srv);
+    await redis.stop();
+  });
+
+  it("each instance notices, counts it, and no socket keeps receiving a room it can no longer send to", async () => {
+    const [a, b] = nodes;
+    const room = uid("room");
+    const { socket: alice } = await connect(a.url, { auth: { userId: uid("alice") } });
+    const { socket: bob } = await connect(b.url, { auth: { userId: uid("bob") } });
+    await ok(alice, "join", { room });
+    await ok(bob, "join", { room });
+    await ok(bob, "message", { room, text: "before" });
+
+    const aliceLeft = nextEvent(alice, "membership", { filter: (m) => m.room === room && m.event === "left", timeoutMs: 20000 });
+    const bobLeft = nextEvent(bob, "membership", { filter: (m) => m.room === room && m.event === "left", timeoutMs: 20000 });
+    await redis.stop();
+    for (const f of readdirSync(redis.dir)) rmSync(path.join(redis.dir, f), { recursive: true, force: true });
+    await redis.start();
+
+    for (const srv of nodes) {
+      await waitFor(`${srv.url} to notice the loss`, async () => (await metric(srv.url, "chatd_redis_data_lost_total")) >= 1);
+    }
+    await aliceLeft;
+    await bobLeft;
+    for (const srv of nodes) assert.match(srv.output(), /Redis lost its data/);
+
+    // What is stored and what the sockets receive agree again: bob's send is
+    // refused, and a new member's message does not reach alice.
+    const refused = await req(bob, "message", { room, text: "after" });
+    assert.equal(refused.ok, false);
+    assert.equal(refused.error.code, "forbidden");
+    await waitFor("the cluster to be ready again", async () => (await metric(b.url, "chatd_redis_ready")) === 1);
+    const { socket: carol } = await connect(b.url, { auth: { userId: uid("carol") } });
+    await ok(carol, "join", { room });
+    await ok(carol, "message", { room, text: "new" });
+    await expectNoEvent(alice, "message", { filter: (m) => m.text === "new" });
+    // Joining again works as before.
+    await ok(alice, "join", { room });
+    const got = nextEvent(alice, "message", { filter: (m) => m.text === "again" });
+    await ok(carol, "message", { room, text: "again" });
+    await got;
+    closeAll();
   });
 });

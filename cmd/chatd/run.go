@@ -144,6 +144,7 @@ type Main struct {
 	memMetrics *memoryMetrics
 	reg        *prometheus.Registry
 	metrics    *metricsListener // on metrics.listen; nil without one
+	redisLoss  *redisLoss       // in cluster mode; see redisloss.go
 	served     chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -318,6 +319,7 @@ func (m *Main) reap(ctx context.Context) {
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, requestTimeout(m.cfg))
 			m.srv.ReapOffline(rctx)
+			m.checkRedisData(rctx)
 			cancel()
 		}
 	}

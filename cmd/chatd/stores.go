@@ -45,6 +45,9 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	rm := newRedisMetrics(reg)
 	client.AddHook(rm)
 	m.closer = append(m.closer, client.Close)
+	if err := m.watchRedisData(ctx, client, reg); err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
 
 	prefix := cfg.Redis.Prefix
 	adapter, err := cluster.NewAdapterBuilder(client, cluster.AdapterOptions{

@@ -47,6 +47,7 @@ var chatdMetrics = map[string]promMetric{
 	"chatd_cluster_request_seconds":          {"histogram", []string{"kind", "outcome"}},
 	"chatd_cluster_nodes":                    {"gauge", nil},
 	"chatd_redis_ready":                      {"gauge", nil},
+	"chatd_redis_data_lost_total":            {"counter", nil},
 
 	"go_goroutines":                 {"gauge", nil},
 	"process_cpu_seconds_total":     {"counter", nil},
