@@ -24,6 +24,12 @@ const apiWait = 5 * time.Second
 // with the given settings mounted on it, behind a real HTTP listener.
 func apiTestServer(t *testing.T, cfg Config) (*Handler, *httptest.Server) {
 	t.Helper()
+	return apiTestServerWith(t, server.Config{MessageBytes: 64}, cfg)
+}
+
+// apiTestServerWith is apiTestServer with the socket server's settings too.
+func apiTestServerWith(t *testing.T, scfg server.Config, cfg Config) (*Handler, *httptest.Server) {
+	t.Helper()
 	chat, err := rooms.NewChat(rooms.Limits{MessageBytes: 64}, rooms.Stores{
 		Membership:  rooms.NewMemoryMembership(),
 		Presence:    rooms.NewMemoryPresence(),
@@ -33,11 +39,11 @@ func apiTestServer(t *testing.T, cfg Config) (*Handler, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(server.Config{MessageBytes: 64}, server.Deps{Chat: chat})
+	s, err := server.New(scfg, server.Deps{Chat: chat})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, Deps{Chat: chat, Delivery: s.Delivery(), Members: s})
+	a, err := New(cfg, Deps{Chat: chat, Delivery: s.Delivery(), Members: s, Guard: s})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chatd/chatd/internal/httplimit"
 
 	"golang.org/x/time/rate"
 
@@ -92,13 +93,17 @@ func (a *Handler) serveV1(route string, h v1Handler) http.Handler {
 				a.writeV1Error(w, r, rooms.Errorf(rooms.CodeNotFound, "the server API is off; set CHATD_API_TOKEN (api.token) to turn it on"))
 				return
 			}
+			if a.v1AuthThrottled(w, r) {
+				return
+			}
 			if err := a.checkBearer(r); err != nil {
+				a.wrongBearer(r)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="chatd"`)
 				a.writeV1Error(w, r, err)
 				return
 			}
 			if wait, ok := a.allow("token"); !ok {
-				w.Header().Set("Retry-After", retryAfter(wait))
+				w.Header().Set("Retry-After", httplimit.RetryAfter(wait))
 				a.writeV1Error(w, r, rooms.Errorf(rooms.CodeRateLimited, "too many API requests; slow down to %g per second", a.cfg.Rate))
 				return
 			}
@@ -131,12 +136,6 @@ func (a *Handler) writeV1Error(w http.ResponseWriter, r *http.Request, err error
 		a.log.Warn("server API request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
 	}
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": string(e.Code), "message": e.Message}})
-}
-
-// retryAfter formats a wait as a Retry-After header value: whole seconds,
-// at least 1.
-func retryAfter(wait time.Duration) string {
-	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
 }
 
 // bearer returns the token of an "Authorization: Bearer" header.

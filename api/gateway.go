@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatd/chatd/internal/httplimit"
+
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/chatd/chatd/server"
@@ -87,8 +89,15 @@ func (a *Handler) handleGateway(route string, w http.ResponseWriter, r *http.Req
 				message: "the @connections routes are off; set CHATD_API_TOKEN or CHATD_API_AWS_ACCESS_KEY_ID and CHATD_API_AWS_SECRET_ACCESS_KEY"})
 			return
 		}
+		if a.gatewayAuthThrottled(w, r) {
+			return
+		}
 		if r.Header.Get("Authorization") == "" {
 			writeGatewayError(w, forbidden("missing credentials: sign the request with SigV4 or send \"Authorization: Bearer <token>\""))
+			return
+		}
+		if err := a.gatewayPrecheck(r); err != nil {
+			a.writeGatewayError(w, r, err)
 			return
 		}
 		body, err := readBody(r)
@@ -98,11 +107,12 @@ func (a *Handler) handleGateway(route string, w http.ResponseWriter, r *http.Req
 		}
 		credential, err := a.gatewayAuth(r, body)
 		if err != nil {
+			a.wrongSignature(r, err)
 			a.writeGatewayError(w, r, err)
 			return
 		}
 		if wait, ok := a.allow(credential); !ok {
-			w.Header().Set("Retry-After", retryAfter(wait))
+			w.Header().Set("Retry-After", httplimit.RetryAfter(wait))
 			writeGatewayError(w, &gatewayError{status: http.StatusTooManyRequests, errType: "LimitExceededException",
 				message: "too many API requests; slow down"})
 			return

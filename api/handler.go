@@ -26,6 +26,9 @@ type Deps struct {
 	// Members moves users in and out of rooms and keeps the grants of the
 	// room policies (*server.Server); required.
 	Members Members
+	// Guard throttles failed authentication per client address
+	// (*server.Server); nil throttles nothing.
+	Guard AuthGuard
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registry receives the metrics; nil makes a private one.
@@ -62,6 +65,7 @@ type Handler struct {
 	chat     *rooms.Chat
 	delivery *server.Delivery
 	members  Members
+	guard    AuthGuard
 	log      *slog.Logger
 	requests *prometheus.CounterVec // chatd_api_requests_total
 	mux      *http.ServeMux         // the routes but the staged ones
@@ -81,6 +85,9 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	if deps.Members == nil {
 		return nil, errors.New("api: Deps.Members is required")
+	}
+	if deps.Guard == nil {
+		deps.Guard = noGuard{}
 	}
 	if cfg.GatewayEvent == "" {
 		cfg.GatewayEvent = defaultGatewayEvent
@@ -107,6 +114,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		chat:     deps.Chat,
 		delivery: deps.Delivery,
 		members:  deps.Members,
+		guard:    deps.Guard,
 		log:      log,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_api_requests_total", Help: "Server API requests, by route and status code.",

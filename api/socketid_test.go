@@ -36,7 +36,7 @@ func TestSocketIDsAreNotRooms(t *testing.T) {
 }
 
 // try sends a request and returns its acknowledgement, ok or not.
-func (c *apiClient) try(event string, payload map[string]any) map[string]any {
+func (c *apiClient) try(event string, payload any) map[string]any {
 	c.t.Helper()
 	c.mu.Lock()
 	c.nextAck++
@@ -60,4 +60,3 @@ func errCode(ack map[string]any) string {
 	s, _ := e["code"].(string)
 	return s
 }
-

@@ -23,6 +23,9 @@ type Config struct {
 	// page) listens on. Left at its default it is 127.0.0.1:3000 in dev auth
 	// mode (loopback only) and :3000 in jwt mode.
 	Listen string `yaml:"listen" usage:"host:port to listen on for socket.io, the API, health checks and the web page (default :3000 in jwt mode)"`
+	// HTTP bounds the HTTP connections of Listen and names the proxies in
+	// front of chatd.
+	HTTP HTTPConfig `yaml:"http"`
 	// Log chooses what is logged and how.
 	Log LogConfig `yaml:"log"`
 	// Redis connects the instances of a cluster; without it chatd is a single
@@ -56,6 +59,26 @@ type Config struct {
 	Web WebConfig `yaml:"web"`
 	// Debug holds switches for diagnosing a running chatd.
 	Debug DebugConfig `yaml:"debug"`
+}
+
+// HTTPConfig is the http.* section.
+type HTTPConfig struct {
+	// TrustedProxies are the addresses or CIDRs of the proxies whose
+	// X-Forwarded-For names the client (the shipped nginx, an Ingress
+	// controller); from anyone else the header is ignored, and the client is
+	// the address it connects from.
+	TrustedProxies []string `yaml:"trusted_proxies" usage:"addresses or CIDRs of proxies whose X-Forwarded-For is believed, such as 10.0.0.0/8"`
+	// IdleTimeout closes a keep-alive connection that sent no request for
+	// that long.
+	IdleTimeout time.Duration `yaml:"idle_timeout" usage:"how long an idle keep-alive HTTP connection stays open"`
+	// HeaderTimeout bounds the reading of a request's headers.
+	HeaderTimeout time.Duration `yaml:"header_timeout" usage:"time limit to read a request's headers"`
+	// BodyTimeout bounds the reading of a request's body (a polling POST, an
+	// API call); requests without a body, such as a long poll or a WebSocket,
+	// are not bounded by it.
+	BodyTimeout time.Duration `yaml:"body_timeout" usage:"time limit to read a request's body (long polls and WebSockets are not bounded by it)"`
+	// MaxHeaderBytes bounds a request's headers, in bytes, 4 KiB to 1 MiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes" usage:"largest request headers in bytes, 4096 to 1048576"`
 }
 
 // LogConfig is the log.* section.
@@ -161,6 +184,9 @@ type CORSConfig struct {
 type HistoryConfig struct {
 	// Size is the number of messages kept per room, 1 to 1,000,000.
 	Size int `yaml:"size" usage:"messages kept per room, 1 to 1000000"`
+	// TTL is how long a room's history is kept after its last message, in
+	// memory and in Redis; 0 keeps it forever.
+	TTL time.Duration `yaml:"ttl" usage:"how long a room's history is kept after its last message; 0 keeps it forever"`
 }
 
 // LimitsConfig is the limits.* section.
@@ -186,6 +212,25 @@ type LimitsConfig struct {
 	// that would go past it is disconnected and catches up when it
 	// reconnects.
 	SendBufferBytes int `yaml:"send_buffer_bytes" usage:"bytes queued for a slow WebSocket client before it is disconnected, 65536 to 1073741824"`
+	// SocketsPerUser bounds the sockets one user may have on one instance;
+	// 0 turns the limit off.
+	SocketsPerUser int `yaml:"sockets_per_user" usage:"sockets one user may have open on one instance; 0 turns the limit off"`
+	// ConnectionsPerAddress bounds the sockets from one client address (see
+	// http.trusted_proxies) on one instance; 0 turns the limit off.
+	ConnectionsPerAddress int `yaml:"connections_per_address" usage:"sockets one client address may have open on one instance; 0 turns the limit off"`
+	// HandshakesPerSecond bounds the new connections one client address may
+	// start per second (twice as many at once); 0 turns the limit off.
+	HandshakesPerSecond float64 `yaml:"handshakes_per_second" usage:"new connections one client address may start per second; 0 turns the limit off"`
+	// Connections bounds the connections of one instance; a client past it
+	// gets 503 and tries again (another instance, behind a load balancer).
+	// 0 turns the limit off.
+	Connections int `yaml:"connections" usage:"connections one instance accepts; 0 turns the limit off"`
+	// UserEventsPerSecond is the sustained event rate of one user over all
+	// its sockets on one instance, in events per second; 0 turns it off.
+	UserEventsPerSecond float64 `yaml:"user_events_per_second" usage:"sustained events per second of one user over all its sockets on one instance; 0 turns it off"`
+	// UserEventBurst is the number of events one user may send at once over
+	// all its sockets, above UserEventsPerSecond.
+	UserEventBurst int `yaml:"user_event_burst" usage:"events one user may send at once over all its sockets, above limits.user_events_per_second"`
 }
 
 // ShutdownConfig is the shutdown.* section.
@@ -241,6 +286,9 @@ type MemoryConfig struct {
 type MetricsConfig struct {
 	// Enabled serves Prometheus metrics at /metrics.
 	Enabled bool `yaml:"enabled" usage:"serve Prometheus metrics at /metrics"`
+	// Listen, when set, serves /metrics on this host:port of its own instead
+	// of on listen, so that it need not be public.
+	Listen string `yaml:"listen" usage:"host:port of a separate listener for /metrics; empty serves it on listen"`
 }
 
 // WebConfig is the web.* section.
@@ -268,6 +316,7 @@ func Default() Config {
 		API:    APIConfig{GatewayEvent: "push", Rate: 100, Burst: 200},
 		History: HistoryConfig{
 			Size: 1000,
+			TTL:  7 * 24 * time.Hour,
 		},
 		Limits: LimitsConfig{
 			MessageBytes:    rooms.DefaultMessageBytes,
@@ -277,6 +326,13 @@ func Default() Config {
 			EventBurst:      40,
 			RateStrikes:     20,
 			SendBufferBytes: 1 << 20,
+
+			SocketsPerUser:        16,
+			ConnectionsPerAddress: 500,
+			HandshakesPerSecond:   50,
+			Connections:           50_000,
+			UserEventsPerSecond:   40,
+			UserEventBurst:        100,
 		},
 		Shutdown: ShutdownConfig{Timeout: 30 * time.Second, Drain: 10 * time.Second},
 		Recovery: RecoveryConfig{
@@ -288,6 +344,12 @@ func Default() Config {
 		Memory:   MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
 		Metrics:  MetricsConfig{Enabled: true},
 		Web:      WebConfig{Enabled: true},
+		HTTP: HTTPConfig{
+			IdleTimeout:    60 * time.Second,
+			HeaderTimeout:  10 * time.Second,
+			BodyTimeout:    15 * time.Second,
+			MaxHeaderBytes: 32 << 10,
+		},
 	}
 }
 

@@ -698,7 +698,8 @@ func TestYAMLRoundTrip(t *testing.T) {
 	c.Redis.Timeout = 1500 * time.Millisecond
 	c.Auth.Mode = "jwt"
 	c.Auth.JWT.Secret = strings.Repeat("y", 40)
-	c.API.Token = "true" // looks like a bool
+	c.API.Token = strings.Repeat("7", 32) // looks like a number
+	c.API.GatewayEvent = "true"           // looks like a bool
 	c.API.Rate = 2.5
 	c.CORS.Origins = []string{"*", "https://a.example"}
 	c.History.Size = 50

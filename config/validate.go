@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -39,6 +40,14 @@ const (
 	maxInstanceID   = 64
 )
 
+// Limits of the http.* and api.token values Validate accepts.
+const (
+	// minAPITokenBytes is the shortest api.token, as for the JWT secret.
+	minAPITokenBytes  = 32
+	minMaxHeaderBytes = 4 << 10
+	maxMaxHeaderBytes = 1 << 20
+)
+
 var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_:.-]+$`)
 
 // reservedEvents are the event names api.gateway_event must not take: those
@@ -62,6 +71,8 @@ func (c *Config) Validate() error {
 	var p problems
 
 	listenOK := c.validateListen(&p)
+	c.validateHTTP(&p)
+	c.validateConnLimits(&p)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
@@ -91,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 
 	intRange(&p, "history.size", c.History.Size, 1, maxHistorySize)
+	if c.History.TTL < 0 {
+		p.add("history.ttl", "must not be negative (0 keeps history forever), not %s", formatDuration(c.History.TTL))
+	}
 	intRange(&p, "memory.burst_gc_percent", c.Memory.BurstGCPercent, 0, 100)
 	intRange(&p, "limits.message_bytes", c.Limits.MessageBytes, 1, maxMessageBytes)
 	intRange(&p, "limits.payload_bytes", c.Limits.PayloadBytes, minPayloadBytes, maxPayloadBytes)
@@ -143,6 +157,47 @@ func (c *Config) validateListen(p *problems) bool {
 		return false
 	}
 	return true
+}
+
+func (c *Config) validateHTTP(p *problems) {
+	h := &c.HTTP
+	for _, e := range h.TrustedProxies {
+		if msg := checkProxy(e); msg != "" {
+			p.add("http.trusted_proxies", "%s", msg)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"http.idle_timeout", h.IdleTimeout}, {"http.header_timeout", h.HeaderTimeout}, {"http.body_timeout", h.BodyTimeout}} {
+		if d.v <= 0 {
+			p.add(d.key, "must be more than 0, such as \"15s\", not %s", formatDuration(d.v))
+		}
+	}
+	intRange(p, "http.max_header_bytes", h.MaxHeaderBytes, minMaxHeaderBytes, maxMaxHeaderBytes)
+	if m := c.Metrics.Listen; m != "" {
+		if _, port, err := net.SplitHostPort(m); err != nil {
+			p.add("metrics.listen", "%q is not host:port, such as \"127.0.0.1:9090\"", m)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			p.add("metrics.listen", "port %q of %q is not a number from 0 to 65535", port, m)
+		} else if m == c.Listen && n != 0 {
+			p.add("metrics.listen", "%q is listen itself; leave metrics.listen empty to serve /metrics there", m)
+		}
+	}
+}
+
+// checkProxy returns what is wrong with an http.trusted_proxies entry, or "".
+func checkProxy(e string) string {
+	if strings.Contains(e, "/") {
+		if _, err := netip.ParsePrefix(e); err != nil {
+			return fmt.Sprintf("%q is not a CIDR such as 10.0.0.0/8", e)
+		}
+		return ""
+	}
+	if _, err := netip.ParseAddr(e); err != nil {
+		return fmt.Sprintf("%q is not an IP address or a CIDR such as 10.0.0.0/8", e)
+	}
+	return ""
 }
 
 func (c *Config) validateRedis(p *problems) {
@@ -270,6 +325,9 @@ func (c *Config) validateAPI(p *problems) {
 	if a.AWSSecretAccessKey != "" && a.AWSAccessKeyID == "" {
 		p.add("api.aws_access_key_id", "required when api.aws_secret_access_key is set")
 	}
+	if n := len(a.Token); n > 0 && n < minAPITokenBytes && !isPlaceholder(a.Token) {
+		p.add("api.token", "must be at least %d characters, not %d; generate one with `openssl rand -hex 32`", minAPITokenBytes, n)
+	}
 	positive(p, "api.rate", a.Rate)
 	atLeast(p, "api.burst", a.Burst, 1)
 }
@@ -321,4 +379,20 @@ func isIDChar(r rune) bool {
 // of the example deploy files, which must never reach production.
 func isPlaceholder(secret string) bool {
 	return strings.HasPrefix(strings.ToLower(secret), "change-me") || strings.HasPrefix(strings.ToLower(secret), "changeme")
+}
+
+func (c *Config) validateConnLimits(p *problems) {
+	l := &c.Limits
+	atLeast(p, "limits.sockets_per_user", l.SocketsPerUser, 0)
+	atLeast(p, "limits.connections_per_address", l.ConnectionsPerAddress, 0)
+	atLeast(p, "limits.connections", l.Connections, 0)
+	if !(l.UserEventsPerSecond >= 0) || math.IsInf(l.UserEventsPerSecond, 0) {
+		p.add("limits.user_events_per_second", "must be a number, 0 (off) or more, not %g", l.UserEventsPerSecond)
+	}
+	if l.UserEventsPerSecond > 0 {
+		atLeast(p, "limits.user_event_burst", l.UserEventBurst, 1)
+	}
+	if !(l.HandshakesPerSecond >= 0) || math.IsInf(l.HandshakesPerSecond, 0) {
+		p.add("limits.handshakes_per_second", "must be a number, 0 (off) or more, not %g", l.HandshakesPerSecond)
+	}
 }

@@ -13,6 +13,7 @@ const (
 	EventRooms      = "rooms"
 	EventPresence   = "presence"
 	EventRefresh    = "refresh"
+	EventSync       = "sync"
 	EventSession    = "session"
 	EventMembership = "membership"
 )
@@ -36,6 +37,7 @@ var Requests = []Request{
 	{Name: EventMessage, Effect: "stores a chat message and delivers it to the room"},
 	{Name: EventTyping, Effect: "tells the room's other sockets that the user is typing"},
 	{Name: EventHistory, Effect: "answers a page of a room's stored messages"},
+	{Name: EventSync, Effect: "answers what each of several rooms missed, in one request"},
 	{Name: EventRooms, Effect: "answers the rooms the user belongs to"},
 	{Name: EventPresence, Effect: "answers a room's members with a connected socket"},
 	{Name: EventRefresh, Effect: "replaces the socket's token before it expires"},

@@ -90,7 +90,7 @@ func TestReservedNames(t *testing.T) {
 			t.Errorf("%q is reserved, want it free for custom events", name)
 		}
 	}
-	if got, want := RequestList(), "join, leave, message, typing, history, rooms, presence and refresh"; got != want {
+	if got, want := RequestList(), "join, leave, message, typing, history, sync, rooms, presence and refresh"; got != want {
 		t.Errorf("RequestList() = %q, want %q", got, want)
 	}
 }

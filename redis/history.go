@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/chatd/chatd/rooms"
 	goredis "github.com/redis/go-redis/v9"
@@ -29,6 +30,9 @@ type RedisHistoryOptions struct {
 	// Size is the number of messages kept per room; 0 means
 	// [DefaultHistorySize].
 	Size int
+	// TTL is how long a room's history lives after its last message (the
+	// stream key's expiry, renewed by each append); 0 keeps it forever.
+	TTL time.Duration
 }
 
 // RedisHistory is the [rooms.History] of a cluster: one Redis stream per
@@ -43,6 +47,7 @@ type RedisHistory struct {
 	client goredis.UniversalClient
 	keys   string // "<prefix>:history:"
 	size   int
+	ttl    time.Duration // 0: no expiry
 	log    *slog.Logger
 }
 
@@ -59,7 +64,10 @@ func NewRedisHistory(client goredis.UniversalClient, opts RedisHistoryOptions) (
 	if size < 1 {
 		return nil, fmt.Errorf("redis: history size %d must be at least 1 (messages kept per room)", size)
 	}
-	return &RedisHistory{client: client, keys: prefix + ":history:", size: size, log: logger}, nil
+	if opts.TTL < 0 {
+		return nil, fmt.Errorf("cluster: history TTL %v must not be negative", opts.TTL)
+	}
+	return &RedisHistory{client: client, keys: prefix + ":history:", size: size, ttl: opts.TTL, log: logger}, nil
 }
 
 func (h *RedisHistory) key(room string) string { return h.keys + room }
@@ -85,7 +93,7 @@ end
 // oldest entries beyond ARGV[2]; it returns the new entry's id.
 var historyAppendScript = goredis.NewScript(`
 local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1])` +
-	fmt.Sprintf(historyTrimLua, 1, 2) + `
+	fmt.Sprintf(historyTrimLua, 1, 2) + fmt.Sprintf(historyExpireLua, 1, 3) + `
 return id
 `)
 
@@ -97,7 +105,7 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return false
 end
 local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])` +
-	fmt.Sprintf(historyTrimLua, 2, 3) + `
+	fmt.Sprintf(historyTrimLua, 2, 3) + fmt.Sprintf(historyExpireLua, 2, 4) + `
 return id
 `)
 
@@ -109,7 +117,7 @@ func (h *RedisHistory) Append(ctx context.Context, m rooms.Message) (rooms.Messa
 	if err != nil {
 		return rooms.Message{}, fmt.Errorf("redis: encode message: %w", err)
 	}
-	id, err := historyAppendScript.Run(ctx, h.client, []string{h.key(m.Room)}, body, h.size).Text()
+	id, err := historyAppendScript.Run(ctx, h.client, []string{h.key(m.Room)}, body, h.size, h.ttl.Milliseconds()).Text()
 	if err != nil {
 		return rooms.Message{}, err
 	}
@@ -153,7 +161,7 @@ func (h *RedisMemberHistory) AppendIfMember(ctx context.Context, m rooms.Message
 		return rooms.Message{}, false, fmt.Errorf("redis: encode message: %w", err)
 	}
 	keys := []string{h.members.userKey(m.UserID), h.key(m.Room)}
-	id, err := historyMemberAppendScript.Run(ctx, h.client, keys, m.Room, body, h.size).Text()
+	id, err := historyMemberAppendScript.Run(ctx, h.client, keys, m.Room, body, h.size, h.ttl.Milliseconds()).Text()
 	if errors.Is(err, goredis.Nil) {
 		return rooms.Message{}, false, nil
 	}

@@ -14,10 +14,12 @@ var _ History = (*MemoryHistory)(nil)
 // clients see the same id format in both modes.
 type MemoryHistory struct {
 	size int
+	ttl  time.Duration // a room's history expires this long after its last message; 0: never
 	now  func() time.Time
 
-	mu    sync.Mutex // guards the following field
-	rooms map[string]*memoryRoomHistory
+	mu        sync.Mutex // guards the following fields
+	rooms     map[string]*memoryRoomHistory
+	lastSweep time.Time // see history_retention.go
 }
 
 // memoryRoomHistory is one room's history. Dropped messages are cut off the
@@ -30,6 +32,7 @@ type memoryRoomHistory struct {
 	start    int
 	last     MessageID // the newest id ever given in this room
 	trimmed  MessageID // the newest id dropped by the cap; zero when none
+	lastAt   time.Time // when the newest message was appended
 }
 
 // NewMemoryHistory returns a [MemoryHistory] keeping size messages per room.
@@ -43,6 +46,7 @@ func NewMemoryHistory(size int) *MemoryHistory {
 func (h *MemoryHistory) room(name string, create bool) *memoryRoomHistory {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.sweepLocked()
 	r := h.rooms[name]
 	if r == nil && create {
 		r = &memoryRoomHistory{}
@@ -62,6 +66,7 @@ func (h *MemoryHistory) Append(_ context.Context, m Message) (Message, error) {
 		id = MessageID{MS: r.last.MS, Seq: r.last.Seq + 1}
 	}
 	r.last = id
+	r.lastAt = now
 	m.ID = id.String()
 	r.messages = append(r.messages, m)
 	r.ids = append(r.ids, id)
@@ -86,6 +91,9 @@ func (h *MemoryHistory) Page(_ context.Context, room string, q Query) (Page, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if h.expired(r, h.now()) {
+		return Page{Messages: []Message{}}, nil
+	}
 	ids, messages := r.ids[r.start:], r.messages[r.start:]
 	var from, to int // the window [from, to) of the kept messages
 	var gap bool

@@ -14,11 +14,14 @@ var _ Idempotency = (*MemoryIdempotency)(nil)
 type MemoryIdempotency struct {
 	ttl        time.Duration
 	maxEntries int
+	maxPerUser int // 0: DefaultMemoryIdempotencyPerUser
 	now        func() time.Time
 
 	mu      sync.Mutex // guards the following fields
 	entries map[string]*memoryIdempotencyEntry
 	order   []string // keys in the order they were written; may hold stale keys
+	// perUser counts the entries of each user; see idempotency_peruser.go.
+	perUser perUserCount
 }
 
 type memoryIdempotencyEntry struct {
@@ -76,6 +79,7 @@ func (s *MemoryIdempotency) Release(_ context.Context, key string) error {
 	defer s.mu.Unlock()
 	if e := s.entries[key]; e != nil && e.msg == nil {
 		delete(s.entries, key)
+		s.perUser.add(key, -1)
 	}
 	return nil
 }
@@ -85,8 +89,10 @@ func (s *MemoryIdempotency) Release(_ context.Context, key string) error {
 func (s *MemoryIdempotency) put(key string, e *memoryIdempotencyEntry, now time.Time) {
 	if _, ok := s.entries[key]; !ok {
 		s.order = append(s.order, key)
+		s.perUser.add(key, 1)
 	}
 	s.entries[key] = e
+	s.boundUser(key)
 	drop := 0
 	for drop < len(s.order) {
 		k := s.order[drop]
@@ -96,6 +102,7 @@ func (s *MemoryIdempotency) put(key string, e *memoryIdempotencyEntry, now time.
 			// released or replaced earlier: a stale position
 		case len(s.entries) > s.maxEntries || !now.Before(old.expires):
 			delete(s.entries, k)
+			s.perUser.add(k, -1)
 		default:
 			s.compact(drop)
 			return

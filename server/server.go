@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -78,6 +79,12 @@ type Config struct {
 	// RoomPolicies decides who may join, read and post in each room; nil
 	// makes every room open.
 	RoomPolicies *rooms.Policies
+	// TrustedProxies are the addresses and CIDRs whose X-Forwarded-For
+	// names the client; see limits.go.
+	TrustedProxies []string
+	// ConnLimits bound the connections per user, per address and in total;
+	// zero values turn them off. See limits.go.
+	ConnLimits ConnLimits
 
 	// InstanceID names this instance in logs.
 	InstanceID string
@@ -131,6 +138,7 @@ type Server struct {
 
 	failures  *failureLog
 	closes    *closeWatch
+	guard     *guard // limits beyond the per-socket rate; see limits.go
 	polls     *socketio.PollGuard
 	ws        *wstransport.Builder // the WebSocket transport and its counters
 	handlers  *warm.Pool           // where socket events run (see onEvent)
@@ -209,7 +217,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if ready == nil {
 		ready = func() bool { return true }
 	}
+	g, err := newGuard(cfg, reg)
+	if err != nil {
+		return nil, fmt.Errorf("server: TrustedProxies: %w", err)
+	}
 	s := &Server{
+		guard: g,
 		cfg:   cfg,
 		chat:  deps.Chat,
 		log:   log,
@@ -232,6 +245,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	opts.SetMaxHttpBufferSize(int64(cfg.PayloadBytes))
 	opts.SetPingInterval(25 * time.Second)
 	opts.SetPingTimeout(20 * time.Second)
+	opts.SetConnectTimeout(connectTimeout)
 	// chatd's own WebSocket transport (see internal/socketio/wstransport); polling
 	// stays the library's.
 	s.ws = &wstransport.Builder{
@@ -268,6 +282,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
+	s.guard.sessions = func() int { return int(s.io.Engine().ClientsCount()) }
 	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)
 	s.delivery = &Delivery{nsp: s.nsp, metrics: s.metrics}
 	s.io.Use(s.authMiddleware)
@@ -277,7 +292,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 	})
 
-	s.routes(sameOriginAllowed(socketio.ReleaseAfterUpgrade(s.polls.Wrap(s.io.ServeHandler(nil)))))
+	s.routes(s.guard.admit(sameOriginAllowed(socketio.ReleaseAfterUpgrade(s.polls.Wrap(s.io.ServeHandler(nil))))))
 	// After ServeHandler, which makes the engine.
 	s.watchCloses()
 	return s, nil

@@ -40,6 +40,10 @@ func (s *Server) authMiddleware(sock *socket.Socket, next func(*socket.ExtendedE
 		next(socket.NewExtendedError("unauthorized", map[string]any{"code": string(rooms.CodeUnauthorized), "message": authMessage(err)}))
 		return
 	}
+	if refused := s.admitSocket(sock, u.ID); refused != nil {
+		next(refused)
+		return
+	}
 	data := map[string]any{
 		dataUserID:      u.ID,
 		dataName:        u.Name,
@@ -96,6 +100,7 @@ type conn struct {
 	s    *Server
 	sock *socket.Socket
 	user rooms.User
+	addr string // the client address, counted by the guard
 
 	limiter *rate.Limiter
 	strikes []time.Time // rate_limited answers within rateStrikeWindow
@@ -181,6 +186,8 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	s.metrics.sockets.Inc()
 	s.sockets.Add(1)
 	s.trackUser(u.ID, 1)
+	c.addr = s.guard.socketAddr(sock)
+	s.guard.trackAddr(c.addr, 1)
 	sock.OnAny(c.onEvent)
 	_ = sock.On("disconnect", func(args ...any) {
 		if s.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -308,6 +315,7 @@ func (c *conn) onDisconnect() {
 	c.s.metrics.sockets.Dec()
 	c.s.sockets.Add(-1)
 	c.s.trackUser(c.user.ID, -1)
+	c.s.guard.trackAddr(c.addr, -1)
 	if recorded {
 		c.forget()
 	}
@@ -377,6 +385,11 @@ func (c *conn) handle(args []any) {
 		c.reply(ev, ack, nil, rooms.Errorf(rooms.CodeRateLimited, "too many requests; slow down to %g per second", s.cfg.EventsPerSecond))
 		return
 	}
+	if err := s.guard.allowUser(c.user.ID); err != nil {
+		s.metrics.rateLimited.Inc()
+		c.reply(ev, ack, nil, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	var res map[string]any
@@ -396,7 +409,9 @@ func (c *conn) handle(args []any) {
 		res, err = c.rooms(ctx, args)
 	case protocol.EventPresence:
 		res, err = c.presence(ctx, args)
-	case "refresh":
+	case protocol.EventSync:
+		res, err = c.sync(ctx, args)
+	case protocol.EventRefresh:
 		res, err = c.refresh(args)
 	default:
 		// protocol.Requests lists exactly the cases above.

@@ -69,6 +69,11 @@ func startChatd(t *testing.T, env ...string) server {
 		"CHATD_SHUTDOWN_DRAIN=0s",
 		"CHATD_LIMITS_EVENTS_PER_SECOND=1000",
 		"CHATD_LIMITS_EVENT_BURST=2000",
+		// Every benchmark client is one address, and one user may be many.
+		"CHATD_LIMITS_CONNECTIONS_PER_ADDRESS=0",
+		"CHATD_LIMITS_HANDSHAKES_PER_SECOND=0",
+		"CHATD_LIMITS_SOCKETS_PER_USER=0",
+		"CHATD_LIMITS_CONNECTIONS=0",
 	)
 	cmd.Env = append(cmd.Env, env...)
 	return startProcess(t, cmd, func(line string) (string, bool) {

@@ -95,6 +95,7 @@ func TestConnectionBurstIsNoticed(t *testing.T) {
 		cfg := testConfig("burst-on")
 		cfg.Memory.ReleaseWhenIdle = false
 		cfg.Shutdown.Drain = 0
+		noAddressLimits(&cfg)
 		_, base := startMain(t, cfg)
 		start := time.Now()
 		dialMany(t, base, 600)
@@ -109,6 +110,7 @@ func TestConnectionBurstIsNoticed(t *testing.T) {
 		cfg.Memory.ReleaseWhenIdle = false
 		cfg.Memory.BurstGCPercent = 0
 		cfg.Shutdown.Drain = 0
+		noAddressLimits(&cfg)
 		_, base := startMain(t, cfg)
 		dialMany(t, base, 600)
 		time.Sleep(500 * time.Millisecond) // two samples of an enabled watcher

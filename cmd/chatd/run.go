@@ -143,6 +143,9 @@ type Main struct {
 	reaper     context.CancelFunc
 	reducer    context.CancelFunc
 	memMetrics *memoryMetrics
+	reg        *prometheus.Registry
+	metrics    *metricsListener // on metrics.listen; nil without one
+	redisLoss  *redisLoss       // in cluster mode; see redisloss.go
 	served     chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -162,6 +165,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.memMetrics = newMemoryMetrics(reg)
+	m.reg = reg
 
 	st, deps, err := m.stores(ctx, cfg, reg)
 	if err != nil {
@@ -206,8 +210,17 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		RequestTimeout:           requestTimeout(cfg),
 		InstanceID:               cfg.Instance.ID,
 		Version:                  version,
-		Metrics:                  cfg.Metrics.Enabled,
+		Metrics:                  cfg.Metrics.Enabled && cfg.Metrics.Listen == "",
 		Pprof:                    cfg.Debug.Pprof,
+	}
+	scfg.TrustedProxies = cfg.HTTP.TrustedProxies
+	scfg.ConnLimits = server.ConnLimits{
+		SocketsPerUser:        cfg.Limits.SocketsPerUser,
+		ConnectionsPerAddress: cfg.Limits.ConnectionsPerAddress,
+		HandshakesPerSecond:   cfg.Limits.HandshakesPerSecond,
+		Connections:           cfg.Limits.Connections,
+		UserEventsPerSecond:   cfg.Limits.UserEventsPerSecond,
+		UserEventBurst:        cfg.Limits.UserEventBurst,
 	}
 	if cfg.Web.Enabled {
 		scfg.Web = web.Handler()
@@ -231,7 +244,7 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		Burst:              cfg.API.Burst,
 		RequestTimeout:     scfg.RequestTimeout,
 	}
-	apiHandler, err := api.New(acfg, api.Deps{Chat: chat, Delivery: m.srv.Delivery(), Members: m.srv, Logger: m.log, Registry: reg})
+	apiHandler, err := api.New(acfg, api.Deps{Chat: chat, Delivery: m.srv.Delivery(), Members: m.srv, Guard: m.srv, Logger: m.log, Registry: reg})
 	if err != nil {
 		_ = m.Close()
 		return nil, err
@@ -258,11 +271,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.ln = ln
-	m.http = &http.Server{
-		Handler:           m.srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+	if err := m.serveMetrics(m.reg); err != nil {
+		_ = ln.Close()
+		return err
 	}
+	m.http = m.httpServer(m.srv)
 	go func() {
 		defer close(m.served)
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -327,6 +340,7 @@ func (m *Main) reap(ctx context.Context) {
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, requestTimeout(m.cfg))
 			m.srv.ReapOffline(rctx)
+			m.checkRedisData(rctx)
 			cancel()
 		}
 	}
@@ -372,6 +386,7 @@ func (m *Main) close() error {
 			m.log.Warn("shutdown: cleanup failed; what it leaves in Redis expires by itself", "err", err)
 		}
 	}
+	m.closeMetrics()
 	m.log.Info("stopped")
 	return nil
 }

@@ -32,7 +32,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 		return rooms.Stores{
 			Membership:  rooms.NewMemoryMembership(),
 			Presence:    rooms.NewMemoryPresence(),
-			History:     rooms.NewMemoryHistory(cfg.History.Size),
+			History:     rooms.NewMemoryHistoryTTL(cfg.History.Size, cfg.History.TTL),
 			Idempotency: rooms.NewMemoryIdempotency(idempotencyTTL),
 		}, server.Deps{}, nil
 	}
@@ -45,6 +45,9 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	rm := newRedisMetrics(reg)
 	client.AddHook(rm)
 	m.closer = append(m.closer, client.Close)
+	if err := m.watchRedisData(ctx, client, reg); err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
 
 	prefix := cfg.Redis.Prefix
 	adapter, err := chatdredis.NewAdapterBuilder(client, chatdredis.AdapterOptions{
@@ -77,7 +80,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
-	history, err := chatdredis.NewRedisHistory(client, chatdredis.RedisHistoryOptions{Prefix: prefix, Logger: m.log, Size: cfg.History.Size})
+	history, err := chatdredis.NewRedisHistory(client, chatdredis.RedisHistoryOptions{Prefix: prefix, Logger: m.log, Size: cfg.History.Size, TTL: cfg.History.TTL})
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}

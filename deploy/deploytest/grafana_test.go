@@ -30,6 +30,7 @@ var chatdMetrics = map[string]promMetric{
 	"chatd_acks_total":                       {"counter", []string{"event", "code"}},
 	"chatd_message_fanout_sockets":           {"histogram", nil},
 	"chatd_rate_limited_total":               {"counter", nil},
+	"chatd_limit_refusals_total":             {"counter", []string{"limit"}},
 	"chatd_volatile_dropped_total":           {"counter", nil},
 	"chatd_slow_clients_disconnected_total":  {"counter", nil},
 	"chatd_send_buffered_bytes":              {"gauge", nil},
@@ -46,6 +47,7 @@ var chatdMetrics = map[string]promMetric{
 	"chatd_cluster_request_seconds":          {"histogram", []string{"kind", "outcome"}},
 	"chatd_cluster_nodes":                    {"gauge", nil},
 	"chatd_redis_ready":                      {"gauge", nil},
+	"chatd_redis_data_lost_total":            {"counter", nil},
 
 	"go_goroutines":                 {"gauge", nil},
 	"process_cpu_seconds_total":     {"counter", nil},

@@ -57,6 +57,7 @@ var knownEnv = map[string]bool{
 	"CHATD_MEMORY_RELEASE_WHEN_IDLE":   true,
 	"CHATD_METRICS_ENABLED":            true,
 	"CHATD_WEB_ENABLED":                true,
+	"CHATD_HTTP_TRUSTED_PROXIES":       true,
 }
 
 // unknownChatdEnv returns the CHATD_* names among names that chatd does not know, sorted.

@@ -36,6 +36,7 @@ export async function startRedis() {
   let exited = null;
   const r = {
     port,
+    dir, // the data folder: emptying it while stopped makes a Redis that forgot everything
     url: `redis://127.0.0.1:${port}`,
     async start() {
       child = spawn("redis-server", [

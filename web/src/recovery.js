@@ -1,17 +1,18 @@
 // After a reconnect the server's session event says whether socket.io's
 // connection state recovery worked (state.js: startSession). When it did, the
 // missed events were replayed and there is nothing to fetch. When the session
-// is fresh, catchUp fetches, room by room, what came after the last message
-// the page had (markDisconnected noted it), with `history` and `after`, page
-// by page; messages merge by id, so an overlap is harmless. The protocol
-// request is passed in, so this runs in Node's tests with a fake server.
+// is fresh, catchUp asks with one `sync` request what every room missed after
+// the last message the page had (markDisconnected noted it), and asks again
+// for the rooms the answer marks `more`; messages merge by id, so an overlap
+// is harmless. The protocol request is passed in, so this runs in Node's tests
+// with a fake server.
 import { addMessages } from './state.js';
 
-/** CATCHUP_PAGE is how many messages one catch-up history request asks for. */
+/** CATCHUP_PAGE is how many messages one catch-up asks for per room. */
 export const CATCHUP_PAGE = 100;
 
-/** MAX_PAGES bounds the pages fetched per room in one catch-up. */
-const MAX_PAGES = 100;
+/** MAX_ROUNDS bounds the sync requests of one catch-up. */
+const MAX_ROUNDS = 100;
 
 /**
  * catchUp fetches what every room missed and returns how many messages were
@@ -24,35 +25,49 @@ const MAX_PAGES = 100;
  */
 export async function catchUp(state, request, { loadLatest, dropRoom, page = CATCHUP_PAGE }) {
   let total = 0;
-  await Promise.all(
-    [...state.rooms.values()].map(async (r) => {
-      let after = r.catchupFrom;
-      r.catchupFrom = undefined;
-      if (after === undefined || after === null) {
-        // Nothing seen in this room yet: its latest page is what was missed.
-        // (Await first, then add: `total += await` would add to a stale total.)
-        if (r.loaded || r.name === state.current) {
-          const n = await loadLatest(r, { live: r.loaded });
-          total += n;
-        }
-        return;
+  let want = {};
+  const latest = [];
+  for (const r of state.rooms.values()) {
+    const after = r.catchupFrom;
+    r.catchupFrom = undefined;
+    if (after === undefined || after === null) {
+      // Nothing seen in this room yet: its latest page is what was missed.
+      if (r.loaded || r.name === state.current) latest.push(r);
+    } else want[r.name] = after;
+  }
+  for (let round = 0; round < MAX_ROUNDS && Object.keys(want).length > 0; round++) {
+    const res = await request('sync', { rooms: want, limit: page });
+    if (!res.ok || !res.rooms || typeof res.rooms !== 'object') {
+      // Try again from here after the next reconnect (an earlier point is
+      // always safe: messages merge by id).
+      for (const [name, after] of Object.entries(want)) {
+        const r = state.rooms.get(name);
+        if (r) r.catchupFrom = after;
       }
-      for (let round = 0; round < MAX_PAGES; round++) {
-        const res = await request('history', { room: r.name, after, limit: page });
-        if (!res.ok || !Array.isArray(res.messages)) {
-          if (res.error && res.error.code === 'forbidden') dropRoom(r.name);
-          // Try again from here after the next reconnect (an earlier point is
-          // always safe: messages merge by id).
-          else r.catchupFrom = after;
-          return;
-        }
-        if (res.gap) r.gap = true;
-        total += addMessages(state, r, res.messages, { live: true });
-        if (res.messages.length < page) break;
-        after = res.messages[res.messages.length - 1].id;
+      break;
+    }
+    const next = {};
+    for (const [name, after] of Object.entries(want)) {
+      const r = state.rooms.get(name);
+      const part = res.rooms[name];
+      if (!r) continue;
+      if (!part || typeof part !== 'object' || part.error) {
+        if (part && part.error && part.error.code === 'forbidden') dropRoom(name);
+        else r.catchupFrom = after;
+        continue;
       }
-    }),
-  );
+      const msgs = Array.isArray(part.messages) ? part.messages : [];
+      if (part.gap) r.gap = true;
+      total += addMessages(state, r, msgs, { live: true });
+      if (part.more) next[name] = msgs.length ? msgs[msgs.length - 1].id : after;
+    }
+    want = next;
+  }
+  for (const r of latest) {
+    // Await first, then add: `total += await` would add to a stale total.
+    const n = await loadLatest(r, { live: r.loaded });
+    total += n;
+  }
   return total;
 }
 

@@ -154,7 +154,7 @@ test('a recovered session fetches nothing: the replay brought what was missed', 
   assert.deepEqual(asked, []);
 });
 
-test('a fresh session fetches what each room missed, page by page, from the last message seen', async () => {
+test('a fresh session fetches what every room missed with sync, from the last message seen', async () => {
   const state = signedIn(['general', 'quiet', 'gone', 'flaky']);
   S.openRoom(state, 'quiet');
   for (const name of ['general', 'gone', 'flaky']) S.latestPage(state, state.rooms.get(name), [msg('1-0')], 50, { live: false });
@@ -168,13 +168,17 @@ test('a fresh session fetches what each room missed, page by page, from the last
 
   const asked = [];
   const server = {
-    general: { '1-0': [msg('1-0'), msg('2-0')], '2-0': [msg('3-0')] }, // an overlap, then a short page
+    general: { '1-0': [msg('1-0'), msg('2-0')], '2-0': [msg('3-0')] }, // an overlap, then the rest
   };
   const request = async (event, payload) => {
-    asked.push(`${event} ${payload.room} after=${payload.after} limit=${payload.limit}`);
-    if (payload.room === 'gone') return { ok: false, error: { code: 'forbidden', message: 'no' } };
-    if (payload.room === 'flaky') return { ok: false, error: { code: 'unavailable', message: 'later' } };
-    return { ok: true, messages: server[payload.room][payload.after], gap: payload.after === '2-0' };
+    asked.push(`${event} ${JSON.stringify(payload.rooms)} limit=${payload.limit}`);
+    const rooms = {};
+    for (const [room, after] of Object.entries(payload.rooms)) {
+      if (room === 'gone') rooms[room] = { error: { code: 'forbidden', message: 'no' } };
+      else if (room === 'flaky') rooms[room] = { error: { code: 'unavailable', message: 'later' } };
+      else rooms[room] = { messages: server[room][after], gap: after === '2-0', more: after === '1-0' };
+    }
+    return { ok: true, rooms };
   };
   const latest = [];
   const dropped = [];
@@ -184,12 +188,10 @@ test('a fresh session fetches what each room missed, page by page, from the last
     dropRoom: (name) => dropped.push(name),
   });
   assert.equal(got, 2 + 1, 'two new messages in general, one from the latest page of the open room');
-  assert.deepEqual(asked.sort(), [
-    'history flaky after=1-0 limit=2',
-    'history general after=1-0 limit=2',
-    'history general after=2-0 limit=2',
-    'history gone after=1-0 limit=2',
-  ]);
+  assert.deepEqual(asked, [
+    'sync {"general":"1-0","gone":"1-0","flaky":"1-0"} limit=2',
+    'sync {"general":"2-0"} limit=2',
+  ], 'one request for every room, then one for the room that had more');
   const general = state.rooms.get('general');
   assert.deepEqual(general.messages.map((m) => m.id), ['1-0', '2-0', '3-0']);
   assert.equal(general.unread, 2, 'caught-up messages from others count as unread');
