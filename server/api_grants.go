@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
@@ -63,7 +64,7 @@ func (a *api) deleteMember(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	if err := a.s.access.grants.Revoke(ctx, u.ID, room); err != nil {
+	if err := a.s.access.grants.Revoke(ctx, u.ID, room, time.Now()); err != nil {
 		return 0, nil, rooms.Unavailable(err)
 	}
 	u.Name = a.onlineName(r, room, u)
