@@ -196,6 +196,24 @@ function accessSuite(name, start) {
           assert.deepEqual((await api(A, "GET", `/api/v1/users/${aliceId}/rooms`)).body, { rooms: [] });
         });
 
+        it("grants: after a DELETE, tokens issued before it no longer admit the user; later ones and a new PUT do", async () => {
+          const room = uid("team");
+          const aliceId = uid("alice");
+          const alice = await as(A, aliceId, { claims: { iat: now(), allowed_rooms: [room] } });
+          await ok(alice.socket, "join", { room });
+          const early = signJWT({ sub: aliceId, room, iat: now(), exp: now() + 60 }, SECRET);
+          assert.equal((await api(A, "DELETE", `/api/v1/rooms/${room}/members/${aliceId}`)).status, 204);
+          await nextEvent(alice.socket, "membership", { filter: (m) => m.room === room && m.event === "left" });
+          refused(await req(alice.socket, "join", { room }), "forbidden");
+          refused(await req(alice.socket, "join", { room, token: early }), "forbidden");
+          await sleep(1100); // iat counts whole seconds
+          await ok(alice.socket, "join", { room, token: signJWT({ sub: aliceId, room, iat: now(), exp: now() + 60 }, SECRET) });
+          assert.equal((await api(A, "DELETE", `/api/v1/rooms/${room}/members/${aliceId}`)).status, 204);
+          assert.equal((await api(A, "PUT", `/api/v1/rooms/${room}/members/${aliceId}`)).status, 204);
+          await ok(alice.socket, "leave", { room });
+          await ok(alice.socket, "join", { room }); // granted again
+        });
+
         it("grants: a direct room admits through the API only the users its name lists", async () => {
           const room = `dm:${uid("x")}:${uid("y")}`;
           const r = await api(A, "PUT", `/api/v1/rooms/${room}/members/${uid("carol")}`);

@@ -30,7 +30,10 @@ type RedisGrantsOptions struct {
 }
 
 // RedisGrants is the [rooms.Grants] of a cluster: one Redis set per user,
-// "<prefix>:grants:{<userId>}", of the rooms the server API granted.
+// "<prefix>:grants:{<userId>}", of the rooms the server API granted, and a
+// hash "<prefix>:grants:{<userId>}:revoked" of room -> Unix milliseconds of
+// its last revoke. Both keys share the user's hash tag, so one MULTI
+// changes both.
 type RedisGrants struct {
 	client goredis.UniversalClient
 	keys   string // "<prefix>:grants:"
@@ -48,14 +51,40 @@ func NewRedisGrants(client goredis.UniversalClient, opts RedisGrantsOptions) (*R
 
 func (g *RedisGrants) key(userID string) string { return g.keys + "{" + userID + "}" }
 
+func (g *RedisGrants) revokedKey(userID string) string { return g.key(userID) + ":revoked" }
+
 // Grant implements [rooms.Grants].
 func (g *RedisGrants) Grant(ctx context.Context, userID, room string) error {
-	return g.client.SAdd(ctx, g.key(userID), room).Err()
+	pipe := g.client.TxPipeline()
+	pipe.SAdd(ctx, g.key(userID), room)
+	pipe.HDel(ctx, g.revokedKey(userID), room)
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // Revoke implements [rooms.Grants].
-func (g *RedisGrants) Revoke(ctx context.Context, userID, room string) error {
-	return g.client.SRem(ctx, g.key(userID), room).Err()
+func (g *RedisGrants) Revoke(ctx context.Context, userID, room string, at time.Time) error {
+	pipe := g.client.TxPipeline()
+	pipe.SRem(ctx, g.key(userID), room)
+	pipe.HSet(ctx, g.revokedKey(userID), room, at.UnixMilli())
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// RevokedAt implements [rooms.Grants].
+func (g *RedisGrants) RevokedAt(ctx context.Context, userID, room string) (time.Time, error) {
+	s, err := g.client.HGet(ctx, g.revokedKey(userID), room).Result()
+	if errors.Is(err, goredis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // Has implements [rooms.Grants].

@@ -10,13 +10,17 @@ import (
 // user join a room whose policy is granted; it outlives every connection,
 // like a membership, and ends with a revoke.
 type Grants interface {
-	// Grant lets userID join room.
+	// Grant lets userID join room, and forgets an earlier revoke.
 	Grant(ctx context.Context, userID, room string) error
-	// Revoke ends the grant; revoking a grant that does not exist is not
-	// an error.
-	Revoke(ctx context.Context, userID, room string) error
+	// Revoke ends the grant and records when (at), so that tokens issued
+	// before it no longer admit the user; revoking a grant that does not
+	// exist is not an error.
+	Revoke(ctx context.Context, userID, room string, at time.Time) error
 	// Has reports whether userID holds a grant of room.
 	Has(ctx context.Context, userID, room string) (bool, error)
+	// RevokedAt returns when room was last revoked from userID (since its
+	// last grant), the zero time when never.
+	RevokedAt(ctx context.Context, userID, room string) (time.Time, error)
 }
 
 // Cutoffs records when the server API last disconnected each user, so that

@@ -8,15 +8,16 @@ import (
 
 // MemoryGrants is the in-memory [Grants] of a single instance.
 type MemoryGrants struct {
-	mu     sync.Mutex                 // guards the following field
-	grants map[string]map[string]bool // user id -> rooms granted
+	mu      sync.Mutex                      // guards the following fields
+	grants  map[string]map[string]bool      // user id -> rooms granted
+	revoked map[string]map[string]time.Time // user id -> room -> last revoke
 }
 
 var _ Grants = (*MemoryGrants)(nil)
 
 // NewMemoryGrants returns an empty MemoryGrants.
 func NewMemoryGrants() *MemoryGrants {
-	return &MemoryGrants{grants: make(map[string]map[string]bool)}
+	return &MemoryGrants{grants: make(map[string]map[string]bool), revoked: make(map[string]map[string]time.Time)}
 }
 
 // Grant implements [Grants].
@@ -29,13 +30,27 @@ func (g *MemoryGrants) Grant(_ context.Context, userID, room string) error {
 		g.grants[userID] = rs
 	}
 	rs[room] = true
+	if rv := g.revoked[userID]; rv != nil {
+		delete(rv, room)
+		if len(rv) == 0 {
+			delete(g.revoked, userID)
+		}
+	}
 	return nil
 }
 
 // Revoke implements [Grants].
-func (g *MemoryGrants) Revoke(_ context.Context, userID, room string) error {
+func (g *MemoryGrants) Revoke(_ context.Context, userID, room string, at time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	rv := g.revoked[userID]
+	if rv == nil {
+		rv = make(map[string]time.Time)
+		g.revoked[userID] = rv
+	}
+	if at.After(rv[room]) {
+		rv[room] = at
+	}
 	if rs := g.grants[userID]; rs != nil {
 		delete(rs, room)
 		if len(rs) == 0 {
@@ -50,6 +65,13 @@ func (g *MemoryGrants) Has(_ context.Context, userID, room string) (bool, error)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.grants[userID][room], nil
+}
+
+// RevokedAt implements [Grants].
+func (g *MemoryGrants) RevokedAt(_ context.Context, userID, room string) (time.Time, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.revoked[userID][room], nil
 }
 
 // MemoryCutoffs is the in-memory [Cutoffs] of a single instance. It keeps

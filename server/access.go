@@ -40,6 +40,8 @@ const (
 	dataAllowedRooms = "allowedRooms"
 	// dataAuthAt is when the socket authenticated, in Unix milliseconds.
 	dataAuthAt = "authAt"
+	// dataIat is the token's iat in Unix seconds; absent when it has none.
+	dataIat = "iat"
 )
 
 // joinableRooms drops from a user's stored rooms the names that are no
@@ -91,10 +93,20 @@ func (c *conn) allowJoin(ctx context.Context, room string, args []any) error {
 // API, a matching allowed_rooms claim or a join token for the room.
 func (c *conn) allowGranted(ctx context.Context, room string, args []any) error {
 	if rooms.MatchAny(c.allowedRooms(), room) {
-		return nil
+		m, _ := c.sock.Data().(map[string]any)
+		iat, _ := unixSeconds(m[dataIat])
+		if err := c.issuedAfterRevoke(ctx, room, time.Unix(iat, 0), iat != 0); err == nil {
+			return nil
+		} else if rooms.ErrorOf(err).Code == rooms.CodeUnavailable {
+			return err
+		}
 	}
 	if raw := joinTokenOf(args); raw != "" {
-		return c.s.auth.checkJoinToken(raw, c.user.ID, room)
+		iat, err := c.s.auth.checkJoinToken(raw, c.user.ID, room)
+		if err != nil {
+			return err
+		}
+		return c.issuedAfterRevoke(ctx, room, iat, !iat.IsZero())
 	}
 	ok, err := c.s.access.grants.Has(ctx, c.user.ID, room)
 	if err != nil {
@@ -205,4 +217,19 @@ func timeOfMillis(v any) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(ms)
+}
+
+// issuedAfterRevoke lets a token (an allowed_rooms claim or a join token)
+// admit the user to room only when the server API has not revoked the
+// room from the user, or did so before the token was issued (iat); a token
+// without iat does not beat a revoke.
+func (c *conn) issuedAfterRevoke(ctx context.Context, room string, iat time.Time, hasIat bool) error {
+	revoked, err := c.s.access.grants.RevokedAt(ctx, c.user.ID, room)
+	if err != nil {
+		return rooms.Unavailable(err)
+	}
+	if revoked.IsZero() || (hasIat && iat.After(revoked)) {
+		return nil
+	}
+	return rooms.Errorf(rooms.CodeForbidden, "room %q was taken from you after your token was issued; ask for a new one", room)
 }

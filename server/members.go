@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/chatd/chatd/rooms"
 )
@@ -63,10 +64,11 @@ func (s *Server) Grant(ctx context.Context, userID, room string) error {
 }
 
 // Revoke takes back userID's grant of room, so that the user can no longer
-// join it under the granted policy. It does not end a membership: see
+// join it under the granted policy, and neither can an allowed_rooms claim
+// or a join token issued before it admit the user. It does not end a membership: see
 // LeaveUser.
 func (s *Server) Revoke(ctx context.Context, userID, room string) error {
-	if err := s.access.grants.Revoke(ctx, userID, room); err != nil {
+	if err := s.access.grants.Revoke(ctx, userID, room, time.Now()); err != nil {
 		return rooms.Unavailable(err)
 	}
 	return nil

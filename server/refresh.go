@@ -105,6 +105,10 @@ func (c *conn) refresh(args []any) (map[string]any, error) {
 		data = map[string]any{}
 	}
 	delete(data, dataExp)
+	delete(data, dataIat)
+	if cl.IssuedAt != nil {
+		data[dataIat] = cl.IssuedAt.Unix()
+	}
 	var exp any
 	if cl.ExpiresAt != nil {
 		data[dataExp] = cl.ExpiresAt.Unix()

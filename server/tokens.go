@@ -86,10 +86,19 @@ func checkPatterns(patterns []string) error {
 }
 
 // checkJoinToken verifies a join token: signed like connection tokens,
-// with sub the user, room the room and an exp.
-func (a *authenticator) checkJoinToken(raw, userID, room string) error {
+// with sub the user, room the room and an exp. It returns the token's iat
+// (zero without one).
+func (a *authenticator) checkJoinToken(raw, userID, room string) (time.Time, error) {
+	c, err := a.joinTokenClaims(raw, userID, room)
+	if err != nil || c.IssuedAt == nil {
+		return time.Time{}, err
+	}
+	return c.IssuedAt.Time, nil
+}
+
+func (a *authenticator) joinTokenClaims(raw, userID, room string) (*claims, error) {
 	if a.mode != AuthJWT {
-		return rooms.Errorf(rooms.CodeForbidden, "join tokens are accepted in jwt mode only; room %q is open to granted users only", room)
+		return nil, rooms.Errorf(rooms.CodeForbidden, "join tokens are accepted in jwt mode only; room %q is open to granted users only", room)
 	}
 	c, err := a.parse(raw, a.joinParser)
 	if err != nil {
@@ -98,22 +107,22 @@ func (a *authenticator) checkJoinToken(raw, userID, room string) error {
 		if errors.As(err, &ae) {
 			msg = "join token: " + ae.msg
 		}
-		return &rooms.Error{Code: rooms.CodeForbidden, Message: msg, Err: err}
+		return nil, &rooms.Error{Code: rooms.CodeForbidden, Message: msg, Err: err}
 	}
 	if c.Subject != userID {
-		return rooms.Errorf(rooms.CodeForbidden, "the join token is for another user")
+		return nil, rooms.Errorf(rooms.CodeForbidden, "the join token is for another user")
 	}
 	if c.Room != room {
-		return rooms.Errorf(rooms.CodeForbidden, "the join token is for another room")
+		return nil, rooms.Errorf(rooms.CodeForbidden, "the join token is for another room")
 	}
 	from := time.Now()
 	if c.IssuedAt != nil {
 		from = c.IssuedAt.Time
 	}
 	if c.ExpiresAt.Sub(from) > maxJoinTokenLifetime {
-		return rooms.Errorf(rooms.CodeForbidden, "a join token may be valid for at most %s; ask for a shorter one", maxJoinTokenLifetime)
+		return nil, rooms.Errorf(rooms.CodeForbidden, "a join token may be valid for at most %s; ask for a shorter one", maxJoinTokenLifetime)
 	}
-	return nil
+	return c, nil
 }
 
 // identify is authenticate that also returns the claims of the token in
@@ -135,6 +144,9 @@ func addTokenData(data map[string]any, c *claims) {
 	}
 	if c.ExpiresAt != nil {
 		data[dataExp] = c.ExpiresAt.Unix()
+	}
+	if c.IssuedAt != nil {
+		data[dataIat] = c.IssuedAt.Unix()
 	}
 	if len(c.AllowedRooms) > 0 {
 		data[dataAllowedRooms] = append([]string(nil), c.AllowedRooms...)

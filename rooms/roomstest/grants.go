@@ -33,13 +33,37 @@ func TestGrants(t *testing.T, newGrants func(t *testing.T) rooms.Grants) {
 	if !has("alice", "team-red") || !has("alice", "team-blue") || has("bob", "team-red") {
 		t.Fatal("grants are not per user and room")
 	}
-	if err := g.Revoke(ctx, "alice", "team-red"); err != nil {
+	revokedAt := func(user, room string) time.Time {
+		t.Helper()
+		at, err := g.RevokedAt(ctx, user, room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if !revokedAt("alice", "team-red").IsZero() {
+		t.Fatal("a room never revoked has a revoke time")
+	}
+	at := time.UnixMilli(time.Now().UnixMilli())
+	if err := g.Revoke(ctx, "alice", "team-red", at); err != nil {
 		t.Fatal(err)
 	}
 	if has("alice", "team-red") || !has("alice", "team-blue") {
 		t.Fatal("a revoke ended another grant, or not its own")
 	}
-	if err := g.Revoke(ctx, "carol", "team-red"); err != nil {
+	if got := revokedAt("alice", "team-red"); !got.Equal(at) {
+		t.Fatalf("RevokedAt = %v, want %v", got, at)
+	}
+	if !revokedAt("alice", "team-blue").IsZero() || !revokedAt("bob", "team-red").IsZero() {
+		t.Fatal("revoke times are not per user and room")
+	}
+	if err := g.Grant(ctx, "alice", "team-red"); err != nil {
+		t.Fatal(err)
+	}
+	if !has("alice", "team-red") || !revokedAt("alice", "team-red").IsZero() {
+		t.Fatal("a grant after a revoke does not grant, or keeps the revoke time")
+	}
+	if err := g.Revoke(ctx, "carol", "team-red", at); err != nil {
 		t.Fatal("revoking a grant that does not exist:", err)
 	}
 }
