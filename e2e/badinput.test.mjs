@@ -30,7 +30,7 @@ describe("bad input", { timeout: 120_000 }, () => {
       CHATD_LIMITS_MESSAGE_BYTES: "1024",
       CHATD_LIMITS_PAYLOAD_BYTES: "2048",
       CHATD_LIMITS_EVENTS_PER_SECOND: "10000",
-      CHATD_LIMITS_EVENT_BURST: "10000",
+      CHATD_LIMITS_EVENT_BURST: "10000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0",
     });
   });
   after(async () => {

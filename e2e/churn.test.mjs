@@ -87,7 +87,9 @@ describe("connections under churn", { timeout: 120_000 }, () => {
   describe("one instance", () => {
     let srv;
     before(async () => {
-      srv = await startChatd({ CHATD_METRICS_ENABLED: "true", CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000" });
+      srv = await startChatd({ CHATD_METRICS_ENABLED: "true", CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0",
+          // Every client here comes from 127.0.0.1: the per-address limits are for limits.test.mjs.
+          CHATD_LIMITS_HANDSHAKES_PER_SECOND: "0", CHATD_LIMITS_CONNECTIONS_PER_ADDRESS: "0" });
     });
     after(() => stopChatd(srv));
 
@@ -114,7 +116,9 @@ describe("connections under churn", { timeout: 120_000 }, () => {
       for (let i = 0; i < 2; i++) {
         nodes.push(await startChatd({
           CHATD_REDIS_URL: redis.url, CHATD_INSTANCE_ID: `node${i}`, CHATD_METRICS_ENABLED: "true",
-          CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000",
+          CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0",
+          // Every client here comes from 127.0.0.1: the per-address limits are for limits.test.mjs.
+          CHATD_LIMITS_HANDSHAKES_PER_SECOND: "0", CHATD_LIMITS_CONNECTIONS_PER_ADDRESS: "0",
         }));
       }
       for (const n of nodes) await waitFor("2 nodes", async () => (await metric(n.url, "chatd_cluster_nodes")) === 2);

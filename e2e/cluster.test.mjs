@@ -45,7 +45,7 @@ describe("cluster: the contract across three instances", () => {
   let nodes;
   before(async () => {
     redis = await startRedis();
-    nodes = await startCluster(redis, 3, { CHATD_PRESENCE_TTL: "3s", CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000" });
+    nodes = await startCluster(redis, 3, { CHATD_PRESENCE_TTL: "3s", CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0" });
   });
   after(async () => {
     closeAll();
@@ -179,7 +179,7 @@ describe("cluster: an instance killed with SIGKILL", () => {
   let nodes;
   before(async () => {
     redis = await startRedis();
-    nodes = await startCluster(redis, 3, { CHATD_PRESENCE_TTL: "3s", CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000" });
+    nodes = await startCluster(redis, 3, { CHATD_PRESENCE_TTL: "3s", CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0" });
   });
   after(async () => {
     closeAll();

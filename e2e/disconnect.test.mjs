@@ -12,7 +12,7 @@ import { TRANSPORTS, startChatd, stopChatd, connect, ok, uid, closeAll, waitFor,
 import { startRedis } from "./lib/redis.mjs";
 
 const CYCLES = 40;
-const FAST = { CHATD_LIMITS_EVENTS_PER_SECOND: "2000", CHATD_LIMITS_EVENT_BURST: "2000", CHATD_RECOVERY_MAX_DISCONNECTION: "2m" };
+const FAST = { CHATD_LIMITS_EVENTS_PER_SECOND: "2000", CHATD_LIMITS_EVENT_BURST: "2000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0", CHATD_RECOVERY_MAX_DISCONNECTION: "2m" };
 
 function session(socket) {
   return new Promise((resolve, reject) => {

@@ -32,7 +32,7 @@ describe("a client that cannot keep up", () => {
     srv = await startChatd({
       CHATD_LIMITS_SEND_BUFFER_BYTES: String(SEND_BUFFER),
       CHATD_LIMITS_EVENTS_PER_SECOND: "100000",
-      CHATD_LIMITS_EVENT_BURST: "100000",
+      CHATD_LIMITS_EVENT_BURST: "100000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0",
       CHATD_HISTORY_SIZE: String(MAX_MESSAGES),
     });
   });

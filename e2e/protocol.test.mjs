@@ -28,7 +28,7 @@ const PROTOCOL_ENV = {
   CHATD_LIMITS_MESSAGE_BYTES: "100",
   CHATD_LIMITS_ROOMS_PER_USER: "5",
   CHATD_LIMITS_EVENTS_PER_SECOND: "10000",
-  CHATD_LIMITS_EVENT_BURST: "10000",
+  CHATD_LIMITS_EVENT_BURST: "10000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0",
 };
 
 /** assertError checks a failure acknowledgement with the given code and a sentence. */

@@ -24,7 +24,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const CUT_MS = 1500;
 
 /** FAST is the environment that lets one test socket send a few hundred messages at once. */
-const FAST = { CHATD_LIMITS_EVENTS_PER_SECOND: "2000", CHATD_LIMITS_EVENT_BURST: "2000" };
+const FAST = { CHATD_LIMITS_EVENTS_PER_SECOND: "2000", CHATD_LIMITS_EVENT_BURST: "2000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0" };
 
 /** redisCli runs one redis-cli command against the test's Redis and resolves to its output. */
 function redisCli(redis, ...args) {

@@ -47,7 +47,7 @@ for (const topology of topologies) {
     before(async () => {
       let env;
       ({ redis, env } = await topology.start());
-      nodes = await startPair({ ...env, CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000" });
+      nodes = await startPair({ ...env, CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "1000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0" });
     });
     after(async () => {
       closeAll();

@@ -35,7 +35,7 @@ const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === "1"
   ? path.join(REPO_ROOT, "web", "screenshots")
   : path.join(REPO_ROOT, "e2e", "screenshots");
 // Seeding history sends many messages from one socket: lift the per-socket rate.
-const FAST = { CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "2000" };
+const FAST = { CHATD_LIMITS_EVENTS_PER_SECOND: "1000", CHATD_LIMITS_EVENT_BURST: "2000", CHATD_LIMITS_USER_EVENTS_PER_SECOND: "0" };
 
 /** ensureWebBuilt builds the client when web/dist has no bundle yet (run alone). */
 function ensureWebBuilt() {

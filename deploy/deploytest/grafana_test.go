@@ -33,6 +33,7 @@ var chatdMetrics = map[string]promMetric{
 	"chatd_limit_refusals_total":             {"counter", []string{"limit"}},
 	"chatd_volatile_dropped_total":           {"counter", nil},
 	"chatd_slow_clients_disconnected_total":  {"counter", nil},
+	"chatd_server_closes_total":              {"counter", []string{"reason"}},
 	"chatd_send_buffered_bytes":              {"gauge", nil},
 	"chatd_idle_memory_releases_total":       {"counter", nil},
 	"chatd_connection_bursts_total":          {"counter", nil},
@@ -200,7 +201,7 @@ func TestPromQLCheckCatchesMistakes(t *testing.T) {
 func TestChatdMetricsListMatchesSources(t *testing.T) {
 	root := repoRoot(t)
 	var files []string
-	for _, dir := range []string{"server", "cmd/chatd", "redis"} {
+	for _, dir := range []string{"server", "api", "cmd/chatd", "redis"} {
 		matches, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)
