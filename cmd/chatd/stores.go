@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatd/chatd/config"
 	chatdredis "github.com/chatd/chatd/redis"
+	"github.com/chatd/chatd/redis/sioadapter"
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
 )
@@ -47,7 +48,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	m.closer = append(m.closer, client.Close)
 
 	prefix := cfg.Redis.Prefix
-	adapter, err := chatdredis.NewAdapterBuilder(client, chatdredis.AdapterOptions{
+	adapter, err := sioadapter.NewAdapterBuilder(client, sioadapter.AdapterOptions{
 		Prefix:               prefix,
 		InstanceID:           cfg.Instance.ID,
 		RequestTimeout:       2 * cfg.Redis.Timeout,
