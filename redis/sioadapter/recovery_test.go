@@ -131,7 +131,7 @@ func TestAdapterRecordedBroadcastCarriesItsOffset(t *testing.T) {
 			b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: bOpts, recoveryMs: 60_000})
 			waitNodes(t, 2, a, b)
 			adapterWaitFor(t, "the instances to learn what the other understands", func() bool {
-				return a.builder.offsetOK.Load() && b.builder.offsetOK.Load()
+				return a.builder.nodes.offsetOK.Load() && b.builder.nodes.offsetOK.Load()
 			})
 			ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
 			cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
@@ -251,7 +251,7 @@ func TestAdapterOffsetWaitsForEveryInstance(t *testing.T) {
 	cOld := dialAdapterTestClient(t, old.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
 	cOld.waitReady()
 	waitSubscribers(t, mon, prefix+":room:/:r", 1)
-	if a.builder.offsetOK.Load() {
+	if a.builder.nodes.offsetOK.Load() {
 		t.Fatal("an instance without the Offset feature is alive, yet broadcasts would use it")
 	}
 	evals := adapterEvalCalls(t, mon)
@@ -265,7 +265,7 @@ func TestAdapterOffsetWaitsForEveryInstance(t *testing.T) {
 	}
 	// Once it is gone, the one-script path is back.
 	old.builder.Close()
-	adapterWaitFor(t, "the older instance to leave", func() bool { return a.builder.offsetOK.Load() })
+	adapterWaitFor(t, "the older instance to leave", func() bool { return a.builder.nodes.offsetOK.Load() })
 }
 
 func adapterCompareStreamIDs(x, y string) int {

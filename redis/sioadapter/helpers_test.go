@@ -58,7 +58,7 @@ func newAdapterTestNode(t testing.TB, rdb goredis.UniversalClient, cfg adapterNo
 		t.Fatal(err)
 	}
 	if cfg.separateRecord {
-		b.oneServer = false // before any socket can broadcast
+		b.rec.oneServer = false // before any socket can broadcast
 	}
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(b)
