@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,8 +54,8 @@ type AdapterOptions struct {
 	// Prefix starts every Redis key and channel, so deployments can share a
 	// Redis (the `redis.prefix` setting). Default "chatd".
 	Prefix string
-	// InstanceID names this instance to the others. It must be unique in the
-	// deployment; default: host name plus a random suffix.
+	// InstanceID names this instance to the others (the `instance.id`
+	// setting). It is required and must be unique in the deployment.
 	InstanceID string
 	// HeartbeatInterval is how often this instance announces itself.
 	HeartbeatInterval time.Duration
@@ -249,15 +248,6 @@ func adapterDefaults(o AdapterOptions) (AdapterOptions, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultAdapterPrefix
 	}
-	if o.InstanceID == "" {
-		host, _ := os.Hostname()
-		if host == "" {
-			host = "chatd"
-		}
-		var suffix [4]byte
-		_, _ = rand.Read(suffix[:])
-		o.InstanceID = host + "-" + hex.EncodeToString(suffix[:])
-	}
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = DefaultHeartbeatInterval
 	}
@@ -283,6 +273,8 @@ func adapterDefaults(o AdapterOptions) (AdapterOptions, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
+	case o.InstanceID == "":
+		return o, errors.New("redis: adapter: InstanceID is required (the instance.id setting, CHATD_INSTANCE_ID)")
 	case o.HeartbeatInterval < 0:
 		return o, fmt.Errorf("redis: adapter: HeartbeatInterval %v must be positive", o.HeartbeatInterval)
 	case o.HeartbeatTimeout <= o.HeartbeatInterval:

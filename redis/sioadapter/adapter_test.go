@@ -9,10 +9,12 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/chatd/chatd/internal/testkit"
@@ -470,26 +472,32 @@ func TestAdapterOptionsValidation(t *testing.T) {
 		opts AdapterOptions
 		ok   bool
 	}{
-		{"defaults", AdapterOptions{}, true},
-		{"timeout not above interval", AdapterOptions{HeartbeatInterval: 5 * time.Second, HeartbeatTimeout: 5 * time.Second}, false},
-		{"negative interval", AdapterOptions{HeartbeatInterval: -1}, false},
-		{"negative request timeout", AdapterOptions{RequestTimeout: -1}, false},
-		{"negative queue", AdapterOptions{PublishQueueSize: -1}, false},
-		{"negative stream length", AdapterOptions{RecoveryStreamLength: -1}, false},
-		{"negative max packets", AdapterOptions{RecoveryMaxPackets: -1}, false},
+		{"defaults", AdapterOptions{InstanceID: "a"}, true},
+		{"no instance id", AdapterOptions{}, false},
+		{"timeout not above interval", AdapterOptions{InstanceID: "a", HeartbeatInterval: 5 * time.Second, HeartbeatTimeout: 5 * time.Second}, false},
+		{"negative interval", AdapterOptions{InstanceID: "a", HeartbeatInterval: -1}, false},
+		{"negative request timeout", AdapterOptions{InstanceID: "a", RequestTimeout: -1}, false},
+		{"negative queue", AdapterOptions{InstanceID: "a", PublishQueueSize: -1}, false},
+		{"negative stream length", AdapterOptions{InstanceID: "a", RecoveryStreamLength: -1}, false},
+		{"negative max packets", AdapterOptions{InstanceID: "a", RecoveryMaxPackets: -1}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := adapterDefaults(tc.opts)
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
-			if tc.ok && (got.Prefix != DefaultAdapterPrefix || got.InstanceID == "" || got.HeartbeatTimeout != DefaultHeartbeatTimeout) {
+			if tc.ok && (got.Prefix != DefaultAdapterPrefix || got.InstanceID != "a" || got.HeartbeatTimeout != DefaultHeartbeatTimeout) {
 				t.Errorf("defaults not filled: %+v", got)
 			}
 		})
 	}
-	if _, err := NewAdapterBuilder(nil, AdapterOptions{}); err == nil {
+	if _, err := NewAdapterBuilder(nil, AdapterOptions{InstanceID: "a"}); err == nil {
 		t.Error("NewAdapterBuilder(nil) did not fail")
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer rdb.Close()
+	if _, err := NewAdapterBuilder(rdb, AdapterOptions{}); err == nil || !strings.Contains(err.Error(), "InstanceID") {
+		t.Errorf("NewAdapterBuilder without InstanceID: err = %v, want one naming InstanceID", err)
 	}
 }
 

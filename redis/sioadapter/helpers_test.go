@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,8 +52,14 @@ type adapterNodeConfig struct {
 	separateRecord bool
 }
 
+// adapterTestIDs numbers the instance ids the tests give their nodes.
+var adapterTestIDs atomic.Int64
+
 func newAdapterTestNode(t testing.TB, rdb goredis.UniversalClient, cfg adapterNodeConfig) *adapterTestNode {
 	t.Helper()
+	if cfg.opts.InstanceID == "" {
+		cfg.opts.InstanceID = fmt.Sprintf("node-%d", adapterTestIDs.Add(1))
+	}
 	b, err := NewAdapterBuilder(rdb, cfg.opts)
 	if err != nil {
 		t.Fatal(err)
