@@ -13,6 +13,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/chatd/chatd/protocol"
 )
 
 // Defaults of AdapterOptions.
@@ -32,12 +34,6 @@ const (
 	// DefaultPublishQueueSize is how many outgoing messages may wait for
 	// Redis before new ones are dropped.
 	DefaultPublishQueueSize = 4096
-	// DefaultRecoveryStreamLength is the approximate number of packets the
-	// recovery stream keeps.
-	DefaultRecoveryStreamLength = 10000
-	// DefaultRecoveryMaxPackets is the most packets one session restore
-	// reads; a client that missed more starts a fresh session.
-	DefaultRecoveryMaxPackets = 1000
 )
 
 // ErrAdapterClosed is returned by cluster-wide operations after Close.
@@ -49,7 +45,7 @@ var ErrAdapterClosed = errors.New("redis: the adapter is closed")
 var ErrRequestTimeout = errors.New("redis: not every instance answered in time")
 
 // AdapterOptions configures the Redis socket.io adapter. Zero values take the
-// defaults above.
+// defaults above, and package protocol's for recovery.
 type AdapterOptions struct {
 	// Prefix starts every Redis key and channel, so deployments can share a
 	// Redis (the `redis.prefix` setting). Default "chatd".
@@ -76,10 +72,11 @@ type AdapterOptions struct {
 	// Logger receives the adapter's logs; default: discarded.
 	Logger *slog.Logger
 	// RecoveryStreamLength caps the recovery stream (XADD MAXLEN ~), in
-	// packets.
+	// packets. Default protocol.DefaultRecoveryBufferLength.
 	RecoveryStreamLength int64
 	// RecoveryMaxPackets is the most packets a session restore may replay; a
-	// client that missed more gets a fresh session.
+	// client that missed more gets a fresh session. Default
+	// protocol.DefaultRecoveryMaxPackets.
 	RecoveryMaxPackets int
 	// Hooks are called on adapter events, for metrics. Any of them may be nil.
 	Hooks AdapterHooks
@@ -264,10 +261,10 @@ func adapterDefaults(o AdapterOptions) (AdapterOptions, error) {
 		o.PublishQueueSize = DefaultPublishQueueSize
 	}
 	if o.RecoveryStreamLength == 0 {
-		o.RecoveryStreamLength = DefaultRecoveryStreamLength
+		o.RecoveryStreamLength = protocol.DefaultRecoveryBufferLength
 	}
 	if o.RecoveryMaxPackets == 0 {
-		o.RecoveryMaxPackets = DefaultRecoveryMaxPackets
+		o.RecoveryMaxPackets = protocol.DefaultRecoveryMaxPackets
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
