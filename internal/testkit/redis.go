@@ -61,7 +61,7 @@ type RedisServer struct {
 
 	mu     sync.Mutex // guards the following fields
 	cmd    *exec.Cmd
-	exited chan error
+	exited chan struct{} // closed when cmd has exited
 }
 
 // StartRedis starts a private redis-server without persistence and returns
@@ -130,13 +130,14 @@ func (r *RedisServer) tryStart() error {
 			return err
 		}
 	}
-	cmd := exec.Command(r.bin, args...)
+	cmd := exec.Command(r.bin, args...) //nolint:gosec // redis-server from PATH, with the arguments of the test
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var werr error // cmd's exit, once exited is closed
+	go func() { werr = cmd.Wait(); close(exited) }()
 	client := goredis.NewClient(&goredis.Options{Addr: r.Addr(), DisableIdentity: true, MaxRetries: -1})
 	defer client.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -148,7 +149,7 @@ func (r *RedisServer) tryStart() error {
 			break
 		}
 		select {
-		case werr := <-exited:
+		case <-exited:
 			return fmt.Errorf("redis-server exited (%v): %s", werr, out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
