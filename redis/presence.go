@@ -2,20 +2,18 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/chatd/chatd/rooms"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/chatd/chatd/rooms"
 )
 
 var _ rooms.Presence = (*RedisPresence)(nil)
@@ -39,9 +37,9 @@ type RedisPresenceOptions struct {
 	Prefix string
 	// Logger receives heartbeat failures and repairs; nil discards them.
 	Logger *slog.Logger
-	// InstanceID names this process's entry. It must differ between all
-	// instances that share the prefix; empty means the host name and a
-	// random suffix.
+	// InstanceID names this process's entry (the `instance.id` setting). It
+	// is required and must differ between all instances that share the
+	// prefix.
 	InstanceID string
 	// TTL is how long this instance's sockets count as connected after its
 	// last heartbeat, at most [MaxPresenceTTL]; 0 means
@@ -143,10 +141,7 @@ func NewRedisPresence(client goredis.UniversalClient, opts RedisPresenceOptions)
 	}
 	id := opts.InstanceID
 	if id == "" {
-		id, err = presenceInstanceID()
-		if err != nil {
-			return nil, err
-		}
+		return nil, errors.New("redis: presence: InstanceID is required (the instance.id setting, CHATD_INSTANCE_ID)")
 	}
 	return &RedisPresence{
 		client:    client,
@@ -160,19 +155,6 @@ func NewRedisPresence(client goredis.UniversalClient, opts RedisPresenceOptions)
 		reapBatch: 1000,
 		sockets:   make(map[string]rooms.User),
 	}, nil
-}
-
-// presenceInstanceID returns "<hostname>-<8 random hex digits>".
-func presenceInstanceID() (string, error) {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("redis: presence instance id: %w", err)
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "chatd"
-	}
-	return host + "-" + hex.EncodeToString(b[:]), nil
 }
 
 // InstanceID returns the id under which this instance records its sockets.

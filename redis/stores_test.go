@@ -35,7 +35,7 @@ func storeNewStores(t *testing.T, client goredis.UniversalClient, prefix string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := storeNewPresence(t, client, RedisPresenceOptions{Prefix: prefix})
+	p := storeNewPresence(t, client, RedisPresenceOptions{Prefix: prefix, InstanceID: "instance-" + storeNewPrefix()})
 	if err := p.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -526,6 +526,10 @@ func TestRedisStoreOptions(t *testing.T) {
 			_, err := NewRedisPresence(client, RedisPresenceOptions{Timeout: -time.Second})
 			return err
 		}, "presence timeout -1s"},
+		{"presence without instance id", func() error {
+			_, err := NewRedisPresence(client, RedisPresenceOptions{})
+			return err
+		}, "InstanceID is required"},
 		{"negative idempotency TTL", func() error {
 			_, err := NewRedisIdempotency(client, RedisIdempotencyOptions{TTL: -time.Second})
 			return err

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	chatdredis "github.com/chatd/chatd/redis"
+	"github.com/chatd/chatd/redis/sioadapter"
 )
 
 // memoryMetrics counts what the idle memory reducer (package idlemem) gave
@@ -80,8 +80,8 @@ func newRedisMetrics(reg prometheus.Registerer) *redisMetrics {
 	return m
 }
 
-func (m *redisMetrics) adapterHooks() chatdredis.AdapterHooks {
-	return chatdredis.AdapterHooks{
+func (m *redisMetrics) adapterHooks() sioadapter.AdapterHooks {
+	return sioadapter.AdapterHooks{
 		Published:     func(kind string) { m.published.WithLabelValues(kind).Inc() },
 		Received:      func(kind string) { m.received.WithLabelValues(kind).Inc() },
 		PublishFailed: func(kind, reason string) { m.pubFailed.WithLabelValues(kind, reason).Inc() },

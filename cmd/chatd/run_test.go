@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/config"
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // waitLimit bounds every wait for something that must happen. It only keeps a
@@ -483,65 +483,11 @@ func (c *client) mustFail(event string, payload any, code string) {
 
 // ---------------------------------------------------------------- Redis
 
-// redisServer is a private redis-server for one test.
-type redisServer struct {
-	url  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startRedis starts redis-server on a free port and waits until it accepts
-// connections; the test fails when redis-server is not installed.
-func startRedis(t *testing.T) *redisServer {
+// startRedis starts a private redis-server on a free port; it stops when
+// the test ends.
+func startRedis(t *testing.T) *testkit.RedisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("this test needs redis-server (apt-get install redis-server): %v", err)
-	}
-	var lastErr error
-	for range 5 { // another process may take the free port first
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		out := newSyncBuffer()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-			"--appendonly", "no", "--dir", t.TempDir(), "--logfile", "")
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		r := &redisServer{url: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd, done: make(chan struct{})}
-		go func() { _ = cmd.Wait(); close(r.done) }()
-		ready := false
-		for !ready {
-			select {
-			case <-r.done:
-				lastErr = fmt.Errorf("redis-server exited:\n%s", out)
-			case <-out.hit:
-				ready = strings.Contains(out.String(), "Ready to accept connections")
-				continue
-			case <-time.After(waitLimit):
-				lastErr = fmt.Errorf("redis-server not ready:\n%s", out)
-				r.kill()
-			}
-			break
-		}
-		if ready {
-			t.Cleanup(r.kill)
-			return r
-		}
-	}
-	t.Fatal(lastErr)
-	return nil
-}
-
-// kill stops redis-server at once, as a crash would, and waits for it.
-func (r *redisServer) kill() {
-	_ = r.cmd.Process.Kill()
-	<-r.done
+	return testkit.StartRedisServer(t)
 }
 
 // ---------------------------------------------------------------- tests
@@ -674,7 +620,7 @@ func TestMetricsCluster(t *testing.T) {
 	rs := startRedis(t)
 	cluster := func(id string) config.Config {
 		cfg := testConfig(id)
-		cfg.Redis.URL = rs.url
+		cfg.Redis.URL = rs.URL()
 		cfg.Redis.Prefix = "runtest"
 		cfg.Redis.Timeout = 500 * time.Millisecond
 		cfg.Presence.TTL = 3 * time.Second
@@ -735,7 +681,7 @@ func TestMetricsCluster(t *testing.T) {
 
 	// Redis goes away.
 	// Redis goes away.
-	rs.kill()
+	rs.Stop()
 	waitValue(t, baseA, 0, "chatd_redis_ready")
 	if status, body := get(t, baseA+"/readyz"); status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz without Redis = %d %s, want 503", status, body)
@@ -772,7 +718,7 @@ func TestMetricsCluster(t *testing.T) {
 func TestRedisCommandErrorsCountFailuresOnly(t *testing.T) {
 	rs := startRedis(t)
 	cfg := testConfig("errors")
-	cfg.Redis.URL = rs.url
+	cfg.Redis.URL = rs.URL()
 	cfg.Redis.Prefix = "errtest"
 	_, base := startMain(t, cfg)
 	waitValue(t, base, 1, "chatd_redis_ready")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/chatd/chatd/config"
 	chatdredis "github.com/chatd/chatd/redis"
+	"github.com/chatd/chatd/redis/sioadapter"
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
 )
@@ -36,9 +36,14 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 			Idempotency: rooms.NewMemoryIdempotency(idempotencyTTL),
 		}, server.Deps{}, nil
 	}
-	// go-redis logs through a global logger of its own; route it into ours.
-	redis.SetLogger(redisLogger{m.log.With("component", "go-redis")})
-	client, err := newRedisClient(cfg.Redis)
+	client, err := chatdredis.NewClient(chatdredis.ClientConfig{
+		URL:        cfg.Redis.URL,
+		Addrs:      cfg.Redis.Addrs,
+		MasterName: cfg.Redis.MasterName,
+		Username:   cfg.Redis.Username,
+		Password:   cfg.Redis.Password,
+		Timeout:    cfg.Redis.Timeout,
+	}, m.log)
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
@@ -50,7 +55,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	}
 
 	prefix := cfg.Redis.Prefix
-	adapter, err := chatdredis.NewAdapterBuilder(client, chatdredis.AdapterOptions{
+	adapter, err := sioadapter.NewAdapterBuilder(client, sioadapter.AdapterOptions{
 		Prefix:               prefix,
 		InstanceID:           cfg.Instance.ID,
 		RequestTimeout:       2 * cfg.Redis.Timeout,
@@ -130,48 +135,4 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 			Grants:  grants,
 			Cutoffs: cutoffs,
 		}, nil
-}
-
-// newRedisClient builds the go-redis client for the redis.* settings: one
-// server for redis.url, Sentinel for redis.addrs with redis.master_name, and
-// Redis Cluster for redis.addrs alone.
-func newRedisClient(rc config.RedisConfig) (redis.UniversalClient, error) {
-	timeouts := func(o *redis.UniversalOptions) {
-		o.DialTimeout = rc.Timeout
-		o.ReadTimeout = rc.Timeout
-		o.WriteTimeout = rc.Timeout
-		o.ContextTimeoutEnabled = true
-		o.MaxRetries = 1
-	}
-	if rc.URL != "" {
-		opt, err := redis.ParseURL(rc.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redis.url: %w", err)
-		}
-		uo := &redis.UniversalOptions{
-			Addrs: []string{opt.Addr}, Username: opt.Username, Password: opt.Password,
-			DB: opt.DB, TLSConfig: opt.TLSConfig, ClientName: "chatd",
-		}
-		timeouts(uo)
-		return redis.NewUniversalClient(uo), nil
-	}
-	uo := &redis.UniversalOptions{
-		Addrs:         rc.Addrs,
-		MasterName:    rc.MasterName,
-		Username:      rc.Username,
-		Password:      rc.Password,
-		IsClusterMode: rc.MasterName == "",
-		ClientName:    "chatd",
-	}
-	timeouts(uo)
-	return redis.NewUniversalClient(uo), nil
-}
-
-// redisLogger passes go-redis's own log lines (dial failures and the like)
-// to slog at warn level, so that they share the format of chatd's logs.
-type redisLogger struct{ log *slog.Logger }
-
-// Printf implements go-redis's internal.Logging.
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }

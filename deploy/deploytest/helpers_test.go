@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // repoRoot is the module root: the folder with go.mod two levels above this package.
@@ -58,12 +60,12 @@ func nginxBin(t *testing.T) string {
 	return ""
 }
 
-// requireRedisServer skips the test when redis-server is not installed.
+// requireRedisServer makes sure redis-server is installed, which
+// deploy/loopback.sh starts: see testkit.RequireRedisServer for what happens
+// when it is not.
 func requireRedisServer(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server is not installed (Debian package redis-server): skipping the loopback test")
-	}
+	testkit.RequireRedisServer(t)
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.

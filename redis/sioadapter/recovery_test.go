@@ -1,4 +1,4 @@
-package redis
+package sioadapter
 
 import (
 	"context"
@@ -11,20 +11,22 @@ import (
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // A client drops its connection on one instance, misses packets broadcast
 // from both instances, and resumes its session on the other instance.
 func TestAdapterRecoveryAcrossInstances(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-recover"
 	var aCount adapterKindCounter
 	aOpts := adapterTestOptions(t, prefix)
 	aOpts.Hooks = aCount.hooks()
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: aOpts, recoveryMs: 60_000})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: aOpts, recoveryMs: 60_000})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
 	waitNodes(t, 2, a, b)
-	mon := r.client()
+	mon := r.Client()
 
 	c := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "name": "Ann", "rooms": []string{"r"}})
 	ready := c.waitReady()
@@ -117,19 +119,19 @@ func TestAdapterRecoveryAcrossInstances(t *testing.T) {
 // and published in one script on one Redis server, or one after the other
 // (as on Redis Cluster).
 func TestAdapterRecordedBroadcastCarriesItsOffset(t *testing.T) {
-	r := startAdapterTestRedis(t)
-	mon := r.client()
+	r := testkit.StartRedisServer(t)
+	mon := r.Client()
 	for _, oneServer := range []bool{true, false} {
 		t.Run(fmt.Sprintf("oneServer=%v", oneServer), func(t *testing.T) {
 			prefix := fmt.Sprintf("t-offset-%v", oneServer)
 			var aCount, bCount adapterKindCounter
 			aOpts, bOpts := adapterTestOptions(t, prefix), adapterTestOptions(t, prefix)
 			aOpts.Hooks, bOpts.Hooks = aCount.hooks(), bCount.hooks()
-			a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: aOpts, recoveryMs: 60_000, separateRecord: !oneServer})
-			b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: bOpts, recoveryMs: 60_000})
+			a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: aOpts, recoveryMs: 60_000, separateRecord: !oneServer})
+			b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: bOpts, recoveryMs: 60_000})
 			waitNodes(t, 2, a, b)
 			adapterWaitFor(t, "the instances to learn what the other understands", func() bool {
-				return a.builder.offsetOK.Load() && b.builder.offsetOK.Load()
+				return a.builder.nodes.offsetOK.Load() && b.builder.nodes.offsetOK.Load()
 			})
 			ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
 			cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
@@ -198,13 +200,13 @@ func TestAdapterRecordedBroadcastCarriesItsOffset(t *testing.T) {
 // When the recovery stream refuses an entry, the broadcast still reaches
 // the sockets of both instances, with an offset no restore accepts.
 func TestAdapterUnrecordedBroadcastStillArrives(t *testing.T) {
-	r := startAdapterTestRedis(t)
-	mon := r.client()
+	r := testkit.StartRedisServer(t)
+	mon := r.Client()
 	for _, oneServer := range []bool{true, false} {
 		t.Run(fmt.Sprintf("oneServer=%v", oneServer), func(t *testing.T) {
 			prefix := fmt.Sprintf("t-unrecorded-%v", oneServer)
-			a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000, separateRecord: !oneServer})
-			b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+			a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000, separateRecord: !oneServer})
+			b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
 			waitNodes(t, 2, a, b)
 			ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
 			cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
@@ -238,18 +240,18 @@ func TestAdapterUnrecordedBroadcastStillArrives(t *testing.T) {
 // wireMessage.Offset still gets each broadcast with its offset in the
 // data: the others record and publish separately until it is gone.
 func TestAdapterOffsetWaitsForEveryInstance(t *testing.T) {
-	r := startAdapterTestRedis(t)
-	mon := r.client()
+	r := testkit.StartRedisServer(t)
+	mon := r.Client()
 	const prefix = "t-upgrade"
 	oldOpts := adapterTestOptions(t, prefix)
 	oldOpts.legacyWire = true
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
-	old := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: oldOpts, recoveryMs: 60_000})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+	old := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: oldOpts, recoveryMs: 60_000})
 	waitNodes(t, 2, a, old)
 	cOld := dialAdapterTestClient(t, old.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
 	cOld.waitReady()
 	waitSubscribers(t, mon, prefix+":room:/:r", 1)
-	if a.builder.offsetOK.Load() {
+	if a.builder.nodes.offsetOK.Load() {
 		t.Fatal("an instance without the Offset feature is alive, yet broadcasts would use it")
 	}
 	evals := adapterEvalCalls(t, mon)
@@ -263,7 +265,7 @@ func TestAdapterOffsetWaitsForEveryInstance(t *testing.T) {
 	}
 	// Once it is gone, the one-script path is back.
 	old.builder.Close()
-	adapterWaitFor(t, "the older instance to leave", func() bool { return a.builder.offsetOK.Load() })
+	adapterWaitFor(t, "the older instance to leave", func() bool { return a.builder.nodes.offsetOK.Load() })
 }
 
 func adapterCompareStreamIDs(x, y string) int {
@@ -284,14 +286,14 @@ func adapterCompareDecimal(x, y string) int {
 
 // The refusals of RestoreSession: each gives a fresh session (nil, nil).
 func TestAdapterRecoveryRefusals(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-refuse"
-	n := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+	n := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
 	fewOpts := adapterTestOptions(t, prefix+"-few")
 	fewOpts.RecoveryMaxPackets = 3
-	few := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: fewOpts, recoveryMs: 60_000})
-	short := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix+"-short"), recoveryMs: 200})
-	mon := r.client()
+	few := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: fewOpts, recoveryMs: 60_000})
+	short := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix+"-short"), recoveryMs: 200})
+	mon := r.Client()
 	ctx := context.Background()
 	stream := prefix + ":recovery"
 	waitNodes(t, 1, n, few, short)
@@ -458,8 +460,8 @@ func TestAdapterRecoveryRefusals(t *testing.T) {
 	t.Run("redis down", func(t *testing.T) {
 		persist(n, "down")
 		off := mark(n, stream)
-		r.stop()
-		defer r.restart()
+		r.Stop()
+		defer r.Restart()
 		s, err := n.adapter().RestoreSession("down", off)
 		if s != nil || err == nil {
 			t.Errorf("RestoreSession with Redis down = %v, %v; want nil and an error", s, err)

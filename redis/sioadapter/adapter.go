@@ -1,4 +1,4 @@
-package redis
+package sioadapter
 
 import (
 	"context"
@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/chatd/chatd/protocol"
 )
 
 // Defaults of AdapterOptions.
@@ -33,12 +34,6 @@ const (
 	// DefaultPublishQueueSize is how many outgoing messages may wait for
 	// Redis before new ones are dropped.
 	DefaultPublishQueueSize = 4096
-	// DefaultRecoveryStreamLength is the approximate number of packets the
-	// recovery stream keeps.
-	DefaultRecoveryStreamLength = 10000
-	// DefaultRecoveryMaxPackets is the most packets one session restore
-	// reads; a client that missed more starts a fresh session.
-	DefaultRecoveryMaxPackets = 1000
 )
 
 // ErrAdapterClosed is returned by cluster-wide operations after Close.
@@ -50,13 +45,13 @@ var ErrAdapterClosed = errors.New("redis: the adapter is closed")
 var ErrRequestTimeout = errors.New("redis: not every instance answered in time")
 
 // AdapterOptions configures the Redis socket.io adapter. Zero values take the
-// defaults above.
+// defaults above, and package protocol's for recovery.
 type AdapterOptions struct {
 	// Prefix starts every Redis key and channel, so deployments can share a
 	// Redis (the `redis.prefix` setting). Default "chatd".
 	Prefix string
-	// InstanceID names this instance to the others. It must be unique in the
-	// deployment; default: host name plus a random suffix.
+	// InstanceID names this instance to the others (the `instance.id`
+	// setting). It is required and must be unique in the deployment.
 	InstanceID string
 	// HeartbeatInterval is how often this instance announces itself.
 	HeartbeatInterval time.Duration
@@ -77,10 +72,11 @@ type AdapterOptions struct {
 	// Logger receives the adapter's logs; default: discarded.
 	Logger *slog.Logger
 	// RecoveryStreamLength caps the recovery stream (XADD MAXLEN ~), in
-	// packets.
+	// packets. Default protocol.DefaultRecoveryBufferLength.
 	RecoveryStreamLength int64
 	// RecoveryMaxPackets is the most packets a session restore may replay; a
-	// client that missed more gets a fresh session.
+	// client that missed more gets a fresh session. Default
+	// protocol.DefaultRecoveryMaxPackets.
 	RecoveryMaxPackets int
 	// Hooks are called on adapter events, for metrics. Any of them may be nil.
 	Hooks AdapterHooks
@@ -120,6 +116,12 @@ type AdapterStats struct {
 // what they share: the Redis subscription, the heartbeats, the publishing
 // queue and the view of the other instances. It implements
 // socket.AdapterConstructor: pass it to ServerOptions.SetAdapter.
+//
+// Its state is in parts that each guard their own: nodes (the other
+// instances and the heartbeats), subs (the subscription connection, its
+// channels and barriers), reqs (requests waiting for answers), pub (the
+// publishing queue) and rec (where recovery data lives). The builder ties
+// them together and runs their loops.
 type AdapterBuilder struct {
 	client goredis.UniversalClient
 	opts   AdapterOptions
@@ -129,13 +131,12 @@ type AdapterBuilder struct {
 
 	busChannel  string // every instance: broadcasts without a single room, requests, heartbeats
 	nodeChannel string // this instance: answers to its requests
-	roomPrefix  string // + nsp + ":" + room
-	streamKey   string
-	sessionKeys string // + pid
-	// oneServer is set when one Redis server holds the recovery stream and
-	// serves every channel (not Redis Cluster): a broadcast is then recorded
-	// and published in one script (recordAndPublish).
-	oneServer bool
+
+	nodes *nodes
+	subs  *subscriptions
+	reqs  *requests
+	pub   *publisher
+	rec   recovery
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -144,52 +145,16 @@ type AdapterBuilder struct {
 	closeOnce   sync.Once
 	closed      atomic.Bool
 	skipGoodbye atomic.Bool // tests: vanish without telling the others
+	redisOK     atomic.Bool // the last Redis command succeeded
 
-	subscribed atomic.Bool // the bus subscription is confirmed on the current connection
-	redisOK    atomic.Bool // the last Redis command succeeded
-	// unechoed is when the oldest heartbeat of this instance that has not
-	// come back on its subscription was published (Unix nanoseconds), 0
-	// when every one has.
-	unechoed atomic.Int64
-
-	adaptersMu sync.Mutex // guards adapters
-	adapters   map[string]*RedisAdapter
-
-	nodesMu  sync.Mutex // guards nodes and features
-	nodes    map[string]time.Time
-	features map[string]uint8 // what each instance's heartbeats say it understands
-	// offsetOK is set while every other live instance understands
-	// wireMessage.Offset (featureOffset), so recordAndPublish may be used.
-	offsetOK atomic.Bool
-
-	subMu   sync.Mutex // guards the following fields
-	ps      *goredis.PubSub
-	applied map[string]struct{} // room channels subscribed on ps
-
-	current atomic.Pointer[goredis.PubSub] // ps, for the receiving goroutine
-
-	dirtyMu sync.Mutex // guards dirty
-	dirty   map[string]adapterRoomRef
-	subWake chan struct{}
-
-	barrierSeq atomic.Uint64
-	barrierMu  sync.Mutex               // guards barriers and subReset
-	barriers   map[string]chan struct{} // PING payload -> closed when its PONG arrives
-	subReset   chan struct{}            // closed (and replaced) when the subscription connection may have dropped
-
-	hbWake chan struct{}
-	pubQ   chan adapterOutgoing
-	work   chan func()
-
-	reqSeq   atomic.Uint64
-	reqMu    sync.Mutex // guards requests and acks
-	requests map[string]*pendingRequest
-	acks     map[string]*pendingAck
-
+	work    chan func() // see workLoop
 	limiter adapterLogLimiter
 	stats   struct {
 		published, received, publishErrors, dropped, recorded, recordErrors atomic.Uint64
 	}
+
+	mu       sync.Mutex // guards the following fields
+	adapters map[string]*RedisAdapter
 }
 
 var _ socket.AdapterConstructor = (*AdapterBuilder)(nil)
@@ -235,6 +200,7 @@ func NewAdapterBuilder(client goredis.UniversalClient, opts AdapterOptions) (*Ad
 	}
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
+	_, onCluster := client.(*goredis.ClusterClient)
 	b := &AdapterBuilder{
 		client:      client,
 		opts:        opts,
@@ -243,35 +209,25 @@ func NewAdapterBuilder(client goredis.UniversalClient, opts AdapterOptions) (*Ad
 		nonce:       hex.EncodeToString(nonce[:]),
 		busChannel:  opts.Prefix + ":bus",
 		nodeChannel: opts.Prefix + ":node:" + opts.InstanceID,
-		roomPrefix:  opts.Prefix + ":room:",
-		streamKey:   opts.Prefix + ":recovery",
-		sessionKeys: opts.Prefix + ":session:",
-		adapters:    make(map[string]*RedisAdapter),
-		nodes:       make(map[string]time.Time),
-		features:    make(map[string]uint8),
-		applied:     make(map[string]struct{}),
-		dirty:       make(map[string]adapterRoomRef),
-		subWake:     make(chan struct{}, 1),
-		barriers:    make(map[string]chan struct{}),
-		subReset:    make(chan struct{}),
-		hbWake:      make(chan struct{}, 1),
-		pubQ:        make(chan adapterOutgoing, opts.PublishQueueSize),
-		work:        make(chan func(), 1024),
-		requests:    make(map[string]*pendingRequest),
-		acks:        make(map[string]*pendingAck),
-		limiter:     adapterLogLimiter{every: 10 * time.Second},
+		nodes:       newNodes(opts.HeartbeatTimeout),
+		reqs:        newRequests(),
+		rec: recovery{
+			streamKey:   opts.Prefix + ":recovery",
+			sessionKeys: opts.Prefix + ":session:",
+			oneServer:   !onCluster,
+		},
+		work:     make(chan func(), 1024),
+		limiter:  adapterLogLimiter{every: 10 * time.Second},
+		adapters: make(map[string]*RedisAdapter),
 	}
-	_, onCluster := client.(*goredis.ClusterClient)
-	b.oneServer = !onCluster
-	b.offsetOK.Store(true) // no other instance yet
+	b.pub = newPublisher(client, b.busChannel, opts.PublishQueueSize)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.subs = newSubscriptions(b.ctx, client, opts.Prefix+":room:", b.busChannel, b.nodeChannel)
 
 	ctx, cancel := context.WithTimeout(b.ctx, opts.RequestTimeout)
 	defer cancel()
 	b.redisOK.Store(client.Ping(ctx).Err() == nil)
-	b.ps = client.Subscribe(ctx)
-	b.current.Store(b.ps)
-	if err := b.ps.Subscribe(ctx, b.busChannel, b.nodeChannel); err != nil {
+	if err := b.subs.start(ctx); err != nil {
 		// go-redis remembers the channels and subscribes when it reconnects.
 		b.log.Warn("adapter: Redis subscription failed, will retry", "err", err)
 	}
@@ -289,15 +245,6 @@ func adapterDefaults(o AdapterOptions) (AdapterOptions, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultAdapterPrefix
 	}
-	if o.InstanceID == "" {
-		host, _ := os.Hostname()
-		if host == "" {
-			host = "chatd"
-		}
-		var suffix [4]byte
-		_, _ = rand.Read(suffix[:])
-		o.InstanceID = host + "-" + hex.EncodeToString(suffix[:])
-	}
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = DefaultHeartbeatInterval
 	}
@@ -314,15 +261,17 @@ func adapterDefaults(o AdapterOptions) (AdapterOptions, error) {
 		o.PublishQueueSize = DefaultPublishQueueSize
 	}
 	if o.RecoveryStreamLength == 0 {
-		o.RecoveryStreamLength = DefaultRecoveryStreamLength
+		o.RecoveryStreamLength = protocol.DefaultRecoveryBufferLength
 	}
 	if o.RecoveryMaxPackets == 0 {
-		o.RecoveryMaxPackets = DefaultRecoveryMaxPackets
+		o.RecoveryMaxPackets = protocol.DefaultRecoveryMaxPackets
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
+	case o.InstanceID == "":
+		return o, errors.New("redis: adapter: InstanceID is required (the instance.id setting, CHATD_INSTANCE_ID)")
 	case o.HeartbeatInterval < 0:
 		return o, fmt.Errorf("redis: adapter: HeartbeatInterval %v must be positive", o.HeartbeatInterval)
 	case o.HeartbeatTimeout <= o.HeartbeatInterval:
@@ -355,40 +304,40 @@ func (b *AdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 	_ = a.On("create-room", func(args ...any) { a.roomChanged(args) })
 	_ = a.On("delete-room", func(args ...any) { a.roomChanged(args) })
 
-	b.adaptersMu.Lock()
+	b.mu.Lock()
 	if old, ok := b.adapters[a.name]; ok && old != a {
 		b.log.Warn("adapter: namespace adapter replaced", "nsp", a.name)
 	}
 	b.adapters[a.name] = a
-	b.adaptersMu.Unlock()
+	b.mu.Unlock()
 	return a
 }
 
 func (b *AdapterBuilder) adapter(nsp string) *RedisAdapter {
-	b.adaptersMu.Lock()
-	defer b.adaptersMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.adapters[nsp]
 }
 
 func (b *AdapterBuilder) removeAdapter(a *RedisAdapter) {
-	b.adaptersMu.Lock()
+	b.mu.Lock()
 	if b.adapters[a.name] == a {
 		delete(b.adapters, a.name)
 	}
-	b.adaptersMu.Unlock()
+	b.mu.Unlock()
 }
 
 // Ready reports whether the adapter can reach the other instances: its Redis
 // subscription is confirmed and its last Redis command succeeded. /readyz
 // should report it.
 func (b *AdapterBuilder) Ready() bool {
-	return !b.closed.Load() && b.subscribed.Load() && b.redisOK.Load()
+	return !b.closed.Load() && b.subs.subscribed.Load() && b.redisOK.Load()
 }
 
 // Nodes returns the number of instances heard from within HeartbeatTimeout,
 // this one included.
 func (b *AdapterBuilder) Nodes() int {
-	return len(b.aliveNodes()) + 1
+	return len(b.nodes.alive()) + 1
 }
 
 // Stats returns the adapter's running totals.
@@ -411,7 +360,7 @@ func (b *AdapterBuilder) Close() error {
 		if !b.skipGoodbye.Load() {
 			if payload, err := encodeWire(&wireMessage{Kind: kindGoodbye, From: b.id}); err == nil {
 				ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
-				pub, err := b.publisher(ctx)
+				pub, err := b.pub.conn(ctx)
 				if err == nil {
 					err = pub.Publish(ctx, b.busChannel, payload).Err()
 				}
@@ -423,21 +372,9 @@ func (b *AdapterBuilder) Close() error {
 		}
 		b.closed.Store(true)
 		b.cancel()
-		b.subMu.Lock()
-		_ = b.ps.Close()
-		b.subMu.Unlock()
+		b.subs.close()
 		b.wg.Wait()
-
-		b.reqMu.Lock()
-		for id, p := range b.requests {
-			p.finish()
-			delete(b.requests, id)
-		}
-		for id, p := range b.acks {
-			p.timer.Stop()
-			delete(b.acks, id)
-		}
-		b.reqMu.Unlock()
+		b.reqs.finishAll()
 	})
 	return nil
 }

@@ -1,4 +1,4 @@
-package redis
+package sioadapter
 
 import (
 	"context"
@@ -111,7 +111,7 @@ func (a *RedisAdapter) localOnly(opts *socket.BroadcastOptions) bool {
 // that a socket in two of them gets the packet once.
 func (a *RedisAdapter) channelFor(opts *socket.BroadcastOptions) string {
 	if opts.Rooms.Len() == 1 {
-		return a.b.roomChannel(a.name, opts.Rooms.Keys()[0])
+		return a.b.subs.roomChannel(a.name, opts.Rooms.Keys()[0])
 	}
 	return a.b.busChannel
 }
@@ -204,8 +204,8 @@ func (a *RedisAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broa
 	if opts.Flags.Timeout != nil {
 		ttl = *opts.Flags.Timeout
 	}
-	req := a.b.newRequestID()
-	a.b.addPendingAck(req, &pendingAck{count: clientCountCallback, ack: ack}, ttl+time.Second)
+	req := a.b.reqs.newID()
+	a.b.reqs.addAck(req, &pendingAck{count: clientCountCallback, ack: ack}, ttl+time.Second)
 	a.Adapter.BroadcastWithAck(packet, opts, clientCountCallback, ack)
 	_ = a.b.publish(a.b.busChannel, &wireMessage{
 		Kind:       kindBroadcastAck,

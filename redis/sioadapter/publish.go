@@ -1,4 +1,4 @@
-package redis
+package sioadapter
 
 import (
 	"context"
@@ -26,14 +26,12 @@ func (b *AdapterBuilder) publish(channel string, m *wireMessage) error {
 		b.dropped(m.Kind, "encode", err)
 		return err
 	}
-	select {
-	case b.pubQ <- adapterOutgoing{channel: channel, kind: m.Kind, payload: payload}:
-		return nil
-	default:
+	if !b.pub.enqueue(adapterOutgoing{channel: channel, kind: m.Kind, payload: payload}) {
 		err := errors.New("redis: adapter publish queue is full")
 		b.dropped(m.Kind, "queue_full", err)
 		return err
 	}
+	return nil
 }
 
 // publishLoop sends the queued messages in order, in pipelined batches of
@@ -48,14 +46,14 @@ func (b *AdapterBuilder) publishLoop() {
 		select {
 		case <-b.ctx.Done():
 			return
-		case m := <-b.pubQ:
+		case m := <-b.pub.queue:
 			batch = append(batch, m)
 		}
 		yielded := false
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case m := <-b.pubQ:
+			case m := <-b.pub.queue:
 				batch = append(batch, m)
 			default:
 				if yielded {
@@ -75,7 +73,7 @@ func (b *AdapterBuilder) publishLoop() {
 func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
 	defer cancel()
-	pub, err := b.publisher(ctx)
+	pub, err := b.pub.conn(ctx)
 	if err != nil {
 		b.noteRedis(err)
 		for _, m := range batch {
@@ -93,7 +91,7 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 			// EVAL, not EVALSHA: a script missing after a Redis restart
 			// would fail here while later messages of the batch go out,
 			// out of order. Redis caches the compiled script by its hash.
-			cmds[i] = recordPublishScript.Eval(ctx, pipe, []string{b.streamKey}, m.record.args...)
+			cmds[i] = recordPublishScript.Eval(ctx, pipe, []string{b.rec.streamKey}, m.record.args...)
 			continue
 		}
 		cmds[i] = pipe.Publish(ctx, m.channel, m.payload)
@@ -128,7 +126,7 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 func (b *AdapterBuilder) answerQueued() {
 	for {
 		select {
-		case m := <-b.pubQ:
+		case m := <-b.pub.queue:
 			if m.record != nil {
 				m.record.done <- recordResult{err: ErrAdapterClosed}
 			}
@@ -139,8 +137,30 @@ func (b *AdapterBuilder) answerQueued() {
 	}
 }
 
-// publisher returns the client that every PUBLISH of the adapter goes
-// through.
+// publisher is the queue of messages for Redis, which publishLoop sends in
+// order, and the connection they go through.
+type publisher struct {
+	client     goredis.UniversalClient
+	busChannel string
+	queue      chan adapterOutgoing
+}
+
+func newPublisher(client goredis.UniversalClient, busChannel string, size int) *publisher {
+	return &publisher{client: client, busChannel: busChannel, queue: make(chan adapterOutgoing, size)}
+}
+
+// enqueue adds a message to the queue without blocking; it reports false
+// when the queue is full.
+func (p *publisher) enqueue(m adapterOutgoing) bool {
+	select {
+	case p.queue <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+// conn returns the client that every PUBLISH of the adapter goes through.
 //
 // On Redis Cluster, PUBLISH has no key: go-redis sends each one to some
 // master (round robin), which delivers it to its own subscribers and
@@ -154,12 +174,12 @@ func (b *AdapterBuilder) answerQueued() {
 // no order across channels of different slots either.)
 //
 // Elsewhere (one Redis, Sentinel) it is the client itself.
-func (b *AdapterBuilder) publisher(ctx context.Context) (goredis.Cmdable, error) {
-	cc, ok := b.client.(*goredis.ClusterClient)
+func (p *publisher) conn(ctx context.Context) (goredis.Cmdable, error) {
+	cc, ok := p.client.(*goredis.ClusterClient)
 	if !ok {
-		return b.client, nil
+		return p.client, nil
 	}
-	node, err := cc.MasterForKey(ctx, b.busChannel)
+	node, err := cc.MasterForKey(ctx, p.busChannel)
 	if err != nil {
 		return nil, fmt.Errorf("redis: adapter: the Redis Cluster node for publishing: %w", err)
 	}
@@ -169,7 +189,7 @@ func (b *AdapterBuilder) publisher(ctx context.Context) (goredis.Cmdable, error)
 // notePublish records the outcome of a PUBLISH for Ready. On Redis Cluster
 // a failure also asks go-redis to reload the slot map, so that publishing
 // moves to the bus slot's new master after a failover: commands sent
-// straight to one node (see publisher) do not trigger that themselves.
+// straight to one node (see publisher.conn) do not trigger that themselves.
 func (b *AdapterBuilder) notePublish(err error) {
 	b.noteRedis(err)
 	if err == nil || errors.Is(err, goredis.Nil) {

@@ -1,4 +1,4 @@
-package redis
+package sioadapter
 
 import (
 	"context"
@@ -54,7 +54,7 @@ func (a *RedisAdapter) record(data []any, opts *socket.BroadcastOptions, maxAge 
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
 	args := &goredis.XAddArgs{
-		Stream: b.streamKey,
+		Stream: b.rec.streamKey,
 		MaxLen: b.opts.RecoveryStreamLength,
 		Approx: true,
 		Values: []any{recoveryField, payload},
@@ -63,7 +63,7 @@ func (a *RedisAdapter) record(data []any, opts *socket.BroadcastOptions, maxAge 
 	if minID, ok := a.trimDue(maxAge); ok {
 		pipe := b.client.Pipeline()
 		add = pipe.XAdd(ctx, args)
-		pipe.XTrimMinIDApprox(ctx, b.streamKey, minID, 0)
+		pipe.XTrimMinIDApprox(ctx, b.rec.streamKey, minID, 0)
 		_, _ = pipe.Exec(ctx)
 	} else {
 		// Alone, not in a pipeline of one: go-redis's pipeline path costs
@@ -124,7 +124,7 @@ return {r}
 // then the caller records and publishes the usual way.
 func (a *RedisAdapter) recordAndPublish(data []any, packetType uint8, opts *socket.BroadcastOptions, maxAge time.Duration) (string, bool) {
 	b := a.b
-	if !b.oneServer || !b.offsetOK.Load() || !b.redisOK.Load() || b.closed.Load() {
+	if !b.rec.oneServer || !b.nodes.offsetOK.Load() || !b.redisOK.Load() || b.closed.Load() {
 		return "", false
 	}
 	msg, err := encodeWireWithOffset(&wireMessage{
@@ -143,9 +143,7 @@ func (a *RedisAdapter) recordAndPublish(data []any, packetType uint8, opts *sock
 		args: []any{b.opts.RecoveryStreamLength, payload, a.channelFor(opts), msg, minID},
 		done: make(chan recordResult, 1),
 	}
-	select {
-	case b.pubQ <- adapterOutgoing{kind: kindBroadcast, record: job}:
-	default:
+	if !b.pub.enqueue(adapterOutgoing{kind: kindBroadcast, record: job}) {
 		return "", false // the queue is full: the usual path drops and counts it
 	}
 	var res recordResult
@@ -217,7 +215,19 @@ func streamIDMillis(id string) (int64, bool) {
 	return n, err == nil
 }
 
-func (b *AdapterBuilder) sessionKey(pid string) string { return b.sessionKeys + pid }
+// recovery is where connection state recovery keeps its data in Redis:
+// the stream of recoverable packets and the disconnected sessions. It does
+// not change once the builder is made.
+type recovery struct {
+	streamKey   string // the stream of recoverable packets
+	sessionKeys string // + pid: a disconnected socket's session
+	// oneServer is set when one Redis server holds the recovery stream and
+	// serves every channel (not Redis Cluster): a broadcast is then recorded
+	// and published in one script (recordAndPublish).
+	oneServer bool
+}
+
+func (r recovery) sessionKey(pid string) string { return r.sessionKeys + pid }
 
 // PersistSession keeps a disconnected socket's id, rooms and data in Redis
 // for the maximum disconnection duration, so that the client can resume it
@@ -249,7 +259,7 @@ func (a *RedisAdapter) PersistSession(s *socket.SessionToPersist) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.PublishTimeout)
 	defer cancel()
-	err = b.client.Set(ctx, b.sessionKey(rec.Pid), payload, time.Duration(maxMs)*time.Millisecond).Err()
+	err = b.client.Set(ctx, b.rec.sessionKey(rec.Pid), payload, time.Duration(maxMs)*time.Millisecond).Err()
 	b.noteRedis(err)
 	if err != nil {
 		b.logLimited("persist", slog.LevelWarn, "adapter: session not persisted", "err", err)
@@ -276,7 +286,7 @@ func (a *RedisAdapter) RestoreSession(pid socket.PrivateSessionId, offset string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.RequestTimeout)
 	defer cancel()
-	at, err := b.client.XRangeN(ctx, b.streamKey, offset, offset, 1).Result()
+	at, err := b.client.XRangeN(ctx, b.rec.streamKey, offset, offset, 1).Result()
 	b.noteRedis(err)
 	if err != nil {
 		return nil, fmt.Errorf("redis: restore session: reading the recovery stream: %w", err)
@@ -287,9 +297,9 @@ func (a *RedisAdapter) RestoreSession(pid socket.PrivateSessionId, offset string
 		return nil, nil
 	}
 	pipe := b.client.Pipeline()
-	getSession := pipe.GetDel(ctx, b.sessionKey(string(pid)))
+	getSession := pipe.GetDel(ctx, b.rec.sessionKey(string(pid)))
 	// The offset entry itself plus at most RecoveryMaxPackets+1 after it.
-	readStream := pipe.XRangeN(ctx, b.streamKey, offset, "+", int64(b.opts.RecoveryMaxPackets)+2)
+	readStream := pipe.XRangeN(ctx, b.rec.streamKey, offset, "+", int64(b.opts.RecoveryMaxPackets)+2)
 	_, _ = pipe.Exec(ctx)
 
 	raw, err := getSession.Bytes()

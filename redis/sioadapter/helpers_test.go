@@ -1,17 +1,15 @@
-package redis
+package sioadapter
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,139 +20,6 @@ import (
 
 // adapterTestTimeout bounds every wait of the adapter tests.
 const adapterTestTimeout = 10 * time.Second
-
-// adapterTestRedis is a private redis-server on a loopback port that a test
-// can stop and start again on the same port.
-type adapterTestRedis struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	// args, when set, gives the command line for a port instead of the
-	// plain server's (Redis Cluster nodes, Sentinels).
-	args func(dir string, port int) ([]string, error)
-
-	mu     sync.Mutex // guards the following fields
-	cmd    *exec.Cmd
-	exited chan error
-}
-
-func startAdapterTestRedis(t testing.TB) *adapterTestRedis {
-	t.Helper()
-	return startTestRedisProcess(t, nil)
-}
-
-// startTestRedisProcess starts redis-server with the command line args
-// gives for a free port (nil: a plain server without persistence), retrying
-// on another port when the server does not come up, and stops it when the
-// test ends.
-func startTestRedisProcess(t testing.TB, args func(dir string, port int) ([]string, error)) *adapterTestRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("the cluster tests need redis-server in PATH (apt-get install redis-server): %v", err)
-	}
-	r := &adapterTestRedis{t: t, bin: bin, dir: t.TempDir(), args: args}
-	var lastErr error
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.port = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if lastErr = r.tryStart(); lastErr == nil {
-			t.Cleanup(r.stop)
-			return r
-		}
-	}
-	t.Fatalf("could not start redis-server: %v", lastErr)
-	return nil
-}
-
-func (r *adapterTestRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *adapterTestRedis) tryStart() error {
-	var out bytes.Buffer
-	args := []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir}
-	if r.args != nil {
-		var err error
-		if args, err = r.args(r.dir, r.port); err != nil {
-			return err
-		}
-	}
-	cmd := exec.Command(r.bin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	client := goredis.NewClient(&goredis.Options{Addr: r.addr(), DisableIdentity: true, MaxRetries: -1})
-	defer client.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := client.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case werr := <-exited:
-			return fmt.Errorf("redis-server exited (%v): %s", werr, out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
-			return fmt.Errorf("redis-server on port %d does not answer: %w", r.port, err)
-		}
-	}
-	r.mu.Lock()
-	r.cmd, r.exited = cmd, exited
-	r.mu.Unlock()
-	return nil
-}
-
-// stop kills the server (as a crash would) and waits until it is gone.
-func (r *adapterTestRedis) stop() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-exited
-}
-
-// restart starts the server again on the same port.
-func (r *adapterTestRedis) restart() {
-	r.t.Helper()
-	var err error
-	for range 20 {
-		if err = r.tryStart(); err == nil {
-			return
-		}
-	}
-	r.t.Fatalf("redis-server did not restart on port %d: %v", r.port, err)
-}
-
-func (r *adapterTestRedis) client() *goredis.Client {
-	c := goredis.NewClient(&goredis.Options{
-		Addr:            r.addr(),
-		DialTimeout:     300 * time.Millisecond,
-		ReadTimeout:     time.Second,
-		WriteTimeout:    time.Second,
-		MaxRetries:      -1,
-		DisableIdentity: true,
-	})
-	r.t.Cleanup(func() { _ = c.Close() })
-	return c
-}
 
 // adapterTestOptions are short intervals so that the tests run quickly.
 func adapterTestOptions(t testing.TB, prefix string) AdapterOptions {
@@ -187,14 +52,20 @@ type adapterNodeConfig struct {
 	separateRecord bool
 }
 
+// adapterTestIDs numbers the instance ids the tests give their nodes.
+var adapterTestIDs atomic.Int64
+
 func newAdapterTestNode(t testing.TB, rdb goredis.UniversalClient, cfg adapterNodeConfig) *adapterTestNode {
 	t.Helper()
+	if cfg.opts.InstanceID == "" {
+		cfg.opts.InstanceID = fmt.Sprintf("node-%d", adapterTestIDs.Add(1))
+	}
 	b, err := NewAdapterBuilder(rdb, cfg.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.separateRecord {
-		b.oneServer = false // before any socket can broadcast
+		b.rec.oneServer = false // before any socket can broadcast
 	}
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(b)

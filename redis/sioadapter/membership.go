@@ -1,11 +1,10 @@
-package redis
+package sioadapter
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -128,7 +127,7 @@ func (a *RedisAdapter) answerMembership(m *wireMessage, rooms []socket.Room) {
 // channel of every room of rooms that has a local socket of a's namespace.
 func (b *AdapterBuilder) waitSubscribed(ctx context.Context, a *RedisAdapter, rooms []socket.Room) error {
 	var tokens []string
-	defer func() { b.dropBarriers(tokens) }()
+	defer func() { b.subs.barriers.drop(tokens) }()
 	passed := make(chan struct{})
 	backoff := 20 * time.Millisecond
 	for {
@@ -150,14 +149,14 @@ func (b *AdapterBuilder) waitSubscribed(ctx context.Context, a *RedisAdapter, ro
 		if wanted == 0 {
 			return nil
 		}
-		reset := b.barrierReset()
+		reset := b.subs.barriers.resetChan()
 		// Every room marked above now has its SUBSCRIBE written, by this
 		// call or by the one that held the subscription lock before it.
 		b.syncSubscriptions()
-		token := b.addBarrier(passed)
+		token := b.subs.barriers.add(b.nonce, passed)
 		tokens = append(tokens, token)
 		retry := b.opts.PublishTimeout
-		if err := b.writeBarrier(ctx, token); err != nil {
+		if err := b.subs.writeBarrier(ctx, token, b.opts.PublishTimeout); err != nil {
 			retry = backoff
 			backoff = min(2*backoff, time.Second)
 		}
@@ -179,66 +178,4 @@ func (b *AdapterBuilder) waitSubscribed(ctx context.Context, a *RedisAdapter, ro
 		case <-t.C:
 		}
 	}
-}
-
-// addBarrier registers a new PING payload whose PONG closes passed.
-func (b *AdapterBuilder) addBarrier(passed chan struct{}) string {
-	token := "chatd-barrier:" + b.nonce + ":" + strconv.FormatUint(b.barrierSeq.Add(1), 36)
-	b.barrierMu.Lock()
-	b.barriers[token] = passed
-	b.barrierMu.Unlock()
-	return token
-}
-
-// writeBarrier sends PING token on the subscription connection, after the
-// SUBSCRIBE commands written so far.
-func (b *AdapterBuilder) writeBarrier(ctx context.Context, token string) error {
-	b.subMu.Lock()
-	defer b.subMu.Unlock()
-	if b.ctx.Err() != nil {
-		return ErrAdapterClosed
-	}
-	ctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
-	defer cancel()
-	return b.ps.Ping(ctx, token)
-}
-
-// passBarrier is called with the payload of every PONG received.
-func (b *AdapterBuilder) passBarrier(payload string) {
-	b.barrierMu.Lock()
-	defer b.barrierMu.Unlock()
-	passed, ok := b.barriers[payload]
-	if !ok {
-		return // a keepalive PING's, or a barrier given up
-	}
-	delete(b.barriers, payload)
-	select {
-	case <-passed:
-	default:
-		close(passed)
-	}
-}
-
-func (b *AdapterBuilder) dropBarriers(tokens []string) {
-	b.barrierMu.Lock()
-	defer b.barrierMu.Unlock()
-	for _, t := range tokens {
-		delete(b.barriers, t)
-	}
-}
-
-// barrierReset returns a channel closed when the subscription connection
-// may have been replaced since the call.
-func (b *AdapterBuilder) barrierReset() <-chan struct{} {
-	b.barrierMu.Lock()
-	defer b.barrierMu.Unlock()
-	return b.subReset
-}
-
-// resetBarriers tells the waiting barriers that their PING may be lost.
-func (b *AdapterBuilder) resetBarriers() {
-	b.barrierMu.Lock()
-	defer b.barrierMu.Unlock()
-	close(b.subReset)
-	b.subReset = make(chan struct{})
 }

@@ -1,4 +1,4 @@
-package redis
+package sioadapter
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/chatd/chatd/internal/testkit"
 	"github.com/chatd/chatd/server"
 )
 
@@ -45,11 +46,11 @@ func adapterEventsBefore(cl *adapterTestClient, n int) []string {
 // fence that instance c publishes right behind the message tells a missed
 // message apart without waiting for a timeout.
 func TestAdapterAddSocketsWait(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-join-wait"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	c := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	c := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 3, a, b, c)
 	onA := dialAdapterTestClient(t, a.url, map[string]any{"userId": "alice", "rooms": []string{"user:alice"}})
 	onB := dialAdapterTestClient(t, b.url, map[string]any{"userId": "alice", "rooms": []string{"user:alice"}})
@@ -82,11 +83,11 @@ func TestAdapterAddSocketsWait(t *testing.T) {
 // After DelSocketsWait returns, a message that another instance publishes
 // to the room no longer reaches the sockets that left it, on any instance.
 func TestAdapterDelSocketsWait(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-leave-wait"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	c := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	c := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 3, a, b, c)
 	onA := dialAdapterTestClient(t, a.url, map[string]any{"userId": "alice", "rooms": []string{"user:alice"}})
 	onB := dialAdapterTestClient(t, b.url, map[string]any{"userId": "alice", "rooms": []string{"user:alice"}})
@@ -125,13 +126,13 @@ func TestAdapterDelSocketsWait(t *testing.T) {
 // RequestTimeout with an error that names it; the live instances have
 // applied the change all the same.
 func TestAdapterMembershipWaitNamesSilentInstance(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-join-ghost"
 	opts := adapterTestOptions(t, prefix)
 	opts.RequestTimeout = 300 * time.Millisecond
 	opts.HeartbeatTimeout = time.Minute // the ghost stays counted
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: opts})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: opts})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: opts})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: opts})
 	waitNodes(t, 2, a, b)
 	onB := dialAdapterTestClient(t, b.url, map[string]any{"userId": "alice", "rooms": []string{"user:alice"}})
 	onB.waitReady()
@@ -140,7 +141,7 @@ func TestAdapterMembershipWaitNamesSilentInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.client().Publish(t.Context(), prefix+":bus", ghost).Err(); err != nil {
+	if err := r.Client().Publish(t.Context(), prefix+":bus", ghost).Err(); err != nil {
 		t.Fatal(err)
 	}
 	adapterWaitFor(t, "the ghost to be counted", func() bool { return a.builder.Nodes() == 3 })
@@ -167,7 +168,7 @@ func TestAdapterMembershipWaitNamesSilentInstance(t *testing.T) {
 	}
 	// b got that last join but its answer did not count: wait for Redis
 	// to list its subscription before publishing.
-	waitSubscribers(t, r.client(), prefix+":room:/:late", 1)
+	waitSubscribers(t, r.Client(), prefix+":room:/:late", 1)
 	_ = a.io.To("late").Emit("msg")
 	_ = a.io.Emit("fence", 0)
 	if got := adapterEventsBefore(onB, 0); !slices.Equal(got, []string{"msg"}) {
@@ -179,10 +180,10 @@ func TestAdapterMembershipWaitNamesSilentInstance(t *testing.T) {
 // local socket just joined reaches it, and at once for rooms without a
 // local socket.
 func TestAdapterWaitSubscribed(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-wait-sub"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 2, a, b)
 	cl := dialAdapterTestClient(t, a.url, map[string]any{"userId": "alice"})
 	cl.waitReady()
@@ -202,7 +203,7 @@ func TestAdapterWaitSubscribed(t *testing.T) {
 			t.Fatalf("round %d: the socket got %v before the fence, want [msg]", i, got)
 		}
 	}
-	if n, err := r.client().PubSubNumSub(t.Context(), prefix+":room:/:nobody-here").Result(); err != nil || n[prefix+":room:/:nobody-here"] != 0 {
+	if n, err := r.Client().PubSubNumSub(t.Context(), prefix+":room:/:nobody-here").Result(); err != nil || n[prefix+":room:/:nobody-here"] != 0 {
 		t.Errorf("a room without a local socket was subscribed: %v, %v", n, err)
 	}
 	_ = a.builder.Close()

@@ -1,4 +1,4 @@
-package redis
+package sioadapter
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -83,7 +84,7 @@ func (b *AdapterBuilder) doRequest(ctx context.Context, m *wireMessage) ([]*wire
 	if b.closed.Load() {
 		return nil, ErrAdapterClosed
 	}
-	nodes := b.aliveNodes()
+	nodes := b.nodes.alive()
 	if len(nodes) == 0 {
 		return nil, nil
 	}
@@ -91,15 +92,9 @@ func (b *AdapterBuilder) doRequest(ctx context.Context, m *wireMessage) ([]*wire
 	for _, n := range nodes {
 		p.waiting[n] = struct{}{}
 	}
-	m.Req = b.newRequestID()
-	b.reqMu.Lock()
-	b.requests[m.Req] = p
-	b.reqMu.Unlock()
-	defer func() {
-		b.reqMu.Lock()
-		delete(b.requests, m.Req)
-		b.reqMu.Unlock()
-	}()
+	m.Req = b.reqs.newID()
+	b.reqs.start(m.Req, p)
+	defer b.reqs.end(m.Req)
 	if err := b.publish(b.busChannel, m); err != nil {
 		return nil, err
 	}
@@ -130,10 +125,6 @@ func (b *AdapterBuilder) doRequest(ctx context.Context, m *wireMessage) ([]*wire
 	return replies, err
 }
 
-func (b *AdapterBuilder) newRequestID() string {
-	return strconv.FormatUint(b.reqSeq.Add(1), 36)
-}
-
 // reply answers request req of instance to on that instance's channel.
 func (b *AdapterBuilder) reply(to string, m *wireMessage) {
 	_ = b.publish(b.nodeChannelOf(to), m)
@@ -152,19 +143,86 @@ type pendingAck struct {
 	timer *time.Timer
 }
 
-func (b *AdapterBuilder) addPendingAck(req string, p *pendingAck, ttl time.Duration) {
-	b.reqMu.Lock()
-	defer b.reqMu.Unlock()
-	b.acks[req] = p
+// requests are this instance's requests waiting for the other instances'
+// answers, and its broadcasts waiting for acknowledgements.
+type requests struct {
+	seq atomic.Uint64 // numbers the requests
+
+	mu      sync.Mutex // guards the following fields
+	pending map[string]*pendingRequest
+	acks    map[string]*pendingAck
+}
+
+func newRequests() *requests {
+	return &requests{pending: make(map[string]*pendingRequest), acks: make(map[string]*pendingAck)}
+}
+
+// newID returns a request id unique to this instance.
+func (r *requests) newID() string {
+	return strconv.FormatUint(r.seq.Add(1), 36)
+}
+
+// start registers a request waiting for answers.
+func (r *requests) start(id string, p *pendingRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending[id] = p
+}
+
+// end forgets a request.
+func (r *requests) end(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.pending, id)
+}
+
+// get returns the request with id, nil when there is none (any more).
+func (r *requests) get(id string) *pendingRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending[id]
+}
+
+// forget stops every request from waiting for node, which left.
+func (r *requests) forget(node string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pending {
+		p.forget(node)
+	}
+}
+
+// addAck registers a broadcast's acknowledgements for ttl.
+func (r *requests) addAck(req string, p *pendingAck, ttl time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.acks[req] = p
 	p.timer = time.AfterFunc(ttl, func() {
-		b.reqMu.Lock()
-		delete(b.acks, req)
-		b.reqMu.Unlock()
+		r.mu.Lock()
+		delete(r.acks, req)
+		r.mu.Unlock()
 	})
 }
 
-func (b *AdapterBuilder) pendingAckFor(req string) *pendingAck {
-	b.reqMu.Lock()
-	defer b.reqMu.Unlock()
-	return b.acks[req]
+// ack returns the broadcast whose acknowledgements req carries, nil when
+// there is none (any more).
+func (r *requests) ack(req string) *pendingAck {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.acks[req]
+}
+
+// finishAll ends every request and broadcast waiting, when the builder
+// closes.
+func (r *requests) finishAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, p := range r.pending {
+		p.finish()
+		delete(r.pending, id)
+	}
+	for id, p := range r.acks {
+		p.timer.Stop()
+		delete(r.acks, id)
+	}
 }

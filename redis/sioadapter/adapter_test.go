@@ -1,4 +1,4 @@
-package redis
+package sioadapter
 
 import (
 	"bytes"
@@ -9,11 +9,15 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // adapterKindCounter counts messages per kind through AdapterHooks:
@@ -46,14 +50,14 @@ func (k *adapterKindCounter) get(key string) int {
 }
 
 func TestAdapterBroadcastAcrossInstances(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-broadcast"
 	var cCount adapterKindCounter
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	cOpts := adapterTestOptions(t, prefix)
 	cOpts.Hooks = cCount.hooks()
-	c := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: cOpts})
+	c := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: cOpts})
 	waitNodes(t, 3, a, b, c)
 
 	ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
@@ -63,7 +67,7 @@ func TestAdapterBroadcastAcrossInstances(t *testing.T) {
 	for _, cl := range []*adapterTestClient{ca, cb, cb2, cc} {
 		cl.waitReady()
 	}
-	mon := r.client()
+	mon := r.Client()
 	waitSubscribers(t, mon, prefix+":room:/:r", 2)
 	waitSubscribers(t, mon, prefix+":room:/:elsewhere", 1)
 
@@ -127,16 +131,16 @@ func TestAdapterBroadcastAcrossInstances(t *testing.T) {
 }
 
 func TestAdapterRemoteSocketOperations(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-remote"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 2, a, b)
 	ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "name": "Ann", "rooms": []string{"lobby"}})
 	cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "name": "Bob", "rooms": []string{"lobby"}})
 	ca.waitReady()
 	cb.waitReady()
-	mon := r.client()
+	mon := r.Client()
 	waitSubscribers(t, mon, prefix+":room:/:"+cb.sid, 1)
 
 	// fetchSockets returns the remote socket with its data.
@@ -213,11 +217,11 @@ func TestAdapterRemoteSocketOperations(t *testing.T) {
 }
 
 func TestAdapterServerSideEmit(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-sse"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	c := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	c := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 3, a, b, c)
 
 	got := make(chan string, 10)
@@ -265,11 +269,11 @@ func TestAdapterServerSideEmit(t *testing.T) {
 }
 
 func TestAdapterBroadcastWithAck(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-ack"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	c := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	c := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 3, a, b, c)
 	ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
 	cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
@@ -303,11 +307,11 @@ func TestAdapterBroadcastWithAck(t *testing.T) {
 }
 
 func TestAdapterNodesAndDeadNode(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-nodes"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	c := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	c := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 3, a, b, c)
 	if n := a.adapter().ServerCount(); n != 3 {
 		t.Errorf("ServerCount = %d, want 3", n)
@@ -329,14 +333,14 @@ func TestAdapterNodesAndDeadNode(t *testing.T) {
 }
 
 func TestAdapterRequestsNeverHang(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-ghost"
 	quickOpts := adapterTestOptions(t, prefix)
 	quickOpts.RequestTimeout = 200 * time.Millisecond
 	patientOpts := adapterTestOptions(t, prefix)
 	patientOpts.RequestTimeout = time.Minute // longer than the test may take
-	quick := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: quickOpts})
-	patient := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: patientOpts})
+	quick := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: quickOpts})
+	patient := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: patientOpts})
 	waitNodes(t, 2, quick, patient)
 	cq := dialAdapterTestClient(t, quick.url, map[string]any{"userId": "u1"})
 	cp := dialAdapterTestClient(t, patient.url, map[string]any{"userId": "u2"})
@@ -344,7 +348,7 @@ func TestAdapterRequestsNeverHang(t *testing.T) {
 	cp.waitReady()
 
 	// Garbage on the channels is logged and ignored.
-	mon := r.client()
+	mon := r.Client()
 	junk, err := encodeWire(&wireMessage{Kind: kindBroadcast, From: "junk", Nsp: "/", PacketType: 99, Data: []any{"x"}})
 	if err != nil {
 		t.Fatal(err)
@@ -395,16 +399,16 @@ func TestAdapterRequestsNeverHang(t *testing.T) {
 }
 
 func TestAdapterRedisOutage(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-outage"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 2, a, b)
 	ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
 	cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
 	ca.waitReady()
 	cb.waitReady()
-	mon := r.client()
+	mon := r.Client()
 	room := prefix + ":room:/:r"
 	waitSubscribers(t, mon, room, 2)
 	_ = a.io.To("r").Emit("before")
@@ -416,7 +420,7 @@ func TestAdapterRedisOutage(t *testing.T) {
 
 	var goroutines []int
 	for round := range 3 {
-		r.stop()
+		r.Stop()
 		adapterWaitFor(t, "Ready to turn false", func() bool { return !a.builder.Ready() && !b.builder.Ready() })
 
 		// Local delivery goes on; the publish fails without blocking.
@@ -435,7 +439,7 @@ func TestAdapterRedisOutage(t *testing.T) {
 			late.waitReady()
 		}
 
-		r.restart()
+		r.Restart()
 		adapterWaitFor(t, "Ready to turn true", func() bool { return a.builder.Ready() && b.builder.Ready() })
 		// The per-room subscriptions are back, and the instances see each other.
 		waitSubscribers(t, mon, room, 2)
@@ -468,26 +472,32 @@ func TestAdapterOptionsValidation(t *testing.T) {
 		opts AdapterOptions
 		ok   bool
 	}{
-		{"defaults", AdapterOptions{}, true},
-		{"timeout not above interval", AdapterOptions{HeartbeatInterval: 5 * time.Second, HeartbeatTimeout: 5 * time.Second}, false},
-		{"negative interval", AdapterOptions{HeartbeatInterval: -1}, false},
-		{"negative request timeout", AdapterOptions{RequestTimeout: -1}, false},
-		{"negative queue", AdapterOptions{PublishQueueSize: -1}, false},
-		{"negative stream length", AdapterOptions{RecoveryStreamLength: -1}, false},
-		{"negative max packets", AdapterOptions{RecoveryMaxPackets: -1}, false},
+		{"defaults", AdapterOptions{InstanceID: "a"}, true},
+		{"no instance id", AdapterOptions{}, false},
+		{"timeout not above interval", AdapterOptions{InstanceID: "a", HeartbeatInterval: 5 * time.Second, HeartbeatTimeout: 5 * time.Second}, false},
+		{"negative interval", AdapterOptions{InstanceID: "a", HeartbeatInterval: -1}, false},
+		{"negative request timeout", AdapterOptions{InstanceID: "a", RequestTimeout: -1}, false},
+		{"negative queue", AdapterOptions{InstanceID: "a", PublishQueueSize: -1}, false},
+		{"negative stream length", AdapterOptions{InstanceID: "a", RecoveryStreamLength: -1}, false},
+		{"negative max packets", AdapterOptions{InstanceID: "a", RecoveryMaxPackets: -1}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := adapterDefaults(tc.opts)
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
-			if tc.ok && (got.Prefix != DefaultAdapterPrefix || got.InstanceID == "" || got.HeartbeatTimeout != DefaultHeartbeatTimeout) {
+			if tc.ok && (got.Prefix != DefaultAdapterPrefix || got.InstanceID != "a" || got.HeartbeatTimeout != DefaultHeartbeatTimeout) {
 				t.Errorf("defaults not filled: %+v", got)
 			}
 		})
 	}
-	if _, err := NewAdapterBuilder(nil, AdapterOptions{}); err == nil {
+	if _, err := NewAdapterBuilder(nil, AdapterOptions{InstanceID: "a"}); err == nil {
 		t.Error("NewAdapterBuilder(nil) did not fail")
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer rdb.Close()
+	if _, err := NewAdapterBuilder(rdb, AdapterOptions{}); err == nil || !strings.Contains(err.Error(), "InstanceID") {
+		t.Errorf("NewAdapterBuilder without InstanceID: err = %v, want one naming InstanceID", err)
 	}
 }
 
@@ -541,14 +551,14 @@ func TestAdapterPlainValue(t *testing.T) {
 // network partition): the adapter notices the silent subscription, turns
 // not ready, replaces the connection and resumes.
 func TestAdapterSilentRedis(t *testing.T) {
-	r := startAdapterTestRedis(t)
+	r := testkit.StartRedisServer(t)
 	const prefix = "t-silent"
-	a := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
-	b := newAdapterTestNode(t, r.client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix)})
 	waitNodes(t, 2, a, b)
 	cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
 	cb.waitReady()
-	mon := r.client()
+	mon := r.Client()
 	waitSubscribers(t, mon, prefix+":room:/:r", 1)
 
 	if err := mon.Do(context.Background(), "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
@@ -573,17 +583,17 @@ func BenchmarkAdapterBroadcast(b *testing.B) {
 		recoveryMs int64
 	}{{"recovery-off", 0}, {"recovery-on", 60_000}} {
 		b.Run(bc.name, func(b *testing.B) {
-			r := startAdapterTestRedis(b)
+			r := testkit.StartRedisServer(b)
 			opts := adapterTestOptions(b, "bench")
 			opts.Logger = slog.New(slog.DiscardHandler)
 			opts.PublishQueueSize = 1 << 16
 			cfg := adapterNodeConfig{opts: opts, recoveryMs: bc.recoveryMs}
-			x := newAdapterTestNode(b, r.client(), cfg)
-			y := newAdapterTestNode(b, r.client(), cfg)
+			x := newAdapterTestNode(b, r.Client(), cfg)
+			y := newAdapterTestNode(b, r.Client(), cfg)
 			waitNodes(b, 2, x, y)
 			cy := dialAdapterTestClient(b, y.url, map[string]any{"rooms": []string{"r"}})
 			cy.waitReady()
-			waitSubscribers(b, r.client(), "bench:room:/:r", 1)
+			waitSubscribers(b, r.Client(), "bench:room:/:r", 1)
 			for i := 0; b.Loop(); i++ {
 				_ = x.io.To("r").Emit("m", i)
 				cy.next()
