@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"slices"
 	"time"
 
@@ -191,7 +192,7 @@ func unixSeconds(v any) (int64, bool) {
 	case int:
 		return int64(n), true
 	case uint64:
-		return int64(n), true
+		return int64(min(n, math.MaxInt64)), true //nolint:gosec // clamped to MaxInt64 first
 	case int32:
 		return int64(n), true
 	case uint32:

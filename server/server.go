@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -282,7 +283,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.io = socket.NewServer(nil, opts)
 	s.nsp = s.io.Sockets()
-	s.guard.sessions = func() int { return int(s.io.Engine().ClientsCount()) }
+	s.guard.sessions = func() int { return int(min(s.io.Engine().ClientsCount(), math.MaxInt)) } //nolint:gosec // clamped first
 	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)
 	s.delivery = &Delivery{nsp: s.nsp, metrics: s.metrics}
 	s.io.Use(s.authMiddleware)

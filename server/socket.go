@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,7 +87,7 @@ func socketUser(data any) (rooms.User, int64, bool) {
 	case int:
 		at = int64(v)
 	case uint64:
-		at = int64(v)
+		at = int64(min(v, math.MaxInt64)) //nolint:gosec // clamped to MaxInt64 first
 	}
 	return rooms.User{ID: id, Name: name}, at, id != ""
 }
@@ -523,7 +524,7 @@ func (c *conn) typing(args []any) (map[string]any, error) {
 		return nil, rooms.Errorf(rooms.CodeForbidden, "join room %q before typing in it", room)
 	}
 	c.s.metrics.eventsOut.WithLabelValues("typing").Inc()
-	c.s.nsp.To(socket.Room(room)).Except(socket.Room(c.sock.Id())).Volatile().Emit("typing", map[string]any{
+	_ = c.s.nsp.To(socket.Room(room)).Except(socket.Room(c.sock.Id())).Volatile().Emit("typing", map[string]any{
 		"room": room, "userId": c.user.ID, "name": c.user.Name, "typing": typing,
 	})
 	return nil, nil

@@ -35,7 +35,7 @@ func loadCompose(t *testing.T) *types.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
-	project, err := cli.ProjectFromOptions(context.Background(), opts)
+	project, err := opts.LoadProject(context.Background())
 	if err != nil {
 		t.Fatalf("docker-compose.yml does not load: %v", err)
 	}
@@ -271,7 +271,7 @@ func TestComposeBadFileFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = cli.ProjectFromOptions(context.Background(), opts)
+	_, err = opts.LoadProject(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "stop_grace_priod") {
 		t.Errorf("loading a file with a misspelled key: err = %v, want one naming stop_grace_priod", err)
 	}

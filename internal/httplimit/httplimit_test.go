@@ -133,11 +133,11 @@ func TestBodyTimeoutCutsASlowBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	_ = res.Body.Close()
 	if string(b) != "read" {
 		t.Fatalf("a complete body answered slowly: %q", b)
 	}
-	<-readErr
+	t.Logf("the handler read the complete body: %v", <-readErr)
 	res, err = http.Get(ts.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +153,10 @@ func TestRates(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := NewRates(2, 2)
 	r.now = func() time.Time { return now }
-	if !r.Allow("a") || !r.Allow("a") || r.Allow("a") {
-		t.Fatal("want 2 allowed at once, then a refusal")
+	for i, want := range []bool{true, true, false} {
+		if got := r.Allow("a"); got != want {
+			t.Fatalf("request %d allowed = %v, want 2 allowed at once, then a refusal", i+1, got)
+		}
 	}
 	if !r.Allow("b") {
 		t.Fatal("another address is refused")

@@ -160,7 +160,7 @@ func (a *RedisAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOp
 	}
 	maxAge := time.Duration(maxAgeMs) * time.Millisecond
 	if record && remote {
-		if offset, done := a.recordAndPublish(plain, uint8(packet.Type), opts, maxAge); done {
+		if offset, done := a.recordAndPublish(plain, packetType(packet), opts, maxAge); done {
 			packet.Data = append(plain, offset)
 			fanout.Local(a, packet, opts)
 			return
@@ -175,7 +175,7 @@ func (a *RedisAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOp
 		_ = a.b.publish(a.channelFor(opts), &wireMessage{
 			Kind:       kindBroadcast,
 			Nsp:        a.name,
-			PacketType: uint8(packet.Type),
+			PacketType: packetType(packet),
 			Data:       plain,
 			Opts:       optsToWire(opts),
 		})
@@ -211,7 +211,7 @@ func (a *RedisAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broa
 		Kind:       kindBroadcastAck,
 		Nsp:        a.name,
 		Req:        req,
-		PacketType: uint8(packet.Type),
+		PacketType: packetType(packet),
 		Data:       plain,
 		Opts:       optsToWire(opts),
 	})
@@ -421,4 +421,10 @@ func (b *AdapterBuilder) describe(s socket.SocketDetails) wireSocket {
 		ws.Data = data
 	}
 	return ws
+}
+
+// packetType is a socket.io packet's type as the wire carries it: one of
+// the protocol's seven types, 0 to 6, so the conversion cannot overflow.
+func packetType(p *parser.Packet) uint8 {
+	return uint8(p.Type) //nolint:gosec // socket.io packet types are 0 to 6
 }

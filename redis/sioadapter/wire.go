@@ -188,11 +188,11 @@ func extendWireMap(b []byte, key string) ([]byte, error) {
 		b = append([]byte{0xde, 0, 16}, b[1:]...)
 	case len(b) >= 3 && b[0] == 0xde && (b[1] != 0xff || b[2] != 0xff):
 		n := uint16(b[1])<<8 | uint16(b[2]) + 1
-		b[1], b[2] = byte(n>>8), byte(n)
+		b[1], b[2] = byte(n>>8), byte(n) //nolint:gosec // the two bytes of n, big-endian
 	default:
 		return nil, fmt.Errorf("redis: msgpack starting with %#x is no map with room for another field", b[0])
 	}
-	b = append(b, 0xa0|byte(len(key)))
+	b = append(b, 0xa0|byte(len(key))) //nolint:gosec // a fixstr key is under 32 bytes
 	return append(b, key...), nil
 }
 
