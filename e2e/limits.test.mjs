@@ -291,8 +291,8 @@ describe("limits.user_events_per_second: one budget over all a user's sockets", 
   let srv;
   before(async () => {
     srv = await startChatd({
-      CHATD_LIMITS_EVENTS_PER_SECOND: "100",
-      CHATD_LIMITS_EVENT_BURST: "100",
+      CHATD_LIMITS_EVENTS_PER_SECOND: "5",
+      CHATD_LIMITS_EVENT_BURST: "8",
       CHATD_LIMITS_USER_EVENTS_PER_SECOND: "5",
       CHATD_LIMITS_USER_EVENT_BURST: "10",
     });

@@ -47,7 +47,8 @@ type ConnLimits struct {
 	// UserEventsPerSecond is the sustained event rate of one user over all
 	// its sockets on this instance, in events per second; UserEventBurst is
 	// how many it may send at once. Beside the per-socket rate, it keeps
-	// many tabs from multiplying a user's rate.
+	// many tabs from multiplying a user's rate. Either is raised to the
+	// per-socket EventsPerSecond and EventBurst when below them.
 	UserEventsPerSecond float64
 	UserEventBurst      int
 }
@@ -89,7 +90,11 @@ func newGuard(cfg Config, reg prometheus.Registerer) (*guard, error) {
 		g.handshakes = httplimit.NewRates(hs, max(1, int(2*hs)))
 	}
 	if ue := cfg.ConnLimits.UserEventsPerSecond; ue > 0 {
-		g.userEvents = httplimit.NewRates(ue, max(1, cfg.ConnLimits.UserEventBurst))
+		// Never stricter than one socket's own budget: the user budget
+		// keeps tabs from multiplying a user's rate; it does not lower
+		// what one socket may send.
+		g.limits.UserEventsPerSecond = max(ue, cfg.EventsPerSecond)
+		g.userEvents = httplimit.NewRates(g.limits.UserEventsPerSecond, max(1, cfg.ConnLimits.UserEventBurst, cfg.EventBurst))
 	}
 	for _, l := range refusalLimits {
 		g.refused.WithLabelValues(l) // every series exists from the start, at 0
