@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/chatd/chatd/internal/httplimit"
@@ -227,4 +228,29 @@ func (g *guard) allowUser(userID string) error {
 	}
 	g.refused.WithLabelValues(refusedUserEvents).Inc()
 	return rooms.Errorf(rooms.CodeRateLimited, "too many requests from your connections together; slow down to %g per second over all of them", g.limits.UserEventsPerSecond)
+}
+
+// bareCloseGrace is how long after socket.io's connect timeout closed a
+// bare session chatd waits for its close packet to be fetched before it
+// drops the session: a client that never polls again would otherwise hold
+// it (and its 2 goroutines) until the ping timeout, 45 s later.
+const bareCloseGrace = time.Second
+
+// dropBareSessions ends, bareCloseGrace after socket.io's connect timeout,
+// every Engine.IO session that the timeout left closing: a session that
+// never sent its socket.io CONNECT.
+func (s *Server) dropBareSessions() {
+	_ = s.io.Engine().On("connection", func(args ...any) {
+		c, ok := args[0].(engine.Socket)
+		if !ok {
+			return
+		}
+		time.AfterFunc(connectTimeout+bareCloseGrace, func() {
+			if c.ReadyState() != "closing" {
+				return
+			}
+			defer s.polls.lock(c.Id())()
+			c.Close(true)
+		})
+	})
 }

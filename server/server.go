@@ -265,6 +265,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 	s.api = newAPI(s, cfg.API)
 	s.routes(s.guard.admit(releaseAfterUpgrade(s.polls.wrap(s.io.ServeHandler(nil)))))
+	s.dropBareSessions() // after ServeHandler, which makes the engine
 	return s, nil
 }
 
