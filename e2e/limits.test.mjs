@@ -291,8 +291,8 @@ describe("limits.user_events_per_second: one budget over all a user's sockets", 
   let srv;
   before(async () => {
     srv = await startChatd({
-      CHATD_LIMITS_EVENTS_PER_SECOND: "100",
-      CHATD_LIMITS_EVENT_BURST: "100",
+      CHATD_LIMITS_EVENTS_PER_SECOND: "5",
+      CHATD_LIMITS_EVENT_BURST: "8",
       CHATD_LIMITS_USER_EVENTS_PER_SECOND: "5",
       CHATD_LIMITS_USER_EVENT_BURST: "10",
     });
@@ -416,5 +416,28 @@ describe("Redis that forgets: two instances, Redis restarted without its data", 
     await ok(carol, "message", { room, text: "again" });
     await got;
     closeAll();
+  });
+});
+
+describe("bare Engine.IO handshakes do not pile up", () => {
+  let srv;
+  before(async () => {
+    // Idle keep-alive connections would hold goroutines of their own.
+    srv = await startChatd({ CHATD_LIMITS_HANDSHAKES_PER_SECOND: "0", CHATD_HTTP_IDLE_TIMEOUT: "1s" });
+  });
+  after(() => stopChatd(srv));
+
+  it("100 handshakes without a socket.io CONNECT are dropped a few seconds later", async () => {
+    await handshake(srv); // warm up what the first request starts
+    await new Promise((r) => setTimeout(r, 1500));
+    const baseline = await metric(srv.url, "go_goroutines");
+    for (let i = 0; i < 100; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, () => handshake(srv)));
+    }
+    const open = await metric(srv.url, "go_goroutines");
+    assert.ok(open >= baseline + 150, `${open} goroutines with the sessions open, ${baseline} before`);
+    // Each session holds 2 goroutines; once dropped, at most one library
+    // timer per session is left, which ends with the ping timeout.
+    await waitFor("the bare sessions to be dropped", async () => (await metric(srv.url, "go_goroutines")) <= baseline + 110, 15000);
   });
 });

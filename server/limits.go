@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/chatd/chatd/internal/httplimit"
@@ -47,7 +48,8 @@ type ConnLimits struct {
 	// UserEventsPerSecond is the sustained event rate of one user over all
 	// its sockets on this instance, in events per second; UserEventBurst is
 	// how many it may send at once. Beside the per-socket rate, it keeps
-	// many tabs from multiplying a user's rate.
+	// many tabs from multiplying a user's rate. Either is raised to the
+	// per-socket EventsPerSecond and EventBurst when below them.
 	UserEventsPerSecond float64
 	UserEventBurst      int
 }
@@ -89,7 +91,11 @@ func newGuard(cfg Config, reg prometheus.Registerer) (*guard, error) {
 		g.handshakes = httplimit.NewRates(hs, max(1, int(2*hs)))
 	}
 	if ue := cfg.ConnLimits.UserEventsPerSecond; ue > 0 {
-		g.userEvents = httplimit.NewRates(ue, max(1, cfg.ConnLimits.UserEventBurst))
+		// Never stricter than one socket's own budget: the user budget
+		// keeps tabs from multiplying a user's rate; it does not lower
+		// what one socket may send.
+		g.limits.UserEventsPerSecond = max(ue, cfg.EventsPerSecond)
+		g.userEvents = httplimit.NewRates(g.limits.UserEventsPerSecond, max(1, cfg.ConnLimits.UserEventBurst, cfg.EventBurst))
 	}
 	for _, l := range refusalLimits {
 		g.refused.WithLabelValues(l) // every series exists from the start, at 0
@@ -234,3 +240,27 @@ func (s *Server) AuthThrottled(w http.ResponseWriter, r *http.Request, write fun
 // AuthFailed counts a failed server API authentication against r's client
 // address (api.AuthGuard).
 func (s *Server) AuthFailed(r *http.Request) { s.guard.authFailed(r) }
+
+// bareCloseGrace is how long after socket.io's connect timeout closed a
+// bare session chatd waits for its close packet to be fetched before it
+// drops the session: a client that never polls again would otherwise hold
+// it (and its 2 goroutines) until the ping timeout, 45 s later.
+const bareCloseGrace = time.Second
+
+// dropBareSessions ends, bareCloseGrace after socket.io's connect timeout,
+// every Engine.IO session that the timeout left closing: a session that
+// never sent its socket.io CONNECT.
+func (s *Server) dropBareSessions() {
+	_ = s.io.Engine().On("connection", func(args ...any) {
+		c, ok := args[0].(engine.Socket)
+		if !ok {
+			return
+		}
+		time.AfterFunc(connectTimeout+bareCloseGrace, func() {
+			if c.ReadyState() != "closing" {
+				return
+			}
+			s.polls.Drop(c)
+		})
+	})
+}

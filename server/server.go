@@ -296,6 +296,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.routes(s.guard.admit(sameOriginAllowed(socketio.ReleaseAfterUpgrade(s.polls.Wrap(s.io.ServeHandler(nil))))))
 	// After ServeHandler, which makes the engine.
 	s.watchCloses()
+	s.dropBareSessions() // after ServeHandler, which makes the engine
 	return s, nil
 }
 

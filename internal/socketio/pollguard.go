@@ -28,6 +28,7 @@ type sessionLock struct {
 	refs int // users of this entry; guarded by PollGuard.mu
 }
 
+// NewPollGuard returns a PollGuard that holds no lock.
 func NewPollGuard() *PollGuard { return &PollGuard{locks: make(map[string]*sessionLock)} }
 
 // lock takes the lock of Engine.IO session sid and returns its unlock.
@@ -70,4 +71,11 @@ func (g *PollGuard) Wrap(h http.Handler) http.Handler {
 func (g *PollGuard) Close(c engine.Socket) {
 	defer g.lock(c.Id())()
 	c.Close(false)
+}
+
+// Drop is Close for a session whose buffered packets no longer matter
+// (one that is closing already): they are discarded, not flushed.
+func (g *PollGuard) Drop(c engine.Socket) {
+	defer g.lock(c.Id())()
+	c.Close(true)
 }
