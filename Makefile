@@ -14,7 +14,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOLANGCI_LINT         ?= $(shell command -v golangci-lint 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/golangci-lint)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
-## run: build the web client, then run one chatd on :3000 (in-memory, no Redis)
+## run: build the web client, then run one chatd on 127.0.0.1:3000 (in memory, no Redis)
 run: web
 	$(GO) run ./cmd/chatd
 
