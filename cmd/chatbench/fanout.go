@@ -1,6 +1,7 @@
+package main
+
 // The fan-out scenario, kept in one file (about 500 lines): its senders,
 // receivers, windows and report share one run's state, and read best together.
-package main
 
 import (
 	"bytes"
