@@ -244,13 +244,19 @@ func (a *Handler) getMessages(r *http.Request) (int, any, error) {
 	return http.StatusOK, page, nil
 }
 
-// getPresence lists a room's members with a connected socket.
-func (a *Handler) getPresence(r *http.Request) (int, any, error) {
+// roomTarget reads the {room} of a route that takes no query.
+func roomTarget(r *http.Request) (string, error) {
 	room := r.PathValue("room")
 	if err := rooms.ValidateRoom(room); err != nil {
-		return 0, nil, err
+		return "", err
 	}
-	if err := noQuery(r); err != nil {
+	return room, noQuery(r)
+}
+
+// getPresence lists a room's members with a connected socket.
+func (a *Handler) getPresence(r *http.Request) (int, any, error) {
+	room, err := roomTarget(r)
+	if err != nil {
 		return 0, nil, err
 	}
 	ctx, cancel := a.requestContext(r)

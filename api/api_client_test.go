@@ -215,8 +215,8 @@ func (c *apiClient) has(name string) bool {
 	return false
 }
 
-// request sends a request and returns its acknowledgement.
-func (c *apiClient) request(event string, payload map[string]any) map[string]any {
+// try sends a request and returns its acknowledgement, ok or not.
+func (c *apiClient) try(event string, payload any) map[string]any {
 	c.t.Helper()
 	c.mu.Lock()
 	c.nextAck++
@@ -231,8 +231,15 @@ func (c *apiClient) request(event string, payload map[string]any) map[string]any
 		return ok
 	})
 	m, _ := ack.(map[string]any)
+	return m
+}
+
+// request sends a request and returns its acknowledgement, which must be ok.
+func (c *apiClient) request(event string, payload map[string]any) map[string]any {
+	c.t.Helper()
+	m := c.try(event, payload)
 	if m["ok"] != true {
-		c.t.Fatalf("%s %v: %v", event, payload, ack)
+		c.t.Fatalf("%s %v: %v", event, payload, m)
 	}
 	return m
 }

@@ -81,11 +81,8 @@ func (a *Handler) onlineName(r *http.Request, room string, u rooms.User) string 
 
 // getMembers lists a room's members, with the names of those online.
 func (a *Handler) getMembers(r *http.Request) (int, any, error) {
-	room := r.PathValue("room")
-	if err := rooms.ValidateRoom(room); err != nil {
-		return 0, nil, err
-	}
-	if err := noQuery(r); err != nil {
+	room, err := roomTarget(r)
+	if err != nil {
 		return 0, nil, err
 	}
 	ctx, cancel := a.requestContext(r)

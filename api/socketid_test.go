@@ -1,9 +1,7 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
-	"strconv"
 	"testing"
 )
 
@@ -33,25 +31,6 @@ func TestSocketIDsAreNotRooms(t *testing.T) {
 	if bob.has("to-alice") || bob.has("push") {
 		t.Fatal("bob received what was sent to alice's socket")
 	}
-}
-
-// try sends a request and returns its acknowledgement, ok or not.
-func (c *apiClient) try(event string, payload any) map[string]any {
-	c.t.Helper()
-	c.mu.Lock()
-	c.nextAck++
-	id := c.nextAck
-	c.mu.Unlock()
-	b, _ := json.Marshal([]any{event, payload})
-	c.write("42" + strconv.Itoa(id) + string(b))
-	var ack any
-	c.waitFor("ack of "+event, func() bool {
-		a, ok := c.acks[id]
-		ack = a
-		return ok
-	})
-	m, _ := ack.(map[string]any)
-	return m
 }
 
 // errCode is the error.code of a refused acknowledgement, "" for an ok one.
