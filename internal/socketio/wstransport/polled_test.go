@@ -44,6 +44,30 @@ func closeBody(code int, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
 }
 
+// dialWS and readText drive a bare gorilla connection rather than a
+// testkit.Client: the tests here read close codes, stop reading to make a
+// slow consumer, and count goroutines, which a client's reader goroutine
+// and frame queue would change.
+func dialWS(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readText(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // rawSession opens a WebSocket session on a polled transport and returns
 // the connection's socket, for writing frames byte by byte, and the
 // messages the engine receives.
@@ -89,6 +113,8 @@ func TestFramesSplitAcrossReadsArriveWhole(t *testing.T) {
 		if _, err := raw.Write(stream[i : i+1]); err != nil {
 			t.Fatal(err)
 		}
+		// The pause is the test: it lets each byte arrive as a read of its
+		// own rather than coalesce with the next.
 		time.Sleep(time.Millisecond)
 	}
 	for rest := stream[20:]; len(rest) > 0; {
@@ -295,6 +321,9 @@ func TestAConnectionCutIsAPlainClose(t *testing.T) {
 					t.Fatal(err)
 				}
 				expectMessages(t, got, "whole")
+				// Give the reader time to take in the cut frame's first
+				// bytes, so the cut lands within a frame; the transport
+				// reports nothing when it has read them.
 				time.Sleep(20 * time.Millisecond)
 				raw.Close()
 				expectCloseReason(t, closed, "transport close")
@@ -345,6 +374,8 @@ func TestAClientThatSendsNothingForTheIdleTimeoutIsClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectMessages(t, got, "hi")
+		// The spacing is the test: the engine's idle timeout runs on the
+		// real clock, and the talking client must stay within it.
 		time.Sleep(100 * time.Millisecond)
 	}
 	select {
@@ -389,6 +420,8 @@ func TestIdleConnectionsHoldNoReadingGoroutine(t *testing.T) {
 func settledGoroutines() int {
 	last := runtime.NumGoroutine()
 	for range 50 {
+		// A count that holds still is all there is to wait for: no event
+		// says the goroutines of the last connection have parked.
 		time.Sleep(20 * time.Millisecond)
 		n := runtime.NumGoroutine()
 		if n == last {
