@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/config"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // clientFrame is a frame as a client sends it: masked, with the given
@@ -360,30 +363,98 @@ func TestASlowConsumerIsATransportError(t *testing.T) {
 	}
 }
 
+// fakeClock is an idleClock that moves only when the test advances it.
+type fakeClock struct {
+	mu     sync.Mutex // guards the following fields
+	now    time.Duration
+	timers []*fakeTimer
+}
+
+// fakeTimer is a timer of a fakeClock.
+type fakeTimer struct {
+	c      *fakeClock
+	due    time.Duration
+	active bool
+	f      func()
+}
+
+func (c *fakeClock) since() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) afterFunc(d time.Duration, f func()) idleTimer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, due: c.now + d, active: true, f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.due, t.active = t.c.now+d, true
+	return was
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.active = false
+	return was
+}
+
+// advance moves the clock on by d and runs the timers that came due, each
+// once, outside the lock (a timer's function may Reset it).
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now += d
+	var due []func()
+	for _, t := range c.timers {
+		if t.active && t.due <= c.now {
+			t.active = false
+			due = append(due, t.f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
 func TestAClientThatSendsNothingForTheIdleTimeoutIsClosed(t *testing.T) {
+	clock := new(fakeClock)
 	idle := func(o config.ServerOptionsInterface) { o.SetIdleTimeout(300 * time.Millisecond) }
-	_, _, quietConn, _ := rawSession(t, &Builder{}, idle)
-	talking, _, talkingConn, got := rawSession(t, &Builder{}, idle)
+	_, _, quietConn, _ := rawSession(t, &Builder{clock: clock}, idle)
+	talking, _, talkingConn, got := rawSession(t, &Builder{clock: clock}, idle)
 	closed := make(chan string, 2)
 	_ = quietConn.On("close", func(args ...any) { closed <- "quiet: " + args[0].(string) })
 	_ = talkingConn.On("close", func(args ...any) { closed <- "talking: " + args[0].(string) })
 
-	// The talking client sends every 100 ms for a second.
+	// Both transports start their idle timers as their reading starts.
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		clock.mu.Lock()
+		defer clock.mu.Unlock()
+		return len(clock.timers) == 2
+	}, "both transports to start reading")
+	// The talking client sends every 100 ms of the clock for a second.
 	for range 10 {
 		if err := talking.WriteMessage(websocket.TextMessage, []byte("4hi")); err != nil {
 			t.Fatal(err)
 		}
-		expectMessages(t, got, "hi")
-		// The spacing is the test: the engine's idle timeout runs on the
-		// real clock, and the talking client must stay within it.
-		time.Sleep(100 * time.Millisecond)
+		expectMessages(t, got, "hi") // read, so its time is recorded
+		clock.advance(100 * time.Millisecond)
 	}
 	select {
 	case c := <-closed:
 		if c != "quiet: transport error" {
 			t.Fatalf("closed %q, want the quiet client's transport error", c)
 		}
-	default:
+	case <-time.After(5 * time.Second):
 		t.Fatal("a client that sent nothing for over three idle timeouts is still open")
 	}
 	select {
