@@ -145,6 +145,8 @@ type Client struct {
 	done     chan struct{} // closed when the transport is gone
 	closedAt time.Time     // when the transport closed; read after done
 	pending  []Frame       // taken from frames, not yet consumed
+
+	connected json.RawMessage // the CONNECT answer's data, set by TryConnect
 }
 
 // Dial opens a WebSocket to url (ws://, or http:// which it turns into
@@ -214,6 +216,7 @@ func TryConnect(t testing.TB, base string, opts Options) (*Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("connect_error %s", p.Data)
 	}
+	c.connected = p.Data
 	return c, nil
 }
 
@@ -226,6 +229,12 @@ func Connect(t testing.TB, base string, opts Options) *Client {
 	}
 	return c
 }
+
+// Connected is the data of the server's CONNECT answer, such as
+// {"sid":"...","pid":"..."} where connection state recovery is on (a
+// reconnect sends the pid, and the offset of the last event, in
+// Options.Auth); it is empty for a Client from Dial.
+func (c *Client) Connected() json.RawMessage { return c.connected }
 
 // read queues every frame but pings, which it answers, until the
 // transport closes.

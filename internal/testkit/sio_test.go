@@ -62,6 +62,9 @@ func TestClientConnectsRequestsAndWaitsForEvents(t *testing.T) {
 	var pongs atomic.Int32
 	base := fakeServer(t, &pongs)
 	c := Connect(t, base, Options{Auth: map[string]string{"userId": "alice"}})
+	if got := string(c.Connected()); got != `{"sid":"x"}` {
+		t.Fatalf("Connected() = %s, want the CONNECT answer's data", got)
+	}
 	if a := c.MustOK("join", map[string]string{"room": "r"}); !strings.Contains(string(a.Raw), `"ok":true`) {
 		t.Fatalf("ack raw %s", a.Raw)
 	}
