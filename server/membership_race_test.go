@@ -2,17 +2,14 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
+	"github.com/chatd/chatd/internal/testkit"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -83,78 +80,32 @@ func startGated(t *testing.T, m *gatedMembership) (*Server, string) {
 	return s, url
 }
 
-// rawClient is a socket.io client on a bare WebSocket.
-type rawClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-}
-
 // dialRaw connects as the dev-mode user; it returns once the CONNECT is
 // answered, before the server has set the socket up.
-func dialRaw(t *testing.T, url, userID string) *rawClient {
+func dialRaw(t *testing.T, url, userID string) *testkit.Client {
 	t.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	c := &rawClient{t: t, conn: conn}
-	t.Cleanup(func() { _ = conn.Close() })
-	c.next("0") // the Engine.IO open packet
-	c.write(`40{"userId":"` + userID + `"}`)
-	c.next("40")
-	return c
+	return testkit.Connect(t, url, testkit.Options{Auth: map[string]string{"userId": userID}})
 }
 
-func (c *rawClient) write(packet string) {
-	c.t.Helper()
-	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(packet)); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// next returns the next packet that starts with prefix, skipping others.
-func (c *rawClient) next(prefix string) string {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, b, err := c.conn.ReadMessage()
-		if err != nil {
-			c.t.Fatalf("waiting for a packet starting with %q: %v", prefix, err)
-		}
-		if strings.HasPrefix(string(b), prefix) {
-			return string(b)
-		}
-	}
-}
-
-// session waits for the session event and returns its rooms.
-func (c *rawClient) session() []string {
-	c.t.Helper()
-	var ev []json.RawMessage
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(c.next(`42["session"`), "42")), &ev); err != nil || len(ev) != 2 {
-		c.t.Fatalf("session event: %v", err)
-	}
+// sessionRooms waits for the session event and returns its rooms.
+func sessionRooms(c *testkit.Client) []string {
 	var s struct {
 		Rooms []string `json:"rooms"`
 	}
-	if err := json.Unmarshal(ev[1], &s); err != nil {
-		c.t.Fatal(err)
-	}
+	c.EventInto("session", &s)
 	return s.Rooms
 }
 
-// send emits a request without waiting for its answer.
-func (c *rawClient) send(id int, event, room string) {
-	c.t.Helper()
-	c.write("42" + strconv.Itoa(id) + `["` + event + `",{"room":"` + room + `"}]`)
+// send emits a request on a room without waiting for its answer.
+func send(c *testkit.Client, event, room string) int {
+	return c.Emit(event, map[string]string{"room": room})
 }
 
-// ack waits for the answer to request id and fails unless it is ok.
-func (c *rawClient) ack(id int) {
-	c.t.Helper()
-	if a := c.next("43" + strconv.Itoa(id) + "["); !strings.Contains(a, `"ok":true`) {
-		c.t.Fatalf("request %d answered %s", id, a)
+// mustAck waits for the answer to request id and fails unless it is ok.
+func mustAck(t *testing.T, c *testkit.Client, id int) {
+	t.Helper()
+	if a := c.Ack(id); !a.OK {
+		t.Fatalf("request %d answered %s", id, a.Raw)
 	}
 }
 
@@ -183,16 +134,15 @@ func TestJoinAndLeaveRacingFromTwoTabsEndAsTheStoreDoes(t *testing.T) {
 	m := newGatedMembership()
 	s, url := startGated(t, m)
 	a, b := dialRaw(t, url, "alice"), dialRaw(t, url, "alice")
-	a.session()
-	b.session()
+	sessionRooms(a)
+	sessionRooms(b)
 
 	m.gateJoin.Store(true)
-	a.send(1, "join", "r")
+	join := send(a, "join", "r")
 	wait(t, m.joinStored, "the join is stored")
-	b.send(1, "leave", "r")
-	b.ack(1)
+	mustAck(t, b, send(b, "leave", "r"))
 	close(m.joinGo)
-	a.ack(1)
+	mustAck(t, a, join)
 
 	if member, _ := m.IsMember(context.Background(), "alice", "r"); member {
 		t.Fatal("the store has alice in r; the leave was stored last")
@@ -211,17 +161,16 @@ func TestALeaveDuringASocketsSetupIsNotMissed(t *testing.T) {
 	}
 	s, url := startGated(t, m)
 	a := dialRaw(t, url, "alice")
-	if got := a.session(); len(got) != 1 || got[0] != "r" {
+	if got := sessionRooms(a); len(got) != 1 || got[0] != "r" {
 		t.Fatalf("first tab's session rooms %v, want [r]", got)
 	}
 
 	m.gateRooms.Store(true)
 	b := dialRaw(t, url, "alice")
 	wait(t, m.roomsRead, "the new socket's setup read the rooms")
-	a.send(1, "leave", "r")
-	a.ack(1)
+	mustAck(t, a, send(a, "leave", "r"))
 	close(m.roomsGo)
-	if got := b.session(); len(got) != 0 {
+	if got := sessionRooms(b); len(got) != 0 {
 		t.Errorf("second tab's session rooms %v after the leave, want none", got)
 	}
 	if n := socketsIn(s, "r"); n != 0 {

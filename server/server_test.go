@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatd/chatd/internal/testkit"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -138,16 +138,7 @@ func TestOptionalRoutes(t *testing.T) {
 // out the ping interval (25 s).
 func TestDrainEndsBareEngineSessions(t *testing.T) {
 	ts := newRoutesServer(t, Config{}, nil)
-	code, body := get(t, ts.URL+"/socket.io/?EIO=4&transport=polling")
-	if code != 200 {
-		t.Fatalf("handshake = %d %s", code, body)
-	}
-	var open struct {
-		SID string `json:"sid"`
-	}
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "0")), &open); err != nil || open.SID == "" {
-		t.Fatalf("open packet %q: %v", body, err)
-	}
+	open := testkit.PollHandshake(t, ts.URL+"/socket.io/?EIO=4&transport=polling")
 	polled := make(chan int, 1)
 	go func() {
 		res, err := http.Get(ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + open.SID)
@@ -161,10 +152,7 @@ func TestDrainEndsBareEngineSessions(t *testing.T) {
 	}()
 	srv := serverOf(t, ts)
 	// The poll must be pending before the drain for the test to mean anything.
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.io.Engine().ClientsCount() != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return srv.io.Engine().ClientsCount() == 1 }, "the engine to hold the session")
 	srv.Drain(context.Background(), 0)
 	select {
 	case <-polled:

@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
-	"strings"
+	"fmt"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/chatd/chatd/internal/testkit"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -37,38 +37,23 @@ func TestDisconnectDuringSetupLeavesNoPresence(t *testing.T) {
 	}
 	s, chat, base := serveStores(t, membership, presence)
 
-	url := "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
-	conn, resp, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if _, _, err := conn.ReadMessage(); err != nil { // the Engine.IO open packet
-		t.Fatal(err)
-	}
-	if err := conn.WriteMessage(websocket.TextMessage, []byte(`40{"userId":"alice"}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := testkit.MustDial(t, testkit.WebSocketURL(base, ""), testkit.Options{})
+	c.Open()
+	c.WriteText(`40{"userId":"alice"}`)
 	select {
 	case <-presence.entered:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the server never recorded the socket's presence")
 	}
-	_ = conn.Close()
+	c.Close()
 	// Let the server see the close before setup goes on.
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(s.metrics.sockets) != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(s.metrics.sockets) == 0 }, "the server to count the dropped socket gone")
 	close(presence.release)
 	<-presence.recorded
-	for time.Now().Before(deadline) {
-		users, _ := chat.Presence(context.Background(), "r")
-		if len(users) == 0 {
-			return
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if users, _ := chat.Presence(context.Background(), "r"); len(users) != 0 {
+			return fmt.Errorf("still online: %v", users)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	users, _ := chat.Presence(context.Background(), "r")
-	t.Fatalf("alice is still online after her only socket dropped during setup: %v", users)
+		return nil
+	}, "alice to be offline after her only socket dropped during setup")
 }

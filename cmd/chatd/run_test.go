@@ -4,21 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/chatd/chatd/config"
 	"github.com/chatd/chatd/internal/testkit"
@@ -114,23 +110,6 @@ func get(t *testing.T, url string, header ...string) (int, string) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	return res.StatusCode, string(b)
-}
-
-// eventually calls check every 10 ms until it returns nil, and fails the
-// test with its last error after waitLimit.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition that has no event to wait on
-	}
 }
 
 // ---------------------------------------------------------------- metrics
@@ -246,7 +225,7 @@ func wantFamilies(t *testing.T, r scrapeResult, families map[string]string) {
 // waitValue waits until the metric has the value.
 func waitValue(t *testing.T, base string, want float64, name string, labels ...string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%s %s%v to become %v", base, name, labels, want), func() error {
+	testkit.Eventually(t, waitLimit, func() error {
 		status, body := get(t, base+"/metrics")
 		if status != http.StatusOK {
 			return fmt.Errorf("GET /metrics = %d", status)
@@ -259,32 +238,14 @@ func waitValue(t *testing.T, base string, want float64, name string, labels ...s
 			return fmt.Errorf("it is %v", got)
 		}
 		return nil
-	})
+	}, "%s %s%v to become %v", base, name, labels, want)
 }
 
-// ---------------------------------------------------------------- a raw socket.io client
+// ---------------------------------------------------------------- socket.io clients
 
-// packet is one socket.io packet of the default namespace.
-type packet struct {
-	typ  byte // '0' connect, '1' disconnect, '2' event, '3' ack, '4' connect_error
-	id   int  // ack id, -1 when none
-	data json.RawMessage
-}
-
-// client speaks Engine.IO v4 / socket.io v5 over a WebSocket, the frames
-// socket.io-client sends.
+// client is a socket.io client connected as one user, with its session.
 type client struct {
-	t    *testing.T
-	conn *websocket.Conn
-
-	wmu    sync.Mutex // guards writes and nextID
-	nextID int
-
-	in      chan packet   // packets read, in order
-	done    chan struct{} // closed when the transport is gone
-	closed  time.Time     // when the transport closed; read after done
-	pending []packet      // read from in, not yet consumed
-
+	*testkit.Client
 	session map[string]any
 }
 
@@ -295,190 +256,14 @@ func dial(t *testing.T, base, userID string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.close)
-	ev := c.event("session")
-	if err := json.Unmarshal(ev[1], &c.session); err != nil {
-		t.Fatalf("session payload: %v", err)
-	}
-	return c
+	cl := &client{Client: c}
+	c.EventInto("session", &cl.session)
+	return cl
 }
 
-// wsURL is the socket.io WebSocket URL of base.
-func wsURL(base string) string {
-	return "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
-}
-
-func tryDial(t *testing.T, base, userID string) (*client, error) {
-	d := websocket.Dialer{HandshakeTimeout: waitLimit}
-	conn, res, err := d.Dial(wsURL(base), nil)
-	if err != nil {
-		if res != nil {
-			return nil, fmt.Errorf("websocket handshake: %w (HTTP %d)", err, res.StatusCode)
-		}
-		return nil, fmt.Errorf("websocket handshake: %w", err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(waitLimit))
-	_, open, err := conn.ReadMessage()
-	if err != nil || len(open) == 0 || open[0] != '0' {
-		conn.Close()
-		return nil, fmt.Errorf("engine.io open packet: %q, %v", open, err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	c := &client{t: t, conn: conn, in: make(chan packet, 1024), done: make(chan struct{})}
-	go c.read()
-	auth, _ := json.Marshal(map[string]string{"userId": userID})
-	c.write("40" + string(auth))
-	p := c.next(func(p packet) bool { return p.typ == '0' || p.typ == '4' })
-	if p.typ == '4' {
-		conn.Close()
-		return nil, fmt.Errorf("connect_error %s", p.data)
-	}
-	return c, nil
-}
-
-// read forwards socket.io packets to c.in and answers Engine.IO pings,
-// until the transport closes.
-func (c *client) read() {
-	defer func() {
-		c.closed = time.Now()
-		close(c.done)
-	}()
-	for {
-		_, msg, err := c.conn.ReadMessage()
-		if err != nil {
-			return
-		}
-		s := string(msg)
-		switch {
-		case s == "2":
-			c.write("3")
-		case strings.HasPrefix(s, "4") && len(s) >= 2:
-			c.in <- parsePacket(s[1:])
-		}
-	}
-}
-
-// parsePacket parses a socket.io packet of namespace "/".
-func parsePacket(s string) packet {
-	p := packet{typ: s[0], id: -1}
-	s = s[1:]
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	if i > 0 {
-		p.id, _ = strconv.Atoi(s[:i])
-	}
-	p.data = json.RawMessage(s[i:])
-	return p
-}
-
-func (c *client) write(frame string) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.conn.WriteMessage(websocket.TextMessage, []byte(frame))
-}
-
-func (c *client) close() { c.conn.Close() }
-
-// next returns the first packet, pending or still to come, that matches.
-func (c *client) next(match func(packet) bool) packet {
-	c.t.Helper()
-	for i, p := range c.pending {
-		if match(p) {
-			c.pending = slices.Delete(c.pending, i, i+1)
-			return p
-		}
-	}
-	timer := time.NewTimer(waitLimit)
-	defer timer.Stop()
-	for {
-		select {
-		case p := <-c.in:
-			if match(p) {
-				return p
-			}
-			c.pending = append(c.pending, p)
-		case <-c.done:
-			c.t.Fatalf("the transport closed while waiting for a packet; pending: %v", c.pending)
-		case <-timer.C:
-			c.t.Fatalf("no matching packet within %v; pending: %v", waitLimit, c.pending)
-		}
-	}
-}
-
-// event waits for the server event called name and returns [name, payload].
-func (c *client) event(name string) []json.RawMessage {
-	c.t.Helper()
-	var args []json.RawMessage
-	c.next(func(p packet) bool {
-		if p.typ != '2' || json.Unmarshal(p.data, &args) != nil || len(args) < 2 {
-			return false
-		}
-		var n string
-		return json.Unmarshal(args[0], &n) == nil && n == name
-	})
-	return args
-}
-
-// send emits a request with an acknowledgement id and returns the id.
-func (c *client) send(event string, payload any) int {
-	b, err := json.Marshal([]any{event, payload})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.wmu.Lock()
-	id := c.nextID
-	c.nextID++
-	c.wmu.Unlock()
-	c.write("42" + strconv.Itoa(id) + string(b))
-	return id
-}
-
-// ack is a request's acknowledgement.
-type ack struct {
-	OK    bool `json:"ok"`
-	Error struct {
-		Code string `json:"code"`
-	} `json:"error"`
-	Raw json.RawMessage `json:"-"`
-}
-
-// ackOf waits for the acknowledgement of request id.
-func (c *client) ackOf(id int) ack {
-	c.t.Helper()
-	p := c.next(func(p packet) bool { return p.typ == '3' && p.id == id })
-	var args []json.RawMessage
-	var a ack
-	if err := json.Unmarshal(p.data, &args); err != nil || len(args) != 1 || json.Unmarshal(args[0], &a) != nil {
-		c.t.Fatalf("malformed acknowledgement %s", p.data)
-	}
-	a.Raw = args[0]
-	return a
-}
-
-// request sends a request and returns its acknowledgement.
-func (c *client) request(event string, payload any) ack {
-	c.t.Helper()
-	return c.ackOf(c.send(event, payload))
-}
-
-// mustOK sends a request that must succeed.
-func (c *client) mustOK(event string, payload any) ack {
-	c.t.Helper()
-	a := c.request(event, payload)
-	if !a.OK {
-		c.t.Fatalf("%s %v: %s", event, payload, a.Raw)
-	}
-	return a
-}
-
-// mustFail sends a request that must fail with code.
-func (c *client) mustFail(event string, payload any, code string) {
-	c.t.Helper()
-	if a := c.request(event, payload); a.OK || a.Error.Code != code {
-		c.t.Fatalf("%s %v = %s, want error code %s", event, payload, a.Raw, code)
-	}
+// tryDial connects a socket as userID in dev mode.
+func tryDial(t *testing.T, base, userID string) (*testkit.Client, error) {
+	return testkit.TryConnect(t, base, testkit.Options{Auth: map[string]string{"userId": userID}, Timeout: waitLimit})
 }
 
 // ---------------------------------------------------------------- Redis
@@ -528,11 +313,11 @@ func TestMetricsSingleInstance(t *testing.T) {
 	wantValue(t, r, 3, "chatd_events_emitted_total", "event", "session")
 	roomsBefore := r.value("chatd_rooms")
 
-	a1.mustOK("join", map[string]any{"room": "lobby"})
-	b.mustOK("join", map[string]any{"room": "lobby"})
-	a1.mustOK("message", map[string]any{"room": "lobby", "text": "hello"})
-	b.event("message")
-	a2.event("message") // alice's other tab gets her message too
+	a1.MustOK("join", map[string]any{"room": "lobby"})
+	b.MustOK("join", map[string]any{"room": "lobby"})
+	a1.MustOK("message", map[string]any{"room": "lobby", "text": "hello"})
+	b.Event("message")
+	a2.Event("message") // alice's other tab gets her message too
 
 	r = scrape(t, base)
 	wantValue(t, r, roomsBefore+1, "chatd_rooms")
@@ -547,9 +332,9 @@ func TestMetricsSingleInstance(t *testing.T) {
 	wantValue(t, r, 2, "chatd_message_fanout_sockets_sum")
 
 	// Refusals are counted by their code; unknown events by "unknown".
-	a1.mustFail("message", map[string]any{"room": "elsewhere", "text": "x"}, "forbidden")
-	a1.mustFail("join", map[string]any{"room": ""}, "bad_request")
-	a1.mustFail("frobnicate", map[string]any{}, "bad_request")
+	a1.MustFail("message", map[string]any{"room": "elsewhere", "text": "x"}, "forbidden")
+	a1.MustFail("join", map[string]any{"room": ""}, "bad_request")
+	a1.MustFail("frobnicate", map[string]any{}, "bad_request")
 	r = scrape(t, base)
 	wantValue(t, r, 1, "chatd_acks_total", "event", "message", "code", "forbidden")
 	wantValue(t, r, 1, "chatd_acks_total", "event", "join", "code", "bad_request")
@@ -564,11 +349,11 @@ func TestMetricsSingleInstance(t *testing.T) {
 	const n = 50 // burst 40: some are refused, fewer than the 20 strikes that disconnect
 	ids := make([]int, n)
 	for i := range ids {
-		ids[i] = flood.send("rooms", map[string]any{})
+		ids[i] = flood.Emit("rooms", map[string]any{})
 	}
 	limited := 0
 	for _, id := range ids {
-		if a := flood.ackOf(id); !a.OK && a.Error.Code == "rate_limited" {
+		if a := flood.Ack(id); !a.OK && a.Error.Code == "rate_limited" {
 			limited++
 		}
 	}
@@ -598,10 +383,10 @@ func TestMetricsSingleInstance(t *testing.T) {
 	})
 
 	// bob leaves: one socket and one user fewer.
-	b.close()
+	b.Close()
 	waitValue(t, base, 3, "chatd_sockets")
 	waitValue(t, base, 2, "chatd_users")
-	a2.close()
+	a2.Close()
 	waitValue(t, base, 2, "chatd_sockets")
 	waitValue(t, base, 2, "chatd_users") // alice still has a tab
 
@@ -640,10 +425,10 @@ func TestMetricsCluster(t *testing.T) {
 
 	alice := dial(t, baseA, "alice")
 	bob := dial(t, baseB, "bob")
-	alice.mustOK("join", map[string]any{"room": "lobby"})
-	bob.mustOK("join", map[string]any{"room": "lobby"})
-	alice.mustOK("message", map[string]any{"room": "lobby", "text": "across instances"})
-	bob.event("message")
+	alice.MustOK("join", map[string]any{"room": "lobby"})
+	bob.MustOK("join", map[string]any{"room": "lobby"})
+	alice.MustOK("message", map[string]any{"room": "lobby", "text": "across instances"})
+	bob.Event("message")
 	// A cluster-wide request: B looks up alice's socket, which is on A.
 	sid, _ := alice.session["socketId"].(string)
 	if status, body := get(t, baseB+"/api/v1/connections/"+sid, "Authorization", "Bearer run-test-api-token-0123456789abcdef"); status != http.StatusOK {
@@ -686,9 +471,9 @@ func TestMetricsCluster(t *testing.T) {
 	if status, body := get(t, baseA+"/readyz"); status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz without Redis = %d %s, want 503", status, body)
 	}
-	alice.mustFail("message", map[string]any{"room": "lobby", "text": "nobody stores this"}, "unavailable")
-	alice.send("typing", map[string]any{"room": "lobby", "typing": true}) // a broadcast that cannot be published
-	eventually(t, "Redis errors and failed publishes to show", func() error {
+	alice.MustFail("message", map[string]any{"room": "lobby", "text": "nobody stores this"}, "unavailable")
+	alice.Emit("typing", map[string]any{"room": "lobby", "typing": true}) // a broadcast that cannot be published
+	testkit.Eventually(t, waitLimit, func() error {
 		r := scrape(t, baseA)
 		switch {
 		case r.value("chatd_redis_command_errors_total") == 0:
@@ -699,7 +484,7 @@ func TestMetricsCluster(t *testing.T) {
 			return errors.New("the unavailable message ack is not counted")
 		}
 		return nil
-	})
+	}, "Redis errors and failed publishes to show")
 
 	// SIGTERM while Redis is down still drains and ends in exit status 0.
 	for _, m := range []*Main{mainA, mainB} {
@@ -723,12 +508,12 @@ func TestRedisCommandErrorsCountFailuresOnly(t *testing.T) {
 	_, base := startMain(t, cfg)
 	waitValue(t, base, 1, "chatd_redis_ready")
 	c := dial(t, base, "alice")
-	c.mustOK("join", map[string]any{"room": "lobby"})
-	c.mustOK("message", map[string]any{"room": "lobby", "text": "hello", "clientMsgId": "m1"})
-	c.mustOK("message", map[string]any{"room": "lobby", "text": "hello", "clientMsgId": "m1"})
-	c.mustOK("history", map[string]any{"room": "lobby"})
-	c.mustOK("presence", map[string]any{"room": "lobby"})
-	c.mustOK("leave", map[string]any{"room": "lobby"})
+	c.MustOK("join", map[string]any{"room": "lobby"})
+	c.MustOK("message", map[string]any{"room": "lobby", "text": "hello", "clientMsgId": "m1"})
+	c.MustOK("message", map[string]any{"room": "lobby", "text": "hello", "clientMsgId": "m1"})
+	c.MustOK("history", map[string]any{"room": "lobby"})
+	c.MustOK("presence", map[string]any{"room": "lobby"})
+	c.MustOK("leave", map[string]any{"room": "lobby"})
 	r := scrape(t, base)
 	if r.value("chatd_redis_command_seconds_count") == 0 {
 		t.Fatal("no Redis command measured")
@@ -771,7 +556,7 @@ func TestDrain(t *testing.T) {
 	// The address is in the "chatd serving" log line.
 	var addr string
 	addrRE := regexp.MustCompile(`msg="chatd serving".* addr=(\S+)`)
-	eventually(t, "chatd to log its address", func() error {
+	testkit.Eventually(t, waitLimit, func() error {
 		select {
 		case err := <-ran:
 			t.Fatalf("run returned before serving: %v", err)
@@ -782,20 +567,20 @@ func TestDrain(t *testing.T) {
 			return nil
 		}
 		return errors.New("not yet")
-	})
+	}, "chatd to log its address")
 	base := "http://" + addr
 
 	clients := make([]*client, sockets)
 	for i := range clients {
 		clients[i] = dial(t, base, fmt.Sprintf("user-%d", i))
-		clients[i].mustOK("join", map[string]any{"room": "lobby"})
+		clients[i].MustOK("join", map[string]any{"room": "lobby"})
 	}
 	if status, _ := get(t, base+"/readyz"); status != http.StatusOK {
 		t.Fatalf("/readyz before the drain = %d", status)
 	}
 
 	sigterm() // what SIGTERM does to main's context
-	eventually(t, "/readyz to say 503", func() error {
+	testkit.Eventually(t, waitLimit, func() error {
 		res, err := http.Get(base + "/readyz")
 		if err != nil {
 			t.Fatalf("chatd stopped answering before /readyz said 503: %v", err)
@@ -805,11 +590,11 @@ func TestDrain(t *testing.T) {
 			return fmt.Errorf("/readyz = %d", res.StatusCode)
 		}
 		return nil
-	})
+	}, "/readyz to say 503")
 	open := 0
 	for _, c := range clients {
 		select {
-		case <-c.done:
+		case <-c.Done():
 		default:
 			open++
 		}
@@ -823,7 +608,7 @@ func TestDrain(t *testing.T) {
 		t.Errorf("a polling handshake during the drain = %d %s, want 403 saying the instance is shutting down", status, body)
 	}
 	if c, err := tryDial(t, base, "latecomer"); err == nil {
-		c.close()
+		c.Close()
 		t.Error("a WebSocket session was opened during the drain")
 	}
 	if r := scrape(t, base); r.value("chatd_draining") != 1 {
@@ -841,20 +626,15 @@ func TestDrain(t *testing.T) {
 
 	var first, last time.Time
 	for i, c := range clients {
-		<-c.done // run returned: every transport is closed
-		if first.IsZero() || c.closed.Before(first) {
-			first = c.closed
+		closed := c.ClosedAt() // run returned: every transport is closed
+		if first.IsZero() || closed.Before(first) {
+			first = closed
 		}
-		if c.closed.After(last) {
-			last = c.closed
+		if closed.After(last) {
+			last = closed
 		}
-		for _, p := range c.pending {
-			if p.typ == '1' {
-				t.Errorf("socket %d got a socket.io disconnect packet; a drained client must see its transport close so that it reconnects", i)
-			}
-		}
-		for len(c.in) > 0 {
-			if p := <-c.in; p.typ == '1' {
+		for _, p := range c.Unread() {
+			if p.Type == '1' {
 				t.Errorf("socket %d got a socket.io disconnect packet; a drained client must see its transport close so that it reconnects", i)
 			}
 		}

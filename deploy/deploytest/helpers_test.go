@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -77,27 +76,6 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// waitFor calls ready every 20 ms until it returns nil, failing the test with the last error
-// after 15 seconds or when the context ends.
-func waitFor(ctx context.Context, t *testing.T, what string, ready func() error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := ready()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not ready: %v", what, err)
-		case <-tick.C:
-		}
-	}
 }
 
 // processRuns reports whether pid is a live process (a zombie counts as gone: on this

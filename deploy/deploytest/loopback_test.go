@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // binaries built once per test run, removed by TestMain.
@@ -463,12 +465,8 @@ func TestLoopbackRealChatd(t *testing.T) {
 			t.Errorf("LB %s = %d %s", path, status, body)
 		}
 	}
-	status, body := httpGet(t, env["LB_URL"]+"/socket.io/?EIO=4&transport=polling")
-	var open struct{ SID string }
-	if payload, ok := strings.CutPrefix(body, "0"); status != http.StatusOK || !ok ||
-		json.Unmarshal([]byte(payload), &open) != nil || open.SID == "" {
-		t.Errorf("socket.io handshake through the LB: %d %q, want an engine.io open packet", status, body)
-	}
+	// A socket.io handshake through the LB answers an Engine.IO open packet.
+	testkit.PollHandshake(t, env["LB_URL"]+"/socket.io/?EIO=4&transport=polling")
 
 	log, err := os.ReadFile(filepath.Join(env["LOG_DIR"], "chatd1.log"))
 	if err != nil {

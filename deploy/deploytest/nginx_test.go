@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // renderNginxConf writes deploy/nginx/nginx.conf as loopback.sh rewrites it, listening on
@@ -215,7 +217,7 @@ func startNginx(t *testing.T, nginx, conf string, lbPort int) {
 		}
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d/lb-healthz", lbPort)
-	waitFor(context.Background(), t, "nginx", func() error {
+	testkit.Eventually(t, 15*time.Second, func() error {
 		select {
 		case err := <-exited:
 			t.Fatalf("nginx exited: %v\n%s", err, stderr.String())
@@ -230,7 +232,7 @@ func startNginx(t *testing.T, nginx, conf string, lbPort int) {
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}
 		return nil
-	})
+	}, "nginx to answer %s", url)
 }
 
 type lockedWriter struct {

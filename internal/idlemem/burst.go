@@ -51,6 +51,11 @@ type BurstOptions struct {
 	// OnBurst, if not nil, is told when a burst starts (true) and when it
 	// ends (false).
 	OnBurst func(start bool)
+
+	// now and ticks replace the clock and the ticker of Interval in tests,
+	// which then step time themselves; nil means the real ones.
+	now   func() time.Time
+	ticks <-chan time.Time
 }
 
 // burstWindow is the span over which the growth of open connections is
@@ -138,21 +143,28 @@ func RunBurst(ctx context.Context, o BurstOptions) {
 	}
 	d := newBurstDetector(o)
 	set := base // the target last set
-	t := time.NewTicker(d.o.Interval)
-	defer t.Stop()
+	now, ticks := o.now, o.ticks
+	if now == nil {
+		now = time.Now
+	}
+	if ticks == nil {
+		t := time.NewTicker(d.o.Interval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	defer func() {
 		if set != base {
 			debug.SetGCPercent(base)
 		}
 	}()
-	d.next(time.Now(), o.Count())
+	d.next(now(), o.Count())
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
-		started, ended := d.next(time.Now(), o.Count())
+		started, ended := d.next(now(), o.Count())
 		switch {
 		case ended:
 			debug.SetGCPercent(base)

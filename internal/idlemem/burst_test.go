@@ -61,50 +61,95 @@ func TestBurstTargetFollowsTheLiveHeapWithinFloorAndBase(t *testing.T) {
 	}
 }
 
+// burstClock steps RunBurst's time: each tick moves the clock on by one
+// interval and adds to the open connections, as a steady climb would.
+type burstClock struct {
+	t        *testing.T
+	interval time.Duration
+	elapsed  atomic.Int64 // nanoseconds since t0
+	open     atomic.Int64
+	ticks    chan time.Time
+	events   chan bool // OnBurst's reports
+}
+
+func newBurstClock(t *testing.T, interval time.Duration) *burstClock {
+	return &burstClock{t: t, interval: interval, ticks: make(chan time.Time), events: make(chan bool, 4)}
+}
+
+func (c *burstClock) now() time.Time { return t0.Add(time.Duration(c.elapsed.Load())) }
+
+// options wires the clock into o.
+func (c *burstClock) options(o BurstOptions) BurstOptions {
+	o.Interval, o.Count, o.now, o.ticks = c.interval, c.open.Load, c.now, c.ticks
+	o.OnBurst = func(start bool) { c.events <- start }
+	return o
+}
+
+// tick adds grow connections, moves the clock on by one interval and lets
+// RunBurst read the count; it returns once RunBurst took the tick.
+func (c *burstClock) tick(grow int64) {
+	c.open.Add(grow)
+	c.elapsed.Add(int64(c.interval))
+	select {
+	case c.ticks <- time.Time{}:
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("RunBurst stopped taking ticks")
+	}
+}
+
+// tickUntil ticks, adding grow connections each time, until RunBurst
+// reports a burst's start (want true) or end (false); it fails the test
+// after ten seconds of the clock without one.
+func (c *burstClock) tickUntil(want bool, grow int64) {
+	c.t.Helper()
+	for range int(10 * time.Second / c.interval) {
+		// RunBurst reports a tick's event before it takes the next one.
+		c.tick(grow)
+		select {
+		case got := <-c.events:
+			if got != want {
+				c.t.Fatalf("burst start = %v, want %v", got, want)
+			}
+			return
+		default:
+		}
+	}
+	c.t.Fatalf("no burst event (start %v) within 10 s of the clock", want)
+}
+
 // RunBurst lowers the collector's target while connections climb, and puts
 // back the target it found once they stop and when it ends.
 func TestRunBurstLowersAndRestoresTheCollectorTarget(t *testing.T) {
 	base := debug.SetGCPercent(80)
 	defer debug.SetGCPercent(base)
 	runtime.GC() // the target follows the live heap that a collection measured
-	var open atomic.Int64
-	stop := climb(&open)
-	defer func() { stop() }()
-	events := make(chan bool, 4)
+	clock := newBurstClock(t, 20*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		RunBurst(ctx, BurstOptions{
-			GCPercent: 30, Count: open.Load,
-			Interval: 20 * time.Millisecond, Hold: 100 * time.Millisecond,
-			Headroom: 1, // any live heap is far above it: the floor applies
-			OnBurst:  func(start bool) { events <- start },
-		})
+		RunBurst(ctx, clock.options(BurstOptions{
+			GCPercent: 30,
+			Hold:      100 * time.Millisecond,
+			Headroom:  1, // any live heap is far above it: the floor applies
+		}))
 	}()
-	waitEvent := func(want bool) {
-		t.Helper()
-		select {
-		case got := <-events:
-			if got != want {
-				t.Fatalf("burst start = %v, want %v", got, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no burst event (start %v) within 5 s", want)
-		}
+	const climb = 20 // connections per 20 ms tick: 1,000 per second
+	clock.tickUntil(true, climb)
+	if got := GCPercent(); got != 30 {
+		t.Fatalf("target %d during the burst, want 30", got)
 	}
-	waitEvent(true)
-	waitFor(t, "target 30 during the burst", func() bool { return GCPercent() == 30 })
-	stop()
-	waitEvent(false)
+	clock.tickUntil(false, 0)
 	if got := GCPercent(); got != 80 {
 		t.Fatalf("target %d after the burst, want 80", got)
 	}
 
 	// A burst cut short by the end of RunBurst restores the target too.
-	stop = climb(&open)
-	waitEvent(true)
-	waitFor(t, "target 30 during the second burst", func() bool { return GCPercent() == 30 })
+	clock.tickUntil(true, climb)
+	if got := GCPercent(); got != 30 {
+		t.Fatalf("target %d during the second burst, want 30", got)
+	}
 	cancel()
 	<-done
 	if got := GCPercent(); got != 80 {
@@ -119,42 +164,26 @@ func TestRunBurstLeavesALowerOrDisabledTargetAlone(t *testing.T) {
 	defer debug.SetGCPercent(base)
 	for _, gogc := range []int{-1, 20} {
 		debug.SetGCPercent(gogc)
-		var open atomic.Int64
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		clock := newBurstClock(t, 10*time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			for ctx.Err() == nil {
-				open.Add(100)
-				time.Sleep(5 * time.Millisecond)
+			// A climb of 10,000 per second while RunBurst takes ticks;
+			// it should take none.
+			defer cancel()
+			for range 30 {
+				clock.open.Add(100)
+				clock.elapsed.Add(int64(clock.interval))
+				select {
+				case clock.ticks <- time.Time{}:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}()
-		RunBurst(ctx, BurstOptions{GCPercent: 30, Count: open.Load, Interval: 10 * time.Millisecond, Headroom: 1})
+		RunBurst(ctx, clock.options(BurstOptions{GCPercent: 30, Headroom: 1}))
 		cancel()
 		if got := GCPercent(); got != gogc {
 			t.Errorf("GOGC %d: target %d after a burst, want it unchanged", gogc, got)
 		}
-	}
-}
-
-// climb adds about 1,000 open connections per second to open until the
-// returned function is called.
-func climb(open *atomic.Int64) (stop func()) {
-	var done atomic.Bool
-	go func() {
-		for !done.Load() {
-			open.Add(10)
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	return func() { done.Store(true) }
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5 s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

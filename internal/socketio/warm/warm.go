@@ -25,10 +25,32 @@ type Pool struct {
 	idleFor time.Duration
 	max     int
 	jobPool sync.Pool
+	// newTimer starts a worker's idle timer; nil means the real clock.
+	// Tests set it so that idling takes no wall time.
+	newTimer func(d time.Duration) idleTimer
 
 	mu      sync.Mutex // guards the following fields
 	idle    []*worker  // free workers, the most recently used last
 	workers int
+}
+
+// idleTimer is the part of *time.Timer a worker uses to time its idling.
+type idleTimer interface {
+	C() <-chan time.Time
+	Reset(d time.Duration) bool
+	Stop() bool
+}
+
+// realTimer is an idleTimer on the real clock.
+type realTimer struct{ *time.Timer }
+
+func (t realTimer) C() <-chan time.Time { return t.Timer.C }
+
+func (p *Pool) startTimer() idleTimer {
+	if p.newTimer != nil {
+		return p.newTimer(p.idleFor)
+	}
+	return realTimer{time.NewTimer(p.idleFor)}
 }
 
 type worker struct {
@@ -119,7 +141,7 @@ func (p *Pool) Workers() int {
 }
 
 func (p *Pool) work(w *worker) {
-	t := time.NewTimer(p.idleFor)
+	t := p.startTimer()
 	defer t.Stop()
 	j := <-w.jobs
 	for {
@@ -135,7 +157,7 @@ func (p *Pool) work(w *worker) {
 		t.Reset(p.idleFor)
 		select {
 		case j = <-w.jobs:
-		case <-t.C:
+		case <-t.C():
 			if p.leave(w) {
 				return
 			}

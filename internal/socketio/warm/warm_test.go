@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 func TestRunWaitsAndKeepsOrder(t *testing.T) {
@@ -103,28 +105,71 @@ func TestRunRaisesPanicOnCaller(t *testing.T) {
 	}
 }
 
+// fakeClock makes idle timers that fire when the test says.
+type fakeClock struct {
+	mu     sync.Mutex // guards timers
+	timers []*fakeTimer
+}
+
+// fakeTimer is an idleTimer of a fakeClock.
+type fakeTimer struct{ c chan time.Time }
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+
+// Reset drops a firing not yet received, as time.Timer's Reset does.
+func (t *fakeTimer) Reset(time.Duration) bool {
+	select {
+	case <-t.c:
+	default:
+	}
+	return true
+}
+
+func (t *fakeTimer) Stop() bool { return true }
+
+func (c *fakeClock) newTimer(time.Duration) idleTimer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: make(chan time.Time, 1)}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+// fire makes every timer fire, as if their duration had passed.
+func (c *fakeClock) fire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		select {
+		case t.c <- time.Now():
+		default:
+		}
+	}
+}
+
 func TestIdleWorkersLeave(t *testing.T) {
-	p := New(8, 50*time.Millisecond)
+	clock := new(fakeClock)
+	p := New(8, time.Hour)
+	p.newTimer = clock.newTimer
 	var wg sync.WaitGroup
 	hold := make(chan struct{})
 	for range 4 {
 		wg.Go(func() { p.Run(func() { <-hold }) })
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Workers() < 4 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return p.Workers() == 4 }, "4 concurrent calls to start 4 workers")
+	// Busy workers stay however long they work.
+	clock.fire()
 	if n := p.Workers(); n != 4 {
-		t.Fatalf("4 concurrent calls started %d workers, want 4", n)
+		t.Fatalf("%d workers while 4 calls run, want 4", n)
 	}
 	close(hold)
 	wg.Wait()
-	for p.Workers() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := p.Workers(); n != 0 {
-		t.Fatalf("%d workers still there after idling, want 0", n)
-	}
+	// A worker that is between its call and its idle wait resets its timer
+	// and drops a firing: fire until every worker has left.
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		clock.fire()
+		return p.Workers() == 0
+	}, "the idle workers to leave")
 	ran := false
 	p.Run(func() { ran = true })
 	if !ran {

@@ -42,8 +42,9 @@ func (t *Transport) startPolling() {
 	if err == nil {
 		t.pollID = id
 		if t.idleTimeout > 0 {
-			t.lastRead.Store(int64(time.Since(clockStart)))
-			t.idle = time.AfterFunc(t.idleTimeout, t.checkIdle)
+			clock := t.idleClock()
+			t.lastRead.Store(int64(clock.since()))
+			t.idle = clock.afterFunc(t.idleTimeout, t.checkIdle)
 		}
 	}
 	t.pollMu.Unlock()
@@ -155,7 +156,7 @@ func (t *Transport) readSocket(buf []byte) (int, error) {
 		return 0, errCut
 	}
 	if n > 0 {
-		t.lastRead.Store(int64(time.Since(clockStart)))
+		t.lastRead.Store(int64(t.idleClock().since()))
 	}
 	return n, nil
 }
@@ -198,6 +199,37 @@ func (t *Transport) onFrame(op byte, payload []byte) error {
 // on the monotonic clock, which a step of the wall clock does not move.
 var clockStart = time.Now()
 
+// idleClock is the time the idle timeout of polled reads runs on.
+type idleClock interface {
+	// since is the time since a fixed start.
+	since() time.Duration
+	// afterFunc calls f in its own goroutine after d, as time.AfterFunc.
+	afterFunc(d time.Duration, f func()) idleTimer
+}
+
+// idleTimer is the part of *time.Timer the idle timeout uses.
+type idleTimer interface {
+	Reset(d time.Duration) bool
+	Stop() bool
+}
+
+// realClock is the idleClock of time.Now and time.AfterFunc.
+type realClock struct{}
+
+// since counts from clockStart on the monotonic clock, which a step of the
+// wall clock does not move.
+func (realClock) since() time.Duration { return time.Since(clockStart) }
+
+func (realClock) afterFunc(d time.Duration, f func()) idleTimer { return time.AfterFunc(d, f) }
+
+// idleClock is the builder's clock, or the real one.
+func (t *Transport) idleClock() idleClock {
+	if t.builder != nil && t.builder.clock != nil {
+		return t.builder.clock
+	}
+	return realClock{}
+}
+
 // checkIdle closes a connection that has sent nothing for idleTimeout, as
 // the read deadline does where gorilla reads. Any bytes count, where the
 // deadline counted whole messages; a client that trickles one frame is
@@ -208,7 +240,7 @@ func (t *Transport) checkIdle() {
 		t.pollMu.Unlock()
 		return
 	}
-	quiet := time.Since(clockStart) - time.Duration(t.lastRead.Load())
+	quiet := t.idleClock().since() - time.Duration(t.lastRead.Load())
 	if quiet < t.idleTimeout {
 		t.idle.Reset(t.idleTimeout - quiet)
 		t.pollMu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/config"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // clientFrame is a frame as a client sends it: masked, with the given
@@ -42,6 +45,30 @@ func clientFrame(b0 byte, payload []byte) []byte {
 
 func closeBody(code int, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
+}
+
+// dialWS and readText drive a bare gorilla connection rather than a
+// testkit.Client: the tests here read close codes, stop reading to make a
+// slow consumer, and count goroutines, which a client's reader goroutine
+// and frame queue would change.
+func dialWS(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readText(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // rawSession opens a WebSocket session on a polled transport and returns
@@ -89,6 +116,8 @@ func TestFramesSplitAcrossReadsArriveWhole(t *testing.T) {
 		if _, err := raw.Write(stream[i : i+1]); err != nil {
 			t.Fatal(err)
 		}
+		// The pause is the test: it lets each byte arrive as a read of its
+		// own rather than coalesce with the next.
 		time.Sleep(time.Millisecond)
 	}
 	for rest := stream[20:]; len(rest) > 0; {
@@ -295,6 +324,9 @@ func TestAConnectionCutIsAPlainClose(t *testing.T) {
 					t.Fatal(err)
 				}
 				expectMessages(t, got, "whole")
+				// Give the reader time to take in the cut frame's first
+				// bytes, so the cut lands within a frame; the transport
+				// reports nothing when it has read them.
 				time.Sleep(20 * time.Millisecond)
 				raw.Close()
 				expectCloseReason(t, closed, "transport close")
@@ -331,28 +363,98 @@ func TestASlowConsumerIsATransportError(t *testing.T) {
 	}
 }
 
+// fakeClock is an idleClock that moves only when the test advances it.
+type fakeClock struct {
+	mu     sync.Mutex // guards the following fields
+	now    time.Duration
+	timers []*fakeTimer
+}
+
+// fakeTimer is a timer of a fakeClock.
+type fakeTimer struct {
+	c      *fakeClock
+	due    time.Duration
+	active bool
+	f      func()
+}
+
+func (c *fakeClock) since() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) afterFunc(d time.Duration, f func()) idleTimer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, due: c.now + d, active: true, f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.due, t.active = t.c.now+d, true
+	return was
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.active = false
+	return was
+}
+
+// advance moves the clock on by d and runs the timers that came due, each
+// once, outside the lock (a timer's function may Reset it).
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now += d
+	var due []func()
+	for _, t := range c.timers {
+		if t.active && t.due <= c.now {
+			t.active = false
+			due = append(due, t.f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
 func TestAClientThatSendsNothingForTheIdleTimeoutIsClosed(t *testing.T) {
+	clock := new(fakeClock)
 	idle := func(o config.ServerOptionsInterface) { o.SetIdleTimeout(300 * time.Millisecond) }
-	_, _, quietConn, _ := rawSession(t, &Builder{}, idle)
-	talking, _, talkingConn, got := rawSession(t, &Builder{}, idle)
+	_, _, quietConn, _ := rawSession(t, &Builder{clock: clock}, idle)
+	talking, _, talkingConn, got := rawSession(t, &Builder{clock: clock}, idle)
 	closed := make(chan string, 2)
 	_ = quietConn.On("close", func(args ...any) { closed <- "quiet: " + args[0].(string) })
 	_ = talkingConn.On("close", func(args ...any) { closed <- "talking: " + args[0].(string) })
 
-	// The talking client sends every 100 ms for a second.
+	// Both transports start their idle timers as their reading starts.
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		clock.mu.Lock()
+		defer clock.mu.Unlock()
+		return len(clock.timers) == 2
+	}, "both transports to start reading")
+	// The talking client sends every 100 ms of the clock for a second.
 	for range 10 {
 		if err := talking.WriteMessage(websocket.TextMessage, []byte("4hi")); err != nil {
 			t.Fatal(err)
 		}
-		expectMessages(t, got, "hi")
-		time.Sleep(100 * time.Millisecond)
+		expectMessages(t, got, "hi") // read, so its time is recorded
+		clock.advance(100 * time.Millisecond)
 	}
 	select {
 	case c := <-closed:
 		if c != "quiet: transport error" {
 			t.Fatalf("closed %q, want the quiet client's transport error", c)
 		}
-	default:
+	case <-time.After(5 * time.Second):
 		t.Fatal("a client that sent nothing for over three idle timeouts is still open")
 	}
 	select {
@@ -389,6 +491,8 @@ func TestIdleConnectionsHoldNoReadingGoroutine(t *testing.T) {
 func settledGoroutines() int {
 	last := runtime.NumGoroutine()
 	for range 50 {
+		// A count that holds still is all there is to wait for: no event
+		// says the goroutines of the last connection have parked.
 		time.Sleep(20 * time.Millisecond)
 		n := runtime.NumGoroutine()
 		if n == last {

@@ -3,11 +3,14 @@ package wstransport
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection: the server
@@ -94,13 +97,12 @@ func TestSenderKeepsOrderAcrossTheQueue(t *testing.T) {
 		t.Fatal("the client received the frames out of order or damaged")
 	}
 	// The flusher empties the queue and hands writes back.
-	deadline := time.Now().Add(5 * time.Second)
-	for stats.Queued.Load() != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if q := stats.Queued.Load(); q != 0 {
-		t.Fatalf("Queued = %d after the client read everything, want 0", q)
-	}
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if q := stats.Queued.Load(); q != 0 {
+			return fmt.Errorf("Queued = %d", q)
+		}
+		return nil
+	}, "the queue to empty after the client read everything")
 	s.mu.Lock()
 	flushing := s.flushing
 	s.mu.Unlock()
@@ -157,13 +159,12 @@ func TestSenderClosesASlowConsumerAtTheLimit(t *testing.T) {
 	if _, err := io.Copy(io.Discard, client); err != nil && !errors.Is(err, net.ErrClosed) && !isReset(err) {
 		t.Fatalf("reading to the end: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for stats.Queued.Load() != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if q := stats.Queued.Load(); q != 0 {
-		t.Fatalf("Queued = %d after the connection closed, want 0", q)
-	}
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if q := stats.Queued.Load(); q != 0 {
+			return fmt.Errorf("Queued = %d", q)
+		}
+		return nil
+	}, "the queue to be released after the connection closed")
 }
 
 func TestSenderCloseWritesWhatIsQueuedFirst(t *testing.T) {
@@ -199,19 +200,14 @@ func TestSenderCloseGivesUpOnAClientThatNeverReads(t *testing.T) {
 	start := time.Now()
 	s.close()
 	// The flusher is stuck in write(2); the close deadline must end it.
-	deadline := time.Now().Add(closeWait + 5*time.Second)
-	for {
+	testkit.Eventually(t, closeWait+5*time.Second, func() error {
 		s.mu.Lock()
-		closed := s.closed
-		s.mu.Unlock()
-		if closed {
-			break
+		defer s.mu.Unlock()
+		if !s.closed {
+			return fmt.Errorf("still open %v after close", time.Since(start))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still open %v after close", time.Since(start))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	}, "the close deadline to end a flusher stuck in write(2)")
 	_ = client
 }
 

@@ -85,6 +85,9 @@ type Builder struct {
 	// blockingReads makes every transport read in a goroutine of its own
 	// (through gorilla), as where polling is not possible; for tests.
 	blockingReads bool
+	// clock times the idle timeout of polled reads; nil means the real
+	// clock. Tests step a fake one instead of waiting.
+	clock idleClock
 }
 
 // DefaultReadLimit is the read limit of a Builder that sets none: 1e6
@@ -138,11 +141,11 @@ type Transport struct {
 	rbuf     []byte
 	rn       int
 	rerr     error
-	lastRead atomic.Int64 // when the last read with data was, in nanoseconds since clockStart
+	lastRead atomic.Int64 // when the last read with data was, in nanoseconds of the idle clock
 
 	pollMu    sync.Mutex // guards the following
 	pollID    uint64
-	idle      *time.Timer // closes a connection that sends nothing for idleTimeout
+	idle      idleTimer // closes a connection that sends nothing for idleTimeout
 	pollEnded bool
 
 	// holding is true from a socket.io CONNECT acknowledgement until

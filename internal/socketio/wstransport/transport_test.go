@@ -1,19 +1,18 @@
 package wstransport
 
 import (
-	"encoding/json"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/config"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // recordingBuilder is a Builder that hands over every transport it makes.
@@ -57,24 +56,10 @@ func startEngineWith(t *testing.T, builder *Builder, configure func(config.Serve
 	return hs.URL + "/engine.io/?EIO=4", conns, b.made
 }
 
-func dialWS(t *testing.T, url string) *websocket.Conn {
+// dial opens an Engine.IO WebSocket to url without reading a frame.
+func dial(t *testing.T, url string) *testkit.Client {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func readText(t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return testkit.MustDial(t, url, testkit.Options{})
 }
 
 func transportOf(t *testing.T, conn engine.Socket) *Transport {
@@ -88,10 +73,8 @@ func transportOf(t *testing.T, conn engine.Socket) *Transport {
 
 func TestAWebSocketSessionIsSettledFromTheStart(t *testing.T) {
 	url, conns, _ := startEngine(t)
-	c := dialWS(t, url+"&transport=websocket")
-	if open := readText(t, c); !strings.HasPrefix(open, "0{") {
-		t.Fatalf("first frame %q, want the open packet", open)
-	}
+	c := dial(t, url+"&transport=websocket")
+	c.Open()
 	conn := <-conns
 	tr := transportOf(t, conn)
 	if !tr.Settled() {
@@ -101,32 +84,19 @@ func TestAWebSocketSessionIsSettledFromTheStart(t *testing.T) {
 	if !tr.WriteFrame(MessageFrame([]byte(`2["hello"]`)), false) {
 		t.Fatal("WriteFrame refused a frame on an open transport")
 	}
-	if got := readText(t, c); got != `42["hello"]` {
+	if got := c.ReadText(); got != `42["hello"]` {
 		t.Fatalf("got %q, want 42[\"hello\"]", got)
 	}
 }
 
 func TestAnUpgradedSessionSettlesOnlyAfterTheUpgradePacket(t *testing.T) {
 	url, conns, made := startEngine(t)
-	res, err := http.Get(url + "&transport=polling")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	var open struct {
-		SID string `json:"sid"`
-	}
-	if !strings.HasPrefix(string(body), "0") || json.Unmarshal(body[1:], &open) != nil || open.SID == "" {
-		t.Fatalf("polling handshake answered %q", body)
-	}
+	open := testkit.PollHandshake(t, url+"&transport=polling")
 	conn := <-conns
 
-	c := dialWS(t, url+"&transport=websocket&sid="+open.SID)
-	if err := c.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
-		t.Fatal(err)
-	}
-	if got := readText(t, c); got != "3probe" {
+	c := dial(t, url+"&transport=websocket&sid="+open.SID)
+	c.WriteText("2probe")
+	if got := c.ReadText(); got != "3probe" {
 		t.Fatalf("probe answered %q, want 3probe", got)
 	}
 	// Still on polling: the engine has not switched, and the new transport
@@ -140,26 +110,18 @@ func TestAnUpgradedSessionSettlesOnlyAfterTheUpgradePacket(t *testing.T) {
 
 	// Something the engine buffers for the client while it switches.
 	conn.Send(strings.NewReader("before"), nil, nil)
-	if err := c.WriteMessage(websocket.TextMessage, []byte("5")); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if tr, ok := conn.Transport().(*Transport); ok && tr.Settled() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the upgraded transport never settled")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	c.WriteText("5")
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		tr, ok := conn.Transport().(*Transport)
+		return ok && tr.Settled()
+	}, "the upgraded transport to settle")
 	tr := transportOf(t, conn)
 	tr.WriteFrame(MessageFrame([]byte("after")), false)
 	// What the engine buffered while the client switched comes first.
-	if got := readText(t, c); got != "4before" {
+	if got := c.ReadText(); got != "4before" {
 		t.Fatalf("first frame after the upgrade %q, want 4before", got)
 	}
-	if got := readText(t, c); got != "4after" {
+	if got := c.ReadText(); got != "4after" {
 		t.Fatalf("second frame %q, want 4after", got)
 	}
 }
@@ -178,8 +140,8 @@ func TestMessagesReachTheEngineWhole(t *testing.T) {
 
 func testMessagesReachTheEngineWhole(t *testing.T, blocking bool) {
 	url, conns, made := startEngineWith(t, &Builder{blockingReads: blocking}, nil)
-	c := dialWS(t, url+"&transport=websocket")
-	readText(t, c) // the open packet
+	c := dial(t, url+"&transport=websocket")
+	c.Open()
 	conn := <-conns
 	if polled := (<-made).raw != nil; polled == blocking {
 		t.Fatalf("the transport is polled: %v, want %v", polled, !blocking)
@@ -200,12 +162,10 @@ func testMessagesReachTheEngineWhole(t *testing.T, blocking bool) {
 		{true, big, big},
 	}
 	for _, s := range sends {
-		mt := websocket.TextMessage
 		if s.binary {
-			mt = websocket.BinaryMessage
-		}
-		if err := c.WriteMessage(mt, []byte(s.frame)); err != nil {
-			t.Fatal(err)
+			c.WriteBinary([]byte(s.frame))
+		} else {
+			c.WriteText(s.frame)
 		}
 	}
 	for i, s := range sends {
@@ -258,8 +218,8 @@ func TestACutMessageIsAnError(t *testing.T) {
 // the server says the socket is recorded as connected.
 func TestAConnectAcknowledgementWaitsForReleaseConnect(t *testing.T) {
 	url, conns, _ := startEngine(t)
-	c := dialWS(t, url+"&transport=websocket")
-	readText(t, c) // open
+	c := dial(t, url+"&transport=websocket")
+	c.Open()
 	conn := <-conns
 	tr := transportOf(t, conn)
 	conn.Write(types.NewStringBufferString(`0{"sid":"x"}`), nil, nil)
@@ -269,26 +229,24 @@ func TestAConnectAcknowledgementWaitsForReleaseConnect(t *testing.T) {
 	if tr.WriteFrame(MessageFrame([]byte(`2["typing"]`)), true) {
 		t.Fatal("a volatile frame was taken while the acknowledgement is held")
 	}
-	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	if _, b, err := c.ReadMessage(); err == nil {
-		t.Fatalf("got %q before ReleaseConnect", b)
-	}
-	// gorilla's connection is unusable after a read timeout: dial again.
-	c = dialWS(t, url+"&transport=websocket")
-	readText(t, c)
+	// That nothing arrives is the test: wait a while, then look.
+	c.NoFrameWithin(100 * time.Millisecond)
+	// A second session, to release.
+	c = dial(t, url+"&transport=websocket")
+	c.Open()
 	conn = <-conns
 	tr = transportOf(t, conn)
 	conn.Write(types.NewStringBufferString(`0{"sid":"y"}`), nil, nil)
 	tr.WriteFrame(MessageFrame([]byte(`2["session"]`)), false)
 	tr.ReleaseConnect()
 	for _, want := range []string{`40{"sid":"y"}`, `42["session"]`} {
-		if got := readText(t, c); got != want {
+		if got := c.ReadText(); got != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
 	// Later frames go at once.
 	tr.WriteFrame(MessageFrame([]byte(`2["later"]`)), false)
-	if got := readText(t, c); got != `42["later"]` {
+	if got := c.ReadText(); got != `42["later"]` {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -297,12 +255,12 @@ func TestAConnectAcknowledgementWaitsForReleaseConnect(t *testing.T) {
 // that never calls ReleaseConnect still connects its clients.
 func TestAHeldAcknowledgementGoesWithoutReleaseConnectAfterALimit(t *testing.T) {
 	url, conns, _ := startEngine(t)
-	c := dialWS(t, url+"&transport=websocket")
-	readText(t, c)
+	c := dial(t, url+"&transport=websocket")
+	c.Open()
 	conn := <-conns
 	conn.Write(types.NewStringBufferString(`0{"sid":"z"}`), nil, nil)
 	start := time.Now()
-	if got := readText(t, c); got != `40{"sid":"z"}` {
+	if got := c.ReadText(); got != `40{"sid":"z"}` {
 		t.Fatalf("got %q", got)
 	}
 	if d := time.Since(start); d < connectHoldLimit/2 {
