@@ -482,8 +482,9 @@ func TestLoopbackRealChatd(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, chatd, "healthcheck")
-		// As in the containers: the listen address without a host.
-		cmd.Env = cleanEnv("CHATD_LISTEN=:" + port)
+		// As in the compose containers: the listen address without a host,
+		// and dev mode open to other machines on purpose.
+		cmd.Env = cleanEnv("CHATD_LISTEN=:"+port, "CHATD_AUTH_DEV_INSECURE=true")
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
