@@ -230,7 +230,7 @@ test(
         clients.push(c);
       }
     }
-    await waitFor("every client's first session", () => clients.every((c) => c.sessions.length === 1));
+    await waitFor("every client's first socket.io session", () => clients.every((c) => c.sessions.length === 1));
     for (const c of clients) {
       for (const room of c.rooms) await ok(c.socket, "join", { room });
     }

@@ -339,7 +339,7 @@ export function markDisconnected(state) {
 /**
  * startSession applies the server's session event, which names the user and
  * every room this socket was put back in. It returns `kind`: "first" (the
- * first session of this page), "recovered" (socket.io replayed what was
+ * first socket.io session of this page), "recovered" (socket.io replayed what was
  * missed: nothing to fetch) or "fresh" (a new session after a disconnect: the
  * caller catches up, see recovery.js), and `rooms`, what syncRoomList did.
  */

@@ -231,7 +231,7 @@ func TestAConnectAcknowledgementWaitsForReleaseConnect(t *testing.T) {
 	}
 	// That nothing arrives is the test: wait a while, then look.
 	c.NoFrameWithin(100 * time.Millisecond)
-	// A second session, to release.
+	// Another Engine.IO session, to release.
 	c = dial(t, url+"&transport=websocket")
 	c.Open()
 	conn = <-conns
