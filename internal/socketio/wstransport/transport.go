@@ -426,6 +426,7 @@ func (t *Transport) ReleaseConnect() {
 	t.held = nil
 	t.holding.Store(false)
 	t.holdEnd.Stop()
+	t.holdEnd = nil // a stopped timer is still 200 bytes of an idle connection
 }
 
 // write sends frame, or holds it while a CONNECT acknowledgement is held
