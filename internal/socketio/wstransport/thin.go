@@ -39,16 +39,17 @@ type thinPool struct{}
 
 func (thinPool) Get() any { return nil }
 func (thinPool) Put(any)  {}
-func thinRequest() *http.Request {
-	return &http.Request{
-		Method: http.MethodGet,
-		Header: http.Header{
-			"Connection":            {"Upgrade"},
-			"Upgrade":               {"websocket"},
-			"Sec-Websocket-Version": {"13"},
-			"Sec-Websocket-Key":     {thinKey},
-		},
-	}
+
+// thinRequest is the upgrade request of every stand-in's handshake, which
+// gorilla only reads.
+var thinRequest = &http.Request{
+	Method: http.MethodGet,
+	Header: http.Header{
+		"Connection":            {"Upgrade"},
+		"Upgrade":               {"websocket"},
+		"Sec-Websocket-Version": {"13"},
+		"Sec-Websocket-Key":     {thinKey},
+	},
 }
 
 // thinConn returns a gorilla Conn over c that holds no 1 kB buffers, for a
@@ -56,7 +57,7 @@ func thinRequest() *http.Request {
 // swallowed, everything after it goes to c.
 func thinConn(c net.Conn) (*websocket.Conn, error) {
 	w := &thinHijacker{conn: &handshakeSink{Conn: c}}
-	ws, err := thinUpgrader.Upgrade(w, thinRequest(), nil)
+	ws, err := thinUpgrader.Upgrade(w, thinRequest, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -89,9 +90,13 @@ func (*thinHijacker) Header() http.Header         { return http.Header{} }
 func (*thinHijacker) Write(b []byte) (int, error) { return 0, http.ErrHijacked }
 func (*thinHijacker) WriteHeader(int)             {}
 
-// Hijack returns the sink and small, empty buffers, which gorilla only looks
-// at: with ReadBufferSize set it makes its own reader, and with a pool no
-// write buffer.
+// thinReader is the empty reader of every stand-in's hijack: with
+// ReadBufferSize set, gorilla only asks it how much it has buffered.
+var thinReader = bufio.NewReaderSize(nil, 16)
+
+// Hijack returns the sink and small, empty buffers: gorilla makes its own
+// reader, uses the writer for the handshake answer only, and takes write
+// buffers from its pool.
 func (t *thinHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return t.conn, bufio.NewReadWriter(bufio.NewReaderSize(nil, 16), bufio.NewWriterSize(nil, 16)), nil
+	return t.conn, bufio.NewReadWriter(thinReader, bufio.NewWriterSize(nil, 16)), nil
 }
