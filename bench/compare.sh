@@ -57,7 +57,7 @@ quiet_wait=${QUIET_WAIT:-120}
 out=${OUT:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-  scenarios=(idle idle10k fanout500 fanout1500 capacity cluster2 cluster3 capacity2 storm)
+  scenarios=(idle idle10k fanout500 fanout750 fanout1000 capacity cluster2 cluster3 capacity2 storm)
 fi
 max_conns=0
 for s in "${scenarios[@]}"; do
