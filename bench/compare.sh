@@ -250,6 +250,17 @@ bench() {
   echo "== $run: chatbench $* (servers $pid_list on CPU 0)"
   local profiler=""
   local extra=()
+  # chatd's count of the connections it closed, by reason, each second: a
+  # run that lost a connection then shows why (ping timeout, slow client, ...).
+  local closes=""
+  if [ "$impl" = chatd ]; then
+    (while :; do
+      curl -sf "${targets%%,*}/metrics" 2>/dev/null | grep -E '^chatd_(server_closes_total|slow_clients_disconnected_total)' |
+        grep -v ' 0$' | sed "s/^/$(date -u +%T) /" || true
+      sleep 1
+    done >"$out/$run.closes.log") &
+    closes=$!
+  fi
   # bench/node-min sends no session event: its CONNECT answer is enough.
   [ "$impl" = node-min ] && extra=(-session=false)
   if [ "${PPROF:-0}" = 1 ] && [ "$impl" = chatd ] && [[ $name == fanout* ]]; then
@@ -261,6 +272,7 @@ bench() {
     >>"$results" 2> >(tee "$out/$run.progress.log" | grep -E 'done|capacity:|storm:|idle:|step [0-9]+:' >&2) ||
     { echo "FAILED: $run: chatbench failed, a failed run, not noise (see $out/$run.progress.log)"; failed_runs=$((failed_runs + 1)); }
   [ -n "$profiler" ] && { wait "$profiler" || echo "WARNING: profile of $run failed"; }
+  [ -n "$closes" ] && { kill "$closes" 2>/dev/null; wait "$closes" 2>/dev/null || true; }
   stop_servers
 }
 
