@@ -246,7 +246,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	opts.SetMaxHttpBufferSize(int64(cfg.PayloadBytes))
 	opts.SetPingInterval(25 * time.Second)
 	opts.SetPingTimeout(20 * time.Second)
-	opts.SetConnectTimeout(connectTimeout)
+	// chatd drops sessions that send no CONNECT at connectTimeout itself
+	// (dropBareSessions); socket.io's timeout, later, covers those whose
+	// CONNECT was not admitted.
+	opts.SetConnectTimeout(connectTimeout + bareCloseGrace)
 	// chatd's own WebSocket transport (see internal/socketio/wstransport); polling
 	// stays the library's.
 	s.ws = &wstransport.Builder{
