@@ -384,9 +384,9 @@ func Default() Config {
 			BatchWait: 100 * time.Millisecond,
 			QueueMax:  100_000,
 		}},
-		Memory:   MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
-		Metrics:  MetricsConfig{Enabled: true},
-		Web:      WebConfig{Enabled: true},
+		Memory:  MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
+		Metrics: MetricsConfig{Enabled: true},
+		Web:     WebConfig{Enabled: true},
 		HTTP: HTTPConfig{
 			IdleTimeout:    60 * time.Second,
 			HeaderTimeout:  10 * time.Second,

@@ -10,7 +10,10 @@ import (
 // names its key and says what would be valid.
 func TestValidateEvents(t *testing.T) {
 	secret := strings.Repeat("s", 32)
-	on := func(c *Config) { c.Hooks.Events.URL = "https://backend.example.com/chatd/events"; c.Hooks.Secret = secret }
+	on := func(c *Config) {
+		c.Hooks.Events.URL = "https://backend.example.com/chatd/events"
+		c.Hooks.Secret = secret
+	}
 	tests := []struct {
 		name   string
 		change func(c *Config)

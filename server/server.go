@@ -138,7 +138,7 @@ type Server struct {
 	reg      *prometheus.Registry
 	delivery *Delivery
 	events   events.Sink // see events.go
-	access   access // room policies, grants and token checks (access.go)
+	access   access      // room policies, grants and token checks (access.go)
 	// first holds the routes mounted with Handle whose first path segment
 	// is a wildcard; ServeHTTP tries them before mux.
 	first *http.ServeMux

@@ -152,9 +152,9 @@ type Main struct {
 	redisClient   goredis.UniversalClient
 	redisPresence *chatdredis.RedisPresence
 	events        *eventsRun // with hooks.events.url; see events.go
-	served     chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	served        chan struct{}
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 // newMain wires chatd from cfg.
