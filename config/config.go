@@ -59,6 +59,42 @@ type Config struct {
 	Web WebConfig `yaml:"web"`
 	// Debug holds switches for diagnosing a running chatd.
 	Debug DebugConfig `yaml:"debug"`
+	// Hooks tells the application's backend what happens in chatd.
+	Hooks HooksConfig `yaml:"hooks"`
+}
+
+// HooksConfig is the hooks.* section.
+type HooksConfig struct {
+	// Secret signs every request chatd sends to the backend (HMAC-SHA256
+	// of a timestamp and the body), at least 32 characters; required when
+	// an event or hook URL is set.
+	Secret string `yaml:"secret" usage:"secret that signs every request to the backend (X-Chatd-Signature), at least 32 characters; required with hooks.events.url" secret:"true"`
+	// Events POSTs the events (messages, members, users online and
+	// offline, rooms occupied and vacated) to the backend, at least once.
+	Events EventsConfig `yaml:"events"`
+}
+
+// EventsConfig is the hooks.events.* section.
+type EventsConfig struct {
+	// URL is where batches of events are POSTed (http or https); empty
+	// turns events off.
+	URL string `yaml:"url" usage:"http(s) URL that batches of events are POSTed to; empty turns events off"`
+	// Timeout bounds one POST, 100ms to 1m.
+	Timeout time.Duration `yaml:"timeout" usage:"time limit of one POST of events, 100ms to 1m"`
+	// RetryFor is how long an event is retried after it happened before it
+	// is dropped, 1s to 24h.
+	RetryFor time.Duration `yaml:"retry_for" usage:"how long an undelivered event is retried before it is dropped, 1s to 24h"`
+	// BatchMax is the most events in one POST, 1 to 1000.
+	BatchMax int `yaml:"batch_max" usage:"most events in one POST, 1 to 1000"`
+	// BatchWait is how long events are gathered into a batch once the
+	// first is there, 0s to 10s.
+	BatchWait time.Duration `yaml:"batch_wait" usage:"how long events are gathered into one POST, 0s to 10s"`
+	// QueueMax bounds the queued events (in memory, or the Redis stream in
+	// cluster mode), 1 to 10,000,000; past it the oldest unsent events are
+	// dropped and counted in chatd_events_dropped_total{reason="queue_full"}.
+	QueueMax int `yaml:"queue_max" usage:"most events queued; past it the oldest unsent are dropped, 1 to 10000000"`
+	// Types, when not empty, lists the only event types sent.
+	Types []string `yaml:"types" usage:"event types to send, such as message.created,user.offline; empty sends all"`
 }
 
 // HTTPConfig is the http.* section.
@@ -341,9 +377,16 @@ func Default() Config {
 			StreamLength:     protocol.DefaultRecoveryBufferLength,
 		},
 		Presence: PresenceConfig{TTL: 30 * time.Second},
-		Memory:   MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
-		Metrics:  MetricsConfig{Enabled: true},
-		Web:      WebConfig{Enabled: true},
+		Hooks: HooksConfig{Events: EventsConfig{
+			Timeout:   5 * time.Second,
+			RetryFor:  10 * time.Minute,
+			BatchMax:  100,
+			BatchWait: 100 * time.Millisecond,
+			QueueMax:  100_000,
+		}},
+		Memory:  MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
+		Metrics: MetricsConfig{Enabled: true},
+		Web:     WebConfig{Enabled: true},
 		HTTP: HTTPConfig{
 			IdleTimeout:    60 * time.Second,
 			HeaderTimeout:  10 * time.Second,

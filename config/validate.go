@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/protocol"
 )
 
@@ -82,6 +83,7 @@ func (c *Config) Validate() error {
 	c.validateRedis(&p)
 	c.validateAuth(&p, listenOK)
 	c.validateAPI(&p)
+	c.validateEvents(&p)
 	if _, err := c.Rooms.ParsedPolicies(); err != nil {
 		p.add("rooms.policies", "%v", err)
 	}
@@ -90,6 +92,7 @@ func (c *Config) Validate() error {
 		{"api.token", c.API.Token},
 		{"api.aws_secret_access_key", c.API.AWSSecretAccessKey},
 		{"redis.password", c.Redis.Password},
+		{"hooks.secret", c.Hooks.Secret},
 	} {
 		if isPlaceholder(secret.value) {
 			p.add(secret.key, "is the example placeholder from the deploy files; generate a real secret, e.g. with `openssl rand -hex 32`")
@@ -394,5 +397,65 @@ func (c *Config) validateConnLimits(p *problems) {
 	}
 	if !(l.HandshakesPerSecond >= 0) || math.IsInf(l.HandshakesPerSecond, 0) {
 		p.add("limits.handshakes_per_second", "must be a number, 0 (off) or more, not %g", l.HandshakesPerSecond)
+	}
+}
+
+// Limits of the hooks.events.* values Validate accepts.
+const (
+	minEventsTimeout  = 100 * time.Millisecond
+	maxEventsTimeout  = time.Minute
+	minEventsRetryFor = time.Second
+	maxEventsRetryFor = 24 * time.Hour
+	maxEventsBatch    = 1000
+	maxEventsWait     = 10 * time.Second
+	maxEventsQueue    = 10_000_000
+	minHooksSecret    = 32
+)
+
+func (c *Config) validateEvents(p *problems) {
+	e := &c.Hooks.Events
+	if e.URL != "" {
+		if msg := checkBackendURL(e.URL); msg != "" {
+			p.add("hooks.events.url", "%s", msg)
+		}
+		if c.Hooks.Secret == "" {
+			p.add("hooks.secret", "required when hooks.events.url is set: chatd signs every request with it; generate one with `openssl rand -hex 32`")
+		}
+	}
+	if n := len(c.Hooks.Secret); n > 0 && n < minHooksSecret && !isPlaceholder(c.Hooks.Secret) {
+		p.add("hooks.secret", "must be at least %d characters, not %d; generate one with `openssl rand -hex 32`", minHooksSecret, n)
+	}
+	durationRange(p, "hooks.events.timeout", e.Timeout, minEventsTimeout, maxEventsTimeout)
+	durationRange(p, "hooks.events.retry_for", e.RetryFor, minEventsRetryFor, maxEventsRetryFor)
+	durationRange(p, "hooks.events.batch_wait", e.BatchWait, 0, maxEventsWait)
+	intRange(p, "hooks.events.batch_max", e.BatchMax, 1, maxEventsBatch)
+	intRange(p, "hooks.events.queue_max", e.QueueMax, 1, maxEventsQueue)
+	for _, t := range e.Types {
+		if !events.KnownType(t) {
+			p.add("hooks.events.types", "%q is not an event type; the types are %s", t, strings.Join(events.Types, ", "))
+		}
+	}
+}
+
+// checkBackendURL returns what is wrong with the URL of a backend that
+// chatd POSTs to, or "". It never repeats the URL.
+func checkBackendURL(u string) string {
+	const want = "must be an http or https URL such as https://backend.example.com/chatd/events"
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" || parsed.Hostname() == "" {
+		return want
+	}
+	if parsed.User != nil {
+		return "must not carry a user name or password: chatd signs every request with hooks.secret instead"
+	}
+	if parsed.Fragment != "" {
+		return "must not have a #fragment"
+	}
+	return ""
+}
+
+func durationRange(p *problems, key string, v, lo, hi time.Duration) {
+	if v < lo || v > hi {
+		p.add(key, "must be from %s to %s, not %s", formatDuration(lo), formatDuration(hi), formatDuration(v))
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/internal/socketio"
 	"github.com/chatd/chatd/internal/socketio/warm"
 	"github.com/chatd/chatd/internal/socketio/wstransport"
@@ -117,6 +118,10 @@ type Deps struct {
 	// Cutoffs holds when the server API last disconnected each user; nil
 	// is in memory.
 	Cutoffs rooms.Cutoffs
+	// Events receives the events for the application's backend (messages,
+	// members, users online and offline, rooms occupied and vacated); nil
+	// discards them. Publish must not block.
+	Events events.Sink
 }
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
@@ -132,7 +137,8 @@ type Server struct {
 	metrics  *metrics
 	reg      *prometheus.Registry
 	delivery *Delivery
-	access   access // room policies, grants and token checks (access.go)
+	events   events.Sink // see events.go
+	access   access      // room policies, grants and token checks (access.go)
 	// first holds the routes mounted with Handle whose first path segment
 	// is a wildcard; ServeHTTP tries them before mux.
 	first *http.ServeMux
@@ -240,6 +246,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		handlers: warm.New(handlerWorkers, handlerIdle),
 	}
 	s.access = newAccess(cfg, deps)
+	s.events = deps.Events
+	if s.events == nil {
+		s.events = events.Discard
+	}
 
 	opts := socket.DefaultServerOptions()
 	opts.SetServeClient(false)
@@ -288,7 +298,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.nsp = s.io.Sockets()
 	s.guard.sessions = func() int { return int(min(s.io.Engine().ClientsCount(), math.MaxInt)) } //nolint:gosec // clamped first
 	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)
-	s.delivery = &Delivery{nsp: s.nsp, metrics: s.metrics}
+	s.delivery = &Delivery{nsp: s.nsp, metrics: s.metrics, events: s.events}
 	s.io.Use(s.authMiddleware)
 	_ = s.io.On("connection", func(args ...any) {
 		if sock, ok := args[0].(*socket.Socket); ok {

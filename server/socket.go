@@ -16,6 +16,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 	"golang.org/x/time/rate"
 
+	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/internal/socketio/wstransport"
 	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
@@ -263,6 +264,7 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		"recovered": sock.Recovered(),
 	})
 	if first {
+		s.publishUser(events.UserOnline, u, "")
 		s.delivery.Announce(u, memberOf, "online")
 	}
 }
@@ -334,6 +336,7 @@ func (c *conn) forget() {
 		return
 	}
 	if last {
+		s.publishUser(events.UserOffline, c.user, offlineDisconnected)
 		s.delivery.Announce(c.user, memberOf, "offline")
 	}
 }

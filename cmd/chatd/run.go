@@ -13,10 +13,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/chatd/chatd/api"
 	"github.com/chatd/chatd/config"
 	"github.com/chatd/chatd/internal/idlemem"
+	chatdredis "github.com/chatd/chatd/redis"
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
 	"github.com/chatd/chatd/web"
@@ -146,9 +148,13 @@ type Main struct {
 	reg        *prometheus.Registry
 	metrics    *metricsListener // on metrics.listen; nil without one
 	redisLoss  *redisLoss       // in cluster mode; see redisloss.go
-	served     chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	// In cluster mode, the Redis client and presence (stores.go).
+	redisClient   goredis.UniversalClient
+	redisPresence *chatdredis.RedisPresence
+	events        *eventsRun // with hooks.events.url; see events.go
+	served        chan struct{}
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 // newMain wires chatd from cfg.
@@ -228,6 +234,10 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	deps.Chat = chat
 	deps.Logger = m.log
 	deps.Registry = reg
+	if deps.Events, err = m.newEvents(ctx, cfg, reg); err != nil {
+		_ = m.Close()
+		return nil, err
+	}
 	m.srv, err = server.New(scfg, deps)
 	if err != nil {
 		_ = m.Close()
@@ -282,6 +292,9 @@ func (m *Main) Run(ctx context.Context) error {
 			m.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if m.events != nil {
+		m.events.start()
+	}
 	if clustered(m.cfg) {
 		// Only other instances can crash away from this one's presence.
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -381,6 +394,9 @@ func (m *Main) close() error {
 	if m.srv != nil {
 		_ = m.srv.Close()
 	}
+	// After the server, whose drain published the last user.offline
+	// events, and before Redis closes.
+	m.events.stop(ctx)
 	for i := len(m.closer) - 1; i >= 0; i-- {
 		if err := m.closer[i](); err != nil {
 			m.log.Warn("shutdown: cleanup failed; what it leaves in Redis expires by itself", "err", err)

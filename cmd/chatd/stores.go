@@ -50,6 +50,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	rm := newRedisMetrics(reg)
 	client.AddHook(rm)
 	m.closer = append(m.closer, client.Close)
+	m.redisClient = client
 	if err := m.watchRedisData(ctx, client, reg); err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
@@ -115,6 +116,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
+	m.redisPresence = presence
 	if err := presence.Start(ctx); err != nil {
 		// Redis may be down at start; presence keeps retrying by itself.
 		m.log.Warn("presence start", "err", err)
