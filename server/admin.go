@@ -118,7 +118,7 @@ var (
 
 // errInvalidCredentials is the refusal the UI shows as a wrong login: its
 // message must be exactly this.
-const errInvalidCredentials = "invalid credentials"
+const errInvalidCredentials = "invalid credentials" //nolint:gosec // the refusal's message, not a credential
 
 // adminSessionBytes is the size of a session id, in random bytes (256 bits).
 const adminSessionBytes = 32
