@@ -48,10 +48,15 @@ function ensureAdminUIBuilt() {
   execFileSync("npm", ["run", "build"], { cwd: dir, stdio: "inherit" });
 }
 
-/** hashPassword makes the bcrypt hash with the binary's own `chatd hash-password`. */
-async function hashPassword(pw) {
-  const bin = await buildChatd();
-  return execFileSync(bin, ["hash-password", "-cost", "10"], { input: pw + "\n", env: {} }).toString().trim();
+let hashed; // the hash of PASSWORD, made once
+
+/** passwordHash makes the bcrypt hash of PASSWORD with the binary's own `chatd hash-password`. */
+async function passwordHash() {
+  if (!hashed) {
+    const bin = await buildChatd();
+    hashed = execFileSync(bin, ["hash-password", "-cost", "10"], { input: PASSWORD + "\n", env: {} }).toString().trim();
+  }
+  return hashed;
 }
 
 const adminSockets = new Set();
@@ -169,9 +174,13 @@ async function login(page, url, password) {
 
 describe("admin: the /admin namespace and the UI on a two-instance cluster", () => {
   let redis, A, B, hash;
+  // The session of the first test's password login: the later tests log in
+  // with it, as the UI does on a reload, without a bcrypt comparison each.
+  let session;
+  const loginA = () => adminConnect(A.url, { sessionId: session });
 
   before(async () => {
-    hash = await hashPassword(PASSWORD);
+    hash = await passwordHash();
     redis = await startRedis();
     const env = { CHATD_REDIS_URL: redis.url, CHATD_ADMIN_USERNAME: USER, CHATD_ADMIN_PASSWORD_HASH: hash };
     [A, B] = await Promise.all([
@@ -197,7 +206,7 @@ describe("admin: the /admin namespace and the UI on a two-instance cluster", () 
     await ok(bob.socket, "join", { room });
 
     const admin = await adminConnect(A.url, { username: USER, password: PASSWORD });
-    const [session] = await admin.next("session");
+    [session] = await admin.next("session");
     assert.match(session, /^[A-Za-z0-9_-]{43}$/, "a 256-bit session id");
     const [config] = await admin.next("config");
     assert.deepEqual([...config.supportedFeatures].sort(), ["AGGREGATED_EVENTS", "ALL_EVENTS", "DISCONNECT", "JOIN", "LEAVE"]);
@@ -236,7 +245,7 @@ describe("admin: the /admin namespace and the UI on a two-instance cluster", () 
   });
 
   test("socket and room changes of both instances reach a UI on either", async () => {
-    const admin = await adminConnect(B.url, { username: USER, password: PASSWORD });
+    const admin = await adminConnect(B.url, { sessionId: session });
     await admin.next("all_sockets");
     const room = uid("live");
     const carol = await chatUser(A.url, uid("carol"));
@@ -254,7 +263,7 @@ describe("admin: the /admin namespace and the UI on a two-instance cluster", () 
   });
 
   test("a join or leave of a socket goes to its user; a disconnect ends the socket", async () => {
-    const admin = await adminConnect(A.url, { username: USER, password: PASSWORD });
+    const admin = await loginA();
     await admin.next("all_sockets");
     const userId = uid("dave");
     const tab1 = await chatUser(B.url, userId);
@@ -291,7 +300,7 @@ describe("admin: the /admin namespace and the UI on a two-instance cluster", () 
   });
 
   test("bad input from the admin namespace is refused without effect", async () => {
-    const admin = await adminConnect(A.url, { username: USER, password: PASSWORD });
+    const admin = await loginA();
     await admin.next("all_sockets");
     const erin = await chatUser(A.url, uid("erin"));
     const room = uid("r");
@@ -332,13 +341,10 @@ describe("admin: the /admin namespace and the UI on a two-instance cluster", () 
       const err = await adminConnect(A.url, auth).catch((e) => e);
       assert.equal(err.message, "invalid credentials", `auth ${JSON.stringify(auth)}`);
     }
-    const admin = await adminConnect(A.url, { username: USER, password: PASSWORD });
-    const [session] = await admin.next("session");
     // Dev mode lets anyone in as a guest; the admin session makes the chat
     // socket nobody else (in jwt mode it is refused as a missing token).
     const chat = await connect(A.url, { auth: { sessionId: session } });
     assert.match(chat.session.userId, /^guest-/);
-    admin.close();
   });
 
   test("in Chromium: log in at /admin/, see both instances' sockets and rooms, disconnect one", async () => {
@@ -382,7 +388,7 @@ describe("admin: read-only mode and failed logins on one instance", () => {
   let srv;
 
   before(async () => {
-    const hash = await hashPassword(PASSWORD);
+    const hash = await passwordHash();
     srv = await startChatd({ CHATD_ADMIN_USERNAME: USER, CHATD_ADMIN_PASSWORD_HASH: hash, CHATD_ADMIN_READONLY: "true" });
   });
 
