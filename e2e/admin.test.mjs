@@ -368,6 +368,14 @@ describe("admin: the /admin namespace and the UI on a two-instance cluster", () 
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: path.join(SCREENSHOTS, "admin-ui.png") });
 
+    // The UI keeps its session in the tab, not where the chat page at /
+    // (same origin) keeps its own, and neither sets a cookie.
+    const stored = await page.evaluate(() => ({
+      local: Object.keys(localStorage), cookie: document.cookie, session: sessionStorage.getItem("session_id"),
+    }));
+    assert.deepEqual(stored.local, [], "the Admin UI writes nothing to localStorage");
+    assert.equal(stored.cookie, "");
+    assert.match(stored.session ?? "", /^[A-Za-z0-9_-]{43}$/);
     await page.goto(A.url + "/admin/#/rooms/");
     await page.locator("tbody tr").filter({ hasText: room }).first().waitFor();
 

@@ -125,3 +125,20 @@ func TestParseAdminRequest(t *testing.T) {
 		}
 	}
 }
+
+// The chat namespace takes an admin login or session for no one: in jwt
+// mode it is refused as a connection without a token.
+func TestChatRefusesAdminCredentials(t *testing.T) {
+	a, err := newAuthenticator(AuthJWT, testSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, auth := range []map[string]any{
+		{"sessionId": strings.Repeat("A", 43)},
+		{"username": "ops", "password": "s3cret-password"},
+	} {
+		if u, _, err := a.identify(auth); err == nil {
+			t.Errorf("chat auth %v accepted as %+v", auth, u)
+		}
+	}
+}
