@@ -157,7 +157,13 @@ type admin struct {
 	mu        sync.Mutex                   // guards the following fields
 	announced map[socket.SocketId]struct{} // chat sockets the UIs have been told of
 	counts    map[adminCountKey]int        // aggregated events of the current period
-	fresh     map[socket.SocketId]string   // admin sockets logged in by password -> their new session id
+}
+
+// adminData is an admin socket's data between its login and its
+// connection: the session id a password login issued, for the session
+// event. Nothing else is kept in an admin socket's data.
+type adminData struct {
+	newSession string
 }
 
 // newAdmin sets up the Admin UI's namespace on s.
@@ -182,7 +188,6 @@ func newAdmin(s *Server, cfg AdminConfig, sessions AdminSessions, reg prometheus
 		done:      make(chan struct{}),
 		announced: make(map[socket.SocketId]struct{}),
 		counts:    make(map[adminCountKey]int),
-		fresh:     make(map[socket.SocketId]string),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_admin_logins_total",
 			Help: "Admin UI connections, by result: password, session, invalid, throttled, busy, unavailable.",
@@ -326,11 +331,7 @@ func (a *admin) authenticate(sock *socket.Socket, next func(*socket.ExtendedErro
 	switch result {
 	case loginPassword, loginSession:
 		a.s.log.Info("admin: login", "how", string(result), "address", addr)
-		if id != "" {
-			a.mu.Lock()
-			a.fresh[sock.Id()] = id
-			a.mu.Unlock()
-		}
+		sock.SetData(&adminData{newSession: id})
 		next(nil)
 	case loginInvalid:
 		a.failures.Fail(addr)
@@ -351,13 +352,10 @@ const adminWatchers socket.Room = "watchers"
 // this instance's stats and the sockets of the whole cluster; then it
 // hears every instance's stats and socket changes.
 func (a *admin) onConnection(sock *socket.Socket) {
-	a.mu.Lock()
-	id := a.fresh[sock.Id()]
-	delete(a.fresh, sock.Id())
-	a.mu.Unlock()
-	if id != "" {
-		_ = sock.Emit("session", id)
+	if d, ok := sock.Data().(*adminData); ok && d.newSession != "" {
+		_ = sock.Emit("session", d.newSession)
 	}
+	sock.SetData(nil)
 	_ = sock.Emit("config", map[string]any{"supportedFeatures": a.features})
 	lim := rate.NewLimiter(adminRequestsPerSecond, adminRequestBurst)
 	for _, name := range []string{"join", "leave", "_disconnect", "emit"} {
