@@ -444,8 +444,15 @@ describe("admin: read-only mode and failed logins on one instance", () => {
     // 10 failures at once per address (one was spent above), then one every
     // 2 s. Guessed session ids fail as well as passwords do, without the
     // cost of a bcrypt comparison each.
+    // One login per address is checked at a time: guesses sent in parallel
+    // do not each get past the throttle.
+    const parallel = await Promise.all([1, 2, 3, 4].map((i) =>
+      adminConnect(srv.url, { username: USER, password: "parallel guess " + i }).catch((e) => e)));
+    const messages = parallel.map((e) => e.message);
+    assert.ok(messages.some((m) => m.startsWith("another login from your address is being checked")), `parallel logins: ${messages}`);
+    assert.ok(messages.every((m) => m === "invalid credentials" || m.startsWith("another login")), `parallel logins: ${messages}`);
     let last;
-    let failures = 1;
+    let failures = 1 + messages.filter((m) => m === "invalid credentials").length;
     for (; failures < 30; failures++) {
       last = await adminConnect(srv.url, { sessionId: "A".repeat(43) }).catch((e) => e);
       if (last.message !== "invalid credentials") break;

@@ -157,6 +157,7 @@ type admin struct {
 	mu        sync.Mutex                   // guards the following fields
 	announced map[socket.SocketId]struct{} // chat sockets the UIs have been told of
 	counts    map[adminCountKey]int        // aggregated events of the current period
+	checking  map[string]bool              // client addresses with a login being checked
 }
 
 // adminData is an admin socket's data between its login and its
@@ -188,6 +189,7 @@ func newAdmin(s *Server, cfg AdminConfig, sessions AdminSessions, reg prometheus
 		done:      make(chan struct{}),
 		announced: make(map[socket.SocketId]struct{}),
 		counts:    make(map[adminCountKey]int),
+		checking:  make(map[string]bool),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_admin_logins_total",
 			Help: "Admin UI connections, by result: password, session, invalid, throttled, busy, unavailable.",
@@ -315,7 +317,8 @@ func (a *admin) login(ctx context.Context, auth map[string]any) (loginResult, st
 // a connect_error: "invalid credentials" for a wrong login (what the UI
 // shows as such), a sentence for a throttled or failed one. Every invalid
 // login spends one of the address's failures (httplimit.Failures: 10 at
-// once, then one every 2 s).
+// once, then one every 2 s), and an address has one login checked at a
+// time.
 func (a *admin) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
 	addr := a.s.guard.socketAddr(sock)
 	if wait, blocked := a.failures.Blocked(addr); blocked {
@@ -324,6 +327,22 @@ func (a *admin) authenticate(sock *socket.Socket, next func(*socket.ExtendedErro
 		next(socket.NewExtendedError("too many failed logins from your address; retry in "+httplimit.RetryAfter(wait)+" s", nil))
 		return
 	}
+	// One login per address at a time: parallel guesses would all pass the
+	// throttle before the first of them failed.
+	a.mu.Lock()
+	busy := a.checking[addr]
+	a.checking[addr] = true
+	a.mu.Unlock()
+	if busy {
+		a.logins.WithLabelValues(string(loginBusy)).Inc()
+		next(socket.NewExtendedError("another login from your address is being checked; retry in a moment", nil))
+		return
+	}
+	defer func() {
+		a.mu.Lock()
+		delete(a.checking, addr)
+		a.mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.RequestTimeout)
 	defer cancel()
 	result, id := a.login(ctx, sock.Handshake().Auth)
