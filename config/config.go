@@ -57,6 +57,9 @@ type Config struct {
 	Metrics MetricsConfig `yaml:"metrics"`
 	// Web configures the bundled browser client.
 	Web WebConfig `yaml:"web"`
+	// Admin turns on the socket.io Admin UI: the /admin namespace and the
+	// page at /admin/.
+	Admin AdminConfig `yaml:"admin"`
 	// Debug holds switches for diagnosing a running chatd.
 	Debug DebugConfig `yaml:"debug"`
 	// Hooks tells the application's backend what happens in chatd.
@@ -333,6 +336,26 @@ type WebConfig struct {
 	Enabled bool `yaml:"enabled" usage:"serve the browser client at /"`
 }
 
+// AdminConfig is the admin.* section. The Admin UI is off until both
+// Username and PasswordHash are set.
+type AdminConfig struct {
+	// Username is the name the Admin UI logs in with.
+	Username string `yaml:"username" usage:"user name of the socket.io Admin UI; with admin.password_hash it turns the UI on"`
+	// PasswordHash is the bcrypt hash (cost 10 or more) of the Admin UI's
+	// password, as `chatd hash-password` prints it; a plain password is
+	// refused.
+	PasswordHash string `yaml:"password_hash" secret:"true" usage:"bcrypt hash (cost >= 10) of the Admin UI password; make it with chatd hash-password"`
+	// ReadOnly lets the Admin UI watch but not join, leave or disconnect.
+	ReadOnly bool `yaml:"readonly" usage:"the Admin UI may watch but not join, leave or disconnect sockets"`
+	// SessionTTL is how long an Admin UI login lasts before the password is
+	// asked again.
+	SessionTTL time.Duration `yaml:"session_ttl" usage:"how long an Admin UI login lasts"`
+}
+
+// Enabled reports whether the Admin UI is on: a user name and a password
+// hash are set.
+func (c AdminConfig) Enabled() bool { return c.Username != "" && c.PasswordHash != "" }
+
 // DebugConfig is the debug.* section.
 type DebugConfig struct {
 	// Pprof serves Go's profiling endpoints at /debug/pprof/. They reveal
@@ -387,6 +410,7 @@ func Default() Config {
 		Memory:  MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
 		Metrics: MetricsConfig{Enabled: true},
 		Web:     WebConfig{Enabled: true},
+		Admin:   AdminConfig{SessionTTL: 12 * time.Hour},
 		HTTP: HTTPConfig{
 			IdleTimeout:    60 * time.Second,
 			HeaderTimeout:  10 * time.Second,

@@ -12,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/protocol"
@@ -84,6 +86,7 @@ func (c *Config) Validate() error {
 	c.validateAuth(&p, listenOK)
 	c.validateAPI(&p)
 	c.validateEvents(&p)
+	c.validateAdmin(&p)
 	if _, err := c.Rooms.ParsedPolicies(); err != nil {
 		p.add("rooms.policies", "%v", err)
 	}
@@ -312,6 +315,42 @@ func IsLoopback(listen string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Bounds of the admin.* settings.
+const (
+	// MinAdminBcryptCost is the lowest bcrypt cost admin.password_hash may
+	// have: each guess then costs an attacker tens of milliseconds of CPU.
+	MinAdminBcryptCost = 10
+	maxAdminUsername   = 128
+	minAdminSessionTTL = time.Minute
+	maxAdminSessionTTL = 30 * 24 * time.Hour
+)
+
+func (c *Config) validateAdmin(p *problems) {
+	a := c.Admin
+	switch {
+	case a.Username != "" && a.PasswordHash == "":
+		p.add("admin.password_hash", "is required with admin.username; make one with `chatd hash-password`")
+	case a.Username == "" && a.PasswordHash != "":
+		p.add("admin.username", "is required with admin.password_hash")
+	}
+	if len(a.Username) > maxAdminUsername || strings.IndexFunc(a.Username, unicode.IsControl) >= 0 {
+		p.add("admin.username", "must be at most %d characters without control characters", maxAdminUsername)
+	}
+	if a.PasswordHash != "" {
+		cost, err := bcrypt.Cost([]byte(a.PasswordHash))
+		switch {
+		case err != nil:
+			p.add("admin.password_hash", "is not a bcrypt hash (a plain password is refused); make one with `chatd hash-password`")
+		case cost < MinAdminBcryptCost:
+			p.add("admin.password_hash", "has bcrypt cost %d; it must be at least %d (make a new one with `chatd hash-password`)", cost, MinAdminBcryptCost)
+		}
+	}
+	if a.SessionTTL < minAdminSessionTTL || a.SessionTTL > maxAdminSessionTTL {
+		p.add("admin.session_ttl", "must be from %s to %s, not %s",
+			formatDuration(minAdminSessionTTL), formatDuration(maxAdminSessionTTL), formatDuration(a.SessionTTL))
+	}
 }
 
 func (c *Config) validateAPI(p *problems) {

@@ -26,10 +26,11 @@ const (
 	refusedHandshakes     = "handshakes_per_second"
 	refusedConnections    = "connections"
 	refusedUserEvents     = "user_events"
+	refusedAdminAuth      = "admin_login_failures"
 )
 
 // refusalLimits are every value of the limit label.
-var refusalLimits = []string{refusedAPIAuth, refusedSocketsPerUser, refusedPerAddress, refusedHandshakes, refusedConnections, refusedUserEvents}
+var refusalLimits = []string{refusedAPIAuth, refusedSocketsPerUser, refusedPerAddress, refusedHandshakes, refusedConnections, refusedUserEvents, refusedAdminAuth}
 
 // connectTimeout is how long an Engine.IO session may go without sending
 // its socket.io CONNECT before it is closed (socket.io's connectTimeout,
@@ -87,7 +88,7 @@ func newGuard(cfg Config, reg prometheus.Registerer) (*guard, error) {
 		failures: httplimit.NewFailures(0, 0),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_limit_refusals_total",
-			Help: "Clients or requests refused by a limit, by limit (sockets_per_user, connections_per_address, handshakes_per_second, connections, connect_timeout, user_events, api_auth_failures).",
+			Help: "Clients or requests refused by a limit, by limit (sockets_per_user, connections_per_address, handshakes_per_second, connections, connect_timeout, user_events, api_auth_failures, admin_login_failures).",
 		}, []string{"limit"}),
 	}
 	if hs := cfg.ConnLimits.HandshakesPerSecond; hs > 0 {

@@ -98,6 +98,9 @@ type Config struct {
 	Metrics bool
 	// Pprof serves Go's profiling endpoints at /debug/pprof/ when true.
 	Pprof bool
+	// Admin turns on the socket.io Admin UI's namespace (/admin) when its
+	// user name and password hash are set. See admin.go.
+	Admin AdminConfig
 }
 
 // Deps are the server's collaborators.
@@ -122,6 +125,8 @@ type Deps struct {
 	// members, users online and offline, rooms occupied and vacated); nil
 	// discards them. Publish must not block.
 	Events events.Sink
+	// AdminSessions keeps the Admin UI's logins; nil is in memory.
+	AdminSessions AdminSessions
 }
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
@@ -139,6 +144,9 @@ type Server struct {
 	delivery *Delivery
 	events   events.Sink // see events.go
 	access   access      // room policies, grants and token checks (access.go)
+	admin    *admin      // the Admin UI's namespace; nil when it is off
+	// clustered is true with a cluster adapter (deps.Adapter).
+	clustered bool
 	// first holds the routes mounted with Handle whose first path segment
 	// is a wildcard; ServeHTTP tries them before mux.
 	first *http.ServeMux
@@ -240,10 +248,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		reg:   reg,
 		users: make(map[string]int),
 
-		failures: newFailureLog(),
-		closes:   newCloseWatch(),
-		polls:    socketio.NewPollGuard(),
-		handlers: warm.New(handlerWorkers, handlerIdle),
+		clustered: deps.Adapter != nil,
+		failures:  newFailureLog(),
+		closes:    newCloseWatch(),
+		polls:     socketio.NewPollGuard(),
+		handlers:  warm.New(handlerWorkers, handlerIdle),
 	}
 	s.access = newAccess(cfg, deps)
 	s.events = deps.Events
@@ -291,6 +300,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	default:
 		opts.SetAdapter(socketio.LocalAdapterBuilder{})
 	}
+	if cfg.Admin.enabled() && deps.Adapter == nil {
+		// The Admin UI's namespace has no use for connection state
+		// recovery; on a single instance it takes none of the chat
+		// namespace's recovery buffer. (In cluster mode the adapter
+		// records the chat namespace only: AdapterOptions.RecoveryNamespaces.)
+		opts.SetAdapter(namespaceAdapters{main: opts.Adapter(), byName: map[string]socket.AdapterConstructor{AdminNamespace: socketio.LocalAdapterBuilder{}}})
+	}
 	if cfg.RecoveryMaxDisconnection > 0 {
 		opts.SetAdapter(sessionGuardBuilder{inner: opts.Adapter(), s: s})
 	}
@@ -310,7 +326,25 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// After ServeHandler, which makes the engine.
 	s.watchCloses()
 	s.dropBareSessions() // after ServeHandler, which makes the engine
+	if cfg.Admin.enabled() {
+		s.admin = newAdmin(s, cfg.Admin, deps.AdminSessions, reg) // after ServeHandler too
+	}
 	return s, nil
+}
+
+// namespaceAdapters builds the adapters of the namespaces in byName with
+// their own constructor, and every other namespace's with main.
+type namespaceAdapters struct {
+	main   socket.AdapterConstructor
+	byName map[string]socket.AdapterConstructor
+}
+
+// New implements socket.AdapterConstructor.
+func (b namespaceAdapters) New(nsp socket.Namespace) socket.Adapter {
+	if c, ok := b.byName[nsp.Name()]; ok {
+		return c.New(nsp)
+	}
+	return b.main.New(nsp)
 }
 
 func corsOptions(origins []string) *types.Cors {
@@ -463,6 +497,9 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.draining.Store(true)
+		if s.admin != nil {
+			s.admin.close()
+		}
 		done := make(chan struct{})
 		s.io.Close(func(error) { close(done) })
 		select {

@@ -263,6 +263,9 @@ func (s *Server) onConnection(sock *socket.Socket) {
 		"rooms":     memberOf,
 		"recovered": sock.Recovered(),
 	})
+	if s.admin != nil {
+		s.admin.announce(sock)
+	}
 	if first {
 		s.publishUser(events.UserOnline, u, "")
 		s.delivery.Announce(u, memberOf, "online")

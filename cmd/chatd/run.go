@@ -22,6 +22,7 @@ import (
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
 	"github.com/chatd/chatd/web"
+	"github.com/chatd/chatd/web/adminui"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -56,8 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintf(stdout, "chatd %s (%s)\n", version, commit)
 		return nil
+	case "hash-password":
+		return hashPassword(args, stdin, stdout)
 	default:
-		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, version)", errUsage, cmd)
+		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, hash-password, version)", errUsage, cmd)
 	}
 	cfg, err := loadConfig(args, getenv, stdout)
 	if err != nil || cfg == nil {
@@ -231,6 +234,14 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	if cfg.Web.Enabled {
 		scfg.Web = web.Handler()
 	}
+	if cfg.Admin.Enabled() {
+		scfg.Admin = server.AdminConfig{
+			Username:     cfg.Admin.Username,
+			PasswordHash: []byte(cfg.Admin.PasswordHash),
+			ReadOnly:     cfg.Admin.ReadOnly,
+			SessionTTL:   cfg.Admin.SessionTTL,
+		}
+	}
 	deps.Chat = chat
 	deps.Logger = m.log
 	deps.Registry = reg
@@ -261,6 +272,11 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	}
 	for _, p := range api.Patterns() {
 		m.srv.Handle(p, apiHandler)
+	}
+	if cfg.Admin.Enabled() {
+		// The UI's page; its socket.io namespace is /admin on the same server.
+		m.srv.Handle(adminui.Prefix, adminui.Handler())
+		m.log.Info("Admin UI on", "path", adminui.Prefix, "namespace", server.AdminNamespace, "readonly", cfg.Admin.ReadOnly, "ui_built", adminui.Built())
 	}
 	return m, nil
 }
