@@ -55,6 +55,8 @@ type Config struct {
 	Memory MemoryConfig `yaml:"memory"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Hooks are the calls chatd makes to the application's backend.
+	Hooks HooksConfig `yaml:"hooks"`
 	// Web configures the bundled browser client.
 	Web WebConfig `yaml:"web"`
 	// Debug holds switches for diagnosing a running chatd.
@@ -113,8 +115,9 @@ type RedisConfig struct {
 
 // AuthConfig is the auth.* section.
 type AuthConfig struct {
-	// Mode is dev (clients name themselves) or jwt (clients present a JWT).
-	Mode string `yaml:"mode" usage:"dev (clients name themselves) or jwt (clients present a JWT)"`
+	// Mode is dev (clients name themselves), jwt (clients present a JWT)
+	// or hook (the connect hook, hooks.connect.url, says who they are).
+	Mode string `yaml:"mode" usage:"dev (clients name themselves), jwt (clients present a JWT) or hook (the connect hook says who they are)"`
 	// DevInsecure allows dev mode on a listen address other than loopback,
 	// where anyone who can reach chatd can sign in as anyone. Only for
 	// try-outs (docker compose, kubectl apply -k deploy/); ignored in jwt
@@ -343,7 +346,14 @@ func Default() Config {
 		Presence: PresenceConfig{TTL: 30 * time.Second},
 		Memory:   MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
 		Metrics:  MetricsConfig{Enabled: true},
-		Web:      WebConfig{Enabled: true},
+		Hooks: HooksConfig{
+			Timeout: time.Second,
+			Headers: DefaultHookHeaders(),
+			Connect: HookConfig{OnError: HookRefuse},
+			Join:    HookConfig{OnError: HookRefuse},
+			Message: HookConfig{OnError: HookRefuse},
+		},
+		Web: WebConfig{Enabled: true},
 		HTTP: HTTPConfig{
 			IdleTimeout:    60 * time.Second,
 			HeaderTimeout:  10 * time.Second,

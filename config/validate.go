@@ -82,6 +82,7 @@ func (c *Config) Validate() error {
 	c.validateRedis(&p)
 	c.validateAuth(&p, listenOK)
 	c.validateAPI(&p)
+	c.validateHooks(&p)
 	if _, err := c.Rooms.ParsedPolicies(); err != nil {
 		p.add("rooms.policies", "%v", err)
 	}
@@ -257,8 +258,13 @@ func (c *Config) validateAuth(p *problems, listenOK bool) {
 		if a.JWT.Secret == "" && a.JWT.PublicKeyFile == "" {
 			p.add("auth.jwt.secret", "required when auth.mode is \"jwt\" (or set auth.jwt.public_key_file)")
 		}
+	case "hook":
+		// validateHooks checks that the connect hook is there.
+		if a.JWT.Secret != "" || a.JWT.PublicKeyFile != "" {
+			p.add("auth.mode", "\"hook\" checks no tokens, but auth.jwt keys are set; use auth.mode: jwt to check tokens (the connect hook runs there too)")
+		}
 	default:
-		p.add("auth.mode", "%q is not dev or jwt", a.Mode)
+		p.add("auth.mode", "%q is not dev, jwt or hook", a.Mode)
 	}
 	if a.JWT.Leeway < 0 || a.JWT.Leeway > maxLeeway {
 		p.add("auth.jwt.leeway", "must be from 0s to %s, not %s", formatDuration(maxLeeway), formatDuration(a.JWT.Leeway))

@@ -32,7 +32,8 @@ import (
 // Config is what the server needs to know of chatd's settings. cmd/chatd
 // fills it from package config; zero values get defaults in [New].
 type Config struct {
-	// AuthMode is AuthDev or AuthJWT.
+	// AuthMode is AuthDev, AuthJWT or AuthHook (which needs
+	// Deps.Hooks.Connect).
 	AuthMode string
 	// JWTSecret is the HS256 secret in jwt mode.
 	JWTSecret []byte
@@ -117,6 +118,8 @@ type Deps struct {
 	// Cutoffs holds when the server API last disconnected each user; nil
 	// is in memory.
 	Cutoffs rooms.Cutoffs
+	// Hooks are the application backend's hooks; each nil one is off.
+	Hooks Hooks
 }
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
@@ -133,6 +136,7 @@ type Server struct {
 	reg      *prometheus.Registry
 	delivery *Delivery
 	access   access // room policies, grants and token checks (access.go)
+	hooks    Hooks  // the backend's hooks (hooks.go)
 	// first holds the routes mounted with Handle whose first path segment
 	// is a wildcard; ServeHTTP tries them before mux.
 	first *http.ServeMux
@@ -205,6 +209,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AuthMode == AuthHook && deps.Hooks.Connect == nil {
+		return nil, errors.New("server: auth mode hook needs Deps.Hooks.Connect")
+	}
 	auth.withClaimChecks(cfg.JWTChecks)
 	log := deps.Logger
 	if log == nil {
@@ -238,6 +245,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		closes:   newCloseWatch(),
 		polls:    socketio.NewPollGuard(),
 		handlers: warm.New(handlerWorkers, handlerIdle),
+		hooks:    deps.Hooks,
 	}
 	s.access = newAccess(cfg, deps)
 

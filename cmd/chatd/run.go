@@ -146,6 +146,7 @@ type Main struct {
 	reg        *prometheus.Registry
 	metrics    *metricsListener // on metrics.listen; nil without one
 	redisLoss  *redisLoss       // in cluster mode; see redisloss.go
+	closeHooks func(context.Context) error // waits for $disconnect posts; nil without API Gateway mode
 	served     chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -228,6 +229,13 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	deps.Chat = chat
 	deps.Logger = m.log
 	deps.Registry = reg
+	hooksDeps, closeHooks, err := newHooks(cfg, reg, m.log)
+	if err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	deps.Hooks = hooksDeps
+	m.closeHooks = closeHooks
 	m.srv, err = server.New(scfg, deps)
 	if err != nil {
 		_ = m.Close()
@@ -380,6 +388,11 @@ func (m *Main) close() error {
 	}
 	if m.srv != nil {
 		_ = m.srv.Close()
+	}
+	if m.closeHooks != nil {
+		if err := m.closeHooks(ctx); err != nil {
+			m.log.Warn("shutdown: $disconnect events still in flight were not waited for", "err", err)
+		}
 	}
 	for i := len(m.closer) - 1; i >= 0; i-- {
 		if err := m.closer[i](); err != nil {
