@@ -75,7 +75,10 @@ func TestJoinAnswers(t *testing.T) {
 			w.WriteHeader(http.StatusFound)
 		}, false, rooms.CodeUnavailable, ReasonStatus},
 		{"too large", reply(`{"result":{},"pad":"` + strings.Repeat("x", MaxResponseBytes) + `"}`), false, rooms.CodeUnavailable, ReasonTooLarge},
-		{"slow", func(w http.ResponseWriter, _ []byte) { time.Sleep(time.Second); _, _ = io.WriteString(w, `{"result":{}}`) }, false, rooms.CodeUnavailable, ReasonTimeout},
+		{"slow", func(w http.ResponseWriter, _ []byte) {
+			time.Sleep(time.Second)
+			_, _ = io.WriteString(w, `{"result":{}}`)
+		}, false, rooms.CodeUnavailable, ReasonTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := backend(t, tc.answer)

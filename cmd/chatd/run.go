@@ -144,8 +144,8 @@ type Main struct {
 	reducer    context.CancelFunc
 	memMetrics *memoryMetrics
 	reg        *prometheus.Registry
-	metrics    *metricsListener // on metrics.listen; nil without one
-	redisLoss  *redisLoss       // in cluster mode; see redisloss.go
+	metrics    *metricsListener            // on metrics.listen; nil without one
+	redisLoss  *redisLoss                  // in cluster mode; see redisloss.go
 	closeHooks func(context.Context) error // waits for $disconnect posts; nil without API Gateway mode
 	served     chan struct{}
 	closeOnce  sync.Once
