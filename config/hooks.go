@@ -188,8 +188,7 @@ func validHeaderName(name string) bool {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		b := name[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0) {
+		if !tokenChar(name[i]) {
 			return false
 		}
 	}
@@ -200,12 +199,23 @@ func validStage(s string) bool {
 	if len(s) > 128 {
 		return false
 	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; !alnum(b) && b != '_' && b != '-' {
 			return false
 		}
 	}
 	return true
+}
+
+// alnum reports whether b is an ASCII letter or digit.
+func alnum(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+}
+
+// tokenChar reports whether b may be in an HTTP header name (RFC 9110
+// token).
+func tokenChar(b byte) bool {
+	return alnum(b) || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 }
 
 // TimeoutOf returns the time limit of a hook whose own timeout is d: d, or
