@@ -16,6 +16,7 @@ import path from "node:path";
 
 import { REPO_ROOT, startChatd, stopChatd, connect, connectError, req, ok, nextEvent, freePort, uid, waitFor, metric, close } from "./lib/chatd.mjs";
 import { startBackend } from "./lib/backend.mjs";
+import { io } from "socket.io-client";
 
 const SECRET = "gateway-secret-0123456789abcdef012345";
 const AWS = { id: "AKIDCHATDEXAMPLE", secret: "gateway-aws-secret-0123456789abcdef" };
@@ -216,5 +217,22 @@ describe("API Gateway mode: the events", { timeout: 30_000 }, () => {
     assert.equal(ev.requestContext.eventType, "DISCONNECT");
     assert.equal(ev.requestContext.disconnectStatusCode, 1000);
     assert.equal(ev.requestContext.disconnectReason, "client namespace disconnect");
+  });
+
+  it("a session that recovery restores after a dropped transport is announced with $connect again", async () => {
+    const socket = io(srv.url, { auth: { userId: uid("gus") }, transports: ["websocket"], forceNew: true });
+    try {
+      const first = await new Promise((resolve) => socket.once("session", resolve));
+      socket.io.engine.close(); // the transport drops; the client reconnects by itself
+      const again = await new Promise((resolve) => socket.once("session", resolve));
+      assert.equal(again.recovered, true);
+      assert.equal(again.socketId, first.socketId);
+      const [gone] = await waitFor("$disconnect of the dropped transport", () => events("$disconnect", first.socketId), 5000);
+      assert.equal(gone.requestContext.disconnectStatusCode, 1001);
+      assert.equal(gone.requestContext.disconnectReason, "transport close");
+      await waitFor("a second $connect", () => events("$connect", first.socketId).length === 2, 5000);
+    } finally {
+      socket.close();
+    }
   });
 });
