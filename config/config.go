@@ -55,6 +55,8 @@ type Config struct {
 	Memory MemoryConfig `yaml:"memory"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Hooks are the calls chatd makes to the application's backend.
+	Hooks HooksConfig `yaml:"hooks"`
 	// Web configures the bundled browser client.
 	Web WebConfig `yaml:"web"`
 	// Admin turns on the socket.io Admin UI: the /admin namespace and the
@@ -62,19 +64,6 @@ type Config struct {
 	Admin AdminConfig `yaml:"admin"`
 	// Debug holds switches for diagnosing a running chatd.
 	Debug DebugConfig `yaml:"debug"`
-	// Hooks tells the application's backend what happens in chatd.
-	Hooks HooksConfig `yaml:"hooks"`
-}
-
-// HooksConfig is the hooks.* section.
-type HooksConfig struct {
-	// Secret signs every request chatd sends to the backend (HMAC-SHA256
-	// of a timestamp and the body), at least 32 characters; required when
-	// an event or hook URL is set.
-	Secret string `yaml:"secret" usage:"secret that signs every request to the backend (X-Chatd-Signature), at least 32 characters; required with hooks.events.url" secret:"true"`
-	// Events POSTs the events (messages, members, users online and
-	// offline, rooms occupied and vacated) to the backend, at least once.
-	Events EventsConfig `yaml:"events"`
 }
 
 // EventsConfig is the hooks.events.* section.
@@ -152,8 +141,9 @@ type RedisConfig struct {
 
 // AuthConfig is the auth.* section.
 type AuthConfig struct {
-	// Mode is dev (clients name themselves) or jwt (clients present a JWT).
-	Mode string `yaml:"mode" usage:"dev (clients name themselves) or jwt (clients present a JWT)"`
+	// Mode is dev (clients name themselves), jwt (clients present a JWT)
+	// or hook (the connect hook, hooks.connect.url, says who they are).
+	Mode string `yaml:"mode" usage:"dev (clients name themselves), jwt (clients present a JWT) or hook (the connect hook says who they are)"`
 	// DevInsecure allows dev mode on a listen address other than loopback,
 	// where anyone who can reach chatd can sign in as anyone. Only for
 	// try-outs (docker compose, kubectl apply -k deploy/); ignored in jwt
@@ -400,13 +390,20 @@ func Default() Config {
 			StreamLength:     protocol.DefaultRecoveryBufferLength,
 		},
 		Presence: PresenceConfig{TTL: 30 * time.Second},
-		Hooks: HooksConfig{Events: EventsConfig{
-			Timeout:   5 * time.Second,
-			RetryFor:  10 * time.Minute,
-			BatchMax:  100,
-			BatchWait: 100 * time.Millisecond,
-			QueueMax:  100_000,
-		}},
+		Hooks: HooksConfig{
+			Timeout: time.Second,
+			Headers: DefaultHookHeaders(),
+			Connect: HookConfig{OnError: HookRefuse},
+			Join:    HookConfig{OnError: HookRefuse},
+			Message: HookConfig{OnError: HookRefuse},
+			Events: EventsConfig{
+				Timeout:   5 * time.Second,
+				RetryFor:  10 * time.Minute,
+				BatchMax:  100,
+				BatchWait: 100 * time.Millisecond,
+				QueueMax:  100_000,
+			},
+		},
 		Memory:  MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
 		Metrics: MetricsConfig{Enabled: true},
 		Web:     WebConfig{Enabled: true},

@@ -23,7 +23,7 @@ func TestValidateEvents(t *testing.T) {
 		{"off by default", func(*Config) {}, "", ""},
 		{"on", on, "", ""},
 		{"http on loopback", func(c *Config) { on(c); c.Hooks.Events.URL = "http://127.0.0.1:8080/events" }, "", ""},
-		{"no secret", func(c *Config) { on(c); c.Hooks.Secret = "" }, "hooks.secret", "required when hooks.events.url is set"},
+		{"no secret", func(c *Config) { on(c); c.Hooks.Secret = "" }, "hooks.secret", "required when a hook or hooks.events.url is set"},
 		{"short secret", func(c *Config) { on(c); c.Hooks.Secret = "short" }, "hooks.secret", "at least 32 characters, not 5"},
 		{"placeholder secret", func(c *Config) { on(c); c.Hooks.Secret = "change-me-" + secret }, "hooks.secret", "placeholder"},
 		{"not a URL", func(c *Config) { on(c); c.Hooks.Events.URL = "backend:8080" }, "hooks.events.url", "http or https URL"},

@@ -85,6 +85,7 @@ func (c *Config) Validate() error {
 	c.validateRedis(&p)
 	c.validateAuth(&p, listenOK)
 	c.validateAPI(&p)
+	c.validateHooks(&p)
 	c.validateEvents(&p)
 	c.validateAdmin(&p)
 	if _, err := c.Rooms.ParsedPolicies(); err != nil {
@@ -263,8 +264,13 @@ func (c *Config) validateAuth(p *problems, listenOK bool) {
 		if a.JWT.Secret == "" && a.JWT.PublicKeyFile == "" {
 			p.add("auth.jwt.secret", "required when auth.mode is \"jwt\" (or set auth.jwt.public_key_file)")
 		}
+	case "hook":
+		// validateHooks checks that the connect hook is there.
+		if a.JWT.Secret != "" || a.JWT.PublicKeyFile != "" {
+			p.add("auth.mode", "\"hook\" checks no tokens, but auth.jwt keys are set; use auth.mode: jwt to check tokens (the connect hook runs there too)")
+		}
 	default:
-		p.add("auth.mode", "%q is not dev or jwt", a.Mode)
+		p.add("auth.mode", "%q is not dev, jwt or hook", a.Mode)
 	}
 	if a.JWT.Leeway < 0 || a.JWT.Leeway > maxLeeway {
 		p.add("auth.jwt.leeway", "must be from 0s to %s, not %s", formatDuration(maxLeeway), formatDuration(a.JWT.Leeway))
@@ -448,7 +454,6 @@ const (
 	maxEventsBatch    = 1000
 	maxEventsWait     = 10 * time.Second
 	maxEventsQueue    = 10_000_000
-	minHooksSecret    = 32
 )
 
 func (c *Config) validateEvents(p *problems) {
@@ -457,12 +462,6 @@ func (c *Config) validateEvents(p *problems) {
 		if msg := checkBackendURL(e.URL); msg != "" {
 			p.add("hooks.events.url", "%s", msg)
 		}
-		if c.Hooks.Secret == "" {
-			p.add("hooks.secret", "required when hooks.events.url is set: chatd signs every request with it; generate one with `openssl rand -hex 32`")
-		}
-	}
-	if n := len(c.Hooks.Secret); n > 0 && n < minHooksSecret && !isPlaceholder(c.Hooks.Secret) {
-		p.add("hooks.secret", "must be at least %d characters, not %d; generate one with `openssl rand -hex 32`", minHooksSecret, n)
 	}
 	durationRange(p, "hooks.events.timeout", e.Timeout, minEventsTimeout, maxEventsTimeout)
 	durationRange(p, "hooks.events.retry_for", e.RetryFor, minEventsRetryFor, maxEventsRetryFor)

@@ -33,7 +33,8 @@ import (
 // Config is what the server needs to know of chatd's settings. cmd/chatd
 // fills it from package config; zero values get defaults in [New].
 type Config struct {
-	// AuthMode is AuthDev or AuthJWT.
+	// AuthMode is AuthDev, AuthJWT or AuthHook (which needs
+	// Deps.Hooks.Connect).
 	AuthMode string
 	// JWTSecret is the HS256 secret in jwt mode.
 	JWTSecret []byte
@@ -127,6 +128,8 @@ type Deps struct {
 	Events events.Sink
 	// AdminSessions keeps the Admin UI's logins; nil is in memory.
 	AdminSessions AdminSessions
+	// Hooks are the application backend's hooks; each nil one is off.
+	Hooks Hooks
 }
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
@@ -144,6 +147,7 @@ type Server struct {
 	delivery *Delivery
 	events   events.Sink // see events.go
 	access   access      // room policies, grants and token checks (access.go)
+	hooks    Hooks       // the backend's hooks (hooks.go)
 	admin    *admin      // the Admin UI's namespace; nil when it is off
 	// clustered is true with a cluster adapter (deps.Adapter).
 	clustered bool
@@ -219,6 +223,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AuthMode == AuthHook && deps.Hooks.Connect == nil {
+		return nil, errors.New("server: auth mode hook needs Deps.Hooks.Connect")
+	}
 	auth.withClaimChecks(cfg.JWTChecks)
 	log := deps.Logger
 	if log == nil {
@@ -253,6 +260,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		closes:    newCloseWatch(),
 		polls:     socketio.NewPollGuard(),
 		handlers:  warm.New(handlerWorkers, handlerIdle),
+		hooks:     deps.Hooks,
 	}
 	s.access = newAccess(cfg, deps)
 	s.events = deps.Events

@@ -154,7 +154,8 @@ type Main struct {
 	// In cluster mode, the Redis client and presence (stores.go).
 	redisClient   goredis.UniversalClient
 	redisPresence *chatdredis.RedisPresence
-	events        *eventsRun // with hooks.events.url; see events.go
+	events        *eventsRun                  // with hooks.events.url; see events.go
+	closeHooks    func(context.Context) error // waits for $disconnect posts; nil without API Gateway mode
 	served        chan struct{}
 	closeOnce     sync.Once
 	closeErr      error
@@ -249,6 +250,13 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 		_ = m.Close()
 		return nil, err
 	}
+	hooksDeps, closeHooks, err := newHooks(cfg, reg, m.log)
+	if err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	deps.Hooks = hooksDeps
+	m.closeHooks = closeHooks
 	m.srv, err = server.New(scfg, deps)
 	if err != nil {
 		_ = m.Close()
@@ -409,6 +417,11 @@ func (m *Main) close() error {
 	}
 	if m.srv != nil {
 		_ = m.srv.Close()
+	}
+	if m.closeHooks != nil {
+		if err := m.closeHooks(ctx); err != nil {
+			m.log.Warn("shutdown: $disconnect events still in flight were not waited for", "err", err)
+		}
 	}
 	// After the server, whose drain published the last user.offline
 	// events, and before Redis closes.
