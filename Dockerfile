@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# chatd image: the web client built with npm, embedded into a static Go binary that runs as a
+# chatd image: the web client and the Admin UI built with npm, embedded into a static Go binary that runs as a
 # non-root user on distroless.
 #
 #   docker build -t chatd:latest --build-arg VERSION=$(git describe --tags --always) \
@@ -18,9 +18,10 @@ FROM node:${NODE_VERSION}-bookworm-slim AS web
 WORKDIR /src/web
 # package.json and the lock first, so the npm layer is reused while only sources change.
 COPY web/package.json web/package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY web/adminui/package.json web/adminui/package-lock.json web/adminui/.npmrc ./adminui/
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund && npm --prefix adminui ci --no-audit --no-fund
 COPY web/ ./
-RUN npm run build && test -n "$(ls -A dist)"
+RUN npm run build && test -n "$(ls -A dist)" && npm --prefix adminui run build && test -f adminui/dist/index.html
 
 # ---- Go binary ----------------------------------------------------------------------------
 FROM golang:${GO_VERSION}-bookworm AS build
@@ -28,8 +29,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
-# The web client's files, embedded by the binary with go:embed.
+# The web client's and the Admin UI's files, embedded by the binary with go:embed.
 COPY --from=web /src/web/dist ./web/dist
+COPY --from=web /src/web/adminui/dist ./web/adminui/dist
 ARG VERSION=dev
 ARG COMMIT=unknown
 RUN --mount=type=cache,target=/go/pkg/mod \

@@ -22,14 +22,18 @@ run: web
 build: web
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o chatd ./cmd/chatd
 
-## web: install the web client's npm packages and bundle it into web/dist
+## web: install the web client's npm packages and bundle it into web/dist,
+## and copy the socket.io Admin UI into web/adminui/dist
 web:
 	$(NPM) --prefix web ci --no-audit --no-fund --loglevel=error
 	$(NPM) --prefix web run build
+	$(NPM) --prefix web/adminui ci --no-audit --no-fund --loglevel=error
+	$(NPM) --prefix web/adminui run build
 
-## test: every test: the checks, Go tests with the race detector, the web
-## client's unit tests, then the end-to-end tests
-test: check gotest webtest e2e
+## test: every test: the checks, the web client and Admin UI builds (so that
+## the Go tests check the embedded files too), Go tests with the race
+## detector, the web client's unit tests, then the end-to-end tests
+test: check web gotest webtest e2e
 
 ## check: gofmt, go vet and golangci-lint (.golangci.yml) on the whole tree;
 ## installs golangci-lint at the pinned version when it is missing

@@ -55,10 +55,38 @@ type Config struct {
 	Memory MemoryConfig `yaml:"memory"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Hooks are the calls chatd makes to the application's backend.
+	Hooks HooksConfig `yaml:"hooks"`
 	// Web configures the bundled browser client.
 	Web WebConfig `yaml:"web"`
+	// Admin turns on the socket.io Admin UI: the /admin namespace and the
+	// page at /admin/.
+	Admin AdminConfig `yaml:"admin"`
 	// Debug holds switches for diagnosing a running chatd.
 	Debug DebugConfig `yaml:"debug"`
+}
+
+// EventsConfig is the hooks.events.* section.
+type EventsConfig struct {
+	// URL is where batches of events are POSTed (http or https); empty
+	// turns events off.
+	URL string `yaml:"url" usage:"http(s) URL that batches of events are POSTed to; empty turns events off"`
+	// Timeout bounds one POST, 100ms to 1m.
+	Timeout time.Duration `yaml:"timeout" usage:"time limit of one POST of events, 100ms to 1m"`
+	// RetryFor is how long an event is retried after it happened before it
+	// is dropped, 1s to 24h.
+	RetryFor time.Duration `yaml:"retry_for" usage:"how long an undelivered event is retried before it is dropped, 1s to 24h"`
+	// BatchMax is the most events in one POST, 1 to 1000.
+	BatchMax int `yaml:"batch_max" usage:"most events in one POST, 1 to 1000"`
+	// BatchWait is how long events are gathered into a batch once the
+	// first is there, 0s to 10s.
+	BatchWait time.Duration `yaml:"batch_wait" usage:"how long events are gathered into one POST, 0s to 10s"`
+	// QueueMax bounds the queued events (in memory, or the Redis stream in
+	// cluster mode), 1 to 10,000,000; past it the oldest unsent events are
+	// dropped and counted in chatd_events_dropped_total{reason="queue_full"}.
+	QueueMax int `yaml:"queue_max" usage:"most events queued; past it the oldest unsent are dropped, 1 to 10000000"`
+	// Types, when not empty, lists the only event types sent.
+	Types []string `yaml:"types" usage:"event types to send, such as message.created,user.offline; empty sends all"`
 }
 
 // HTTPConfig is the http.* section.
@@ -113,8 +141,9 @@ type RedisConfig struct {
 
 // AuthConfig is the auth.* section.
 type AuthConfig struct {
-	// Mode is dev (clients name themselves) or jwt (clients present a JWT).
-	Mode string `yaml:"mode" usage:"dev (clients name themselves) or jwt (clients present a JWT)"`
+	// Mode is dev (clients name themselves), jwt (clients present a JWT)
+	// or hook (the connect hook, hooks.connect.url, says who they are).
+	Mode string `yaml:"mode" usage:"dev (clients name themselves), jwt (clients present a JWT) or hook (the connect hook says who they are)"`
 	// DevInsecure allows dev mode on a listen address other than loopback,
 	// where anyone who can reach chatd can sign in as anyone. Only for
 	// try-outs (docker compose, kubectl apply -k deploy/); ignored in jwt
@@ -297,6 +326,26 @@ type WebConfig struct {
 	Enabled bool `yaml:"enabled" usage:"serve the browser client at /"`
 }
 
+// AdminConfig is the admin.* section. The Admin UI is off until both
+// Username and PasswordHash are set.
+type AdminConfig struct {
+	// Username is the name the Admin UI logs in with.
+	Username string `yaml:"username" usage:"user name of the socket.io Admin UI; with admin.password_hash it turns the UI on"`
+	// PasswordHash is the bcrypt hash (cost 10 or more) of the Admin UI's
+	// password, as `chatd hash-password` prints it; a plain password is
+	// refused.
+	PasswordHash string `yaml:"password_hash" secret:"true" usage:"bcrypt hash (cost >= 10) of the Admin UI password; make it with chatd hash-password"`
+	// ReadOnly lets the Admin UI watch but not join, leave or disconnect.
+	ReadOnly bool `yaml:"readonly" usage:"the Admin UI may watch but not join, leave or disconnect sockets"`
+	// SessionTTL is how long an Admin UI login lasts before the password is
+	// asked again.
+	SessionTTL time.Duration `yaml:"session_ttl" usage:"how long an Admin UI login lasts"`
+}
+
+// Enabled reports whether the Admin UI is on: a user name and a password
+// hash are set.
+func (c AdminConfig) Enabled() bool { return c.Username != "" && c.PasswordHash != "" }
+
 // DebugConfig is the debug.* section.
 type DebugConfig struct {
 	// Pprof serves Go's profiling endpoints at /debug/pprof/. They reveal
@@ -341,9 +390,24 @@ func Default() Config {
 			StreamLength:     protocol.DefaultRecoveryBufferLength,
 		},
 		Presence: PresenceConfig{TTL: 30 * time.Second},
-		Memory:   MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
-		Metrics:  MetricsConfig{Enabled: true},
-		Web:      WebConfig{Enabled: true},
+		Hooks: HooksConfig{
+			Timeout: time.Second,
+			Headers: DefaultHookHeaders(),
+			Connect: HookConfig{OnError: HookRefuse},
+			Join:    HookConfig{OnError: HookRefuse},
+			Message: HookConfig{OnError: HookRefuse},
+			Events: EventsConfig{
+				Timeout:   5 * time.Second,
+				RetryFor:  10 * time.Minute,
+				BatchMax:  100,
+				BatchWait: 100 * time.Millisecond,
+				QueueMax:  100_000,
+			},
+		},
+		Memory:  MemoryConfig{ReleaseWhenIdle: true, BurstGCPercent: 25},
+		Metrics: MetricsConfig{Enabled: true},
+		Web:     WebConfig{Enabled: true},
+		Admin:   AdminConfig{SessionTTL: 12 * time.Hour},
 		HTTP: HTTPConfig{
 			IdleTimeout:    60 * time.Second,
 			HeaderTimeout:  10 * time.Second,

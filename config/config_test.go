@@ -446,7 +446,7 @@ func TestValidate(t *testing.T) {
 		{"redis prefix allowed characters", func(c *Config) { c.Redis.Prefix = "a-Z_0.9:x" }, "", ""},
 		{"redis timeout", func(c *Config) { c.Redis.Timeout = 0 }, "redis.timeout", "more than 0"},
 
-		{"auth mode", func(c *Config) { c.Auth.Mode = "oauth" }, "auth.mode", `"oauth" is not dev or jwt`},
+		{"auth mode", func(c *Config) { c.Auth.Mode = "oauth" }, "auth.mode", `"oauth" is not dev, jwt or hook`},
 		{"jwt without keys", func(c *Config) { c.Auth.Mode = "jwt" }, "auth.jwt.secret", `required when auth.mode is "jwt"`},
 		{"jwt short secret", func(c *Config) { c.Auth.Mode = "jwt"; c.Auth.JWT.Secret = "short" }, "auth.jwt.secret", "must be at least 32 bytes"},
 		{"jwt secret", func(c *Config) { c.Auth.Mode = "jwt"; c.Auth.JWT.Secret = secret }, "", ""},

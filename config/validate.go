@@ -12,9 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/protocol"
 )
 
@@ -82,6 +85,9 @@ func (c *Config) Validate() error {
 	c.validateRedis(&p)
 	c.validateAuth(&p, listenOK)
 	c.validateAPI(&p)
+	c.validateHooks(&p)
+	c.validateEvents(&p)
+	c.validateAdmin(&p)
 	if _, err := c.Rooms.ParsedPolicies(); err != nil {
 		p.add("rooms.policies", "%v", err)
 	}
@@ -90,6 +96,7 @@ func (c *Config) Validate() error {
 		{"api.token", c.API.Token},
 		{"api.aws_secret_access_key", c.API.AWSSecretAccessKey},
 		{"redis.password", c.Redis.Password},
+		{"hooks.secret", c.Hooks.Secret},
 	} {
 		if isPlaceholder(secret.value) {
 			p.add(secret.key, "is the example placeholder from the deploy files; generate a real secret, e.g. with `openssl rand -hex 32`")
@@ -257,8 +264,13 @@ func (c *Config) validateAuth(p *problems, listenOK bool) {
 		if a.JWT.Secret == "" && a.JWT.PublicKeyFile == "" {
 			p.add("auth.jwt.secret", "required when auth.mode is \"jwt\" (or set auth.jwt.public_key_file)")
 		}
+	case "hook":
+		// validateHooks checks that the connect hook is there.
+		if a.JWT.Secret != "" || a.JWT.PublicKeyFile != "" {
+			p.add("auth.mode", "\"hook\" checks no tokens, but auth.jwt keys are set; use auth.mode: jwt to check tokens (the connect hook runs there too)")
+		}
 	default:
-		p.add("auth.mode", "%q is not dev or jwt", a.Mode)
+		p.add("auth.mode", "%q is not dev, jwt or hook", a.Mode)
 	}
 	if a.JWT.Leeway < 0 || a.JWT.Leeway > maxLeeway {
 		p.add("auth.jwt.leeway", "must be from 0s to %s, not %s", formatDuration(maxLeeway), formatDuration(a.JWT.Leeway))
@@ -309,6 +321,42 @@ func IsLoopback(listen string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Bounds of the admin.* settings.
+const (
+	// MinAdminBcryptCost is the lowest bcrypt cost admin.password_hash may
+	// have: each guess then costs an attacker tens of milliseconds of CPU.
+	MinAdminBcryptCost = 10
+	maxAdminUsername   = 128
+	minAdminSessionTTL = time.Minute
+	maxAdminSessionTTL = 30 * 24 * time.Hour
+)
+
+func (c *Config) validateAdmin(p *problems) {
+	a := c.Admin
+	switch {
+	case a.Username != "" && a.PasswordHash == "":
+		p.add("admin.password_hash", "is required with admin.username; make one with `chatd hash-password`")
+	case a.Username == "" && a.PasswordHash != "":
+		p.add("admin.username", "is required with admin.password_hash")
+	}
+	if len(a.Username) > maxAdminUsername || strings.IndexFunc(a.Username, unicode.IsControl) >= 0 {
+		p.add("admin.username", "must be at most %d characters without control characters", maxAdminUsername)
+	}
+	if a.PasswordHash != "" {
+		cost, err := bcrypt.Cost([]byte(a.PasswordHash))
+		switch {
+		case err != nil:
+			p.add("admin.password_hash", "is not a bcrypt hash (a plain password is refused); make one with `chatd hash-password`")
+		case cost < MinAdminBcryptCost:
+			p.add("admin.password_hash", "has bcrypt cost %d; it must be at least %d (make a new one with `chatd hash-password`)", cost, MinAdminBcryptCost)
+		}
+	}
+	if a.SessionTTL < minAdminSessionTTL || a.SessionTTL > maxAdminSessionTTL {
+		p.add("admin.session_ttl", "must be from %s to %s, not %s",
+			formatDuration(minAdminSessionTTL), formatDuration(maxAdminSessionTTL), formatDuration(a.SessionTTL))
+	}
 }
 
 func (c *Config) validateAPI(p *problems) {
@@ -394,5 +442,58 @@ func (c *Config) validateConnLimits(p *problems) {
 	}
 	if !(l.HandshakesPerSecond >= 0) || math.IsInf(l.HandshakesPerSecond, 0) {
 		p.add("limits.handshakes_per_second", "must be a number, 0 (off) or more, not %g", l.HandshakesPerSecond)
+	}
+}
+
+// Limits of the hooks.events.* values Validate accepts.
+const (
+	minEventsTimeout  = 100 * time.Millisecond
+	maxEventsTimeout  = time.Minute
+	minEventsRetryFor = time.Second
+	maxEventsRetryFor = 24 * time.Hour
+	maxEventsBatch    = 1000
+	maxEventsWait     = 10 * time.Second
+	maxEventsQueue    = 10_000_000
+)
+
+func (c *Config) validateEvents(p *problems) {
+	e := &c.Hooks.Events
+	if e.URL != "" {
+		if msg := checkBackendURL(e.URL); msg != "" {
+			p.add("hooks.events.url", "%s", msg)
+		}
+	}
+	durationRange(p, "hooks.events.timeout", e.Timeout, minEventsTimeout, maxEventsTimeout)
+	durationRange(p, "hooks.events.retry_for", e.RetryFor, minEventsRetryFor, maxEventsRetryFor)
+	durationRange(p, "hooks.events.batch_wait", e.BatchWait, 0, maxEventsWait)
+	intRange(p, "hooks.events.batch_max", e.BatchMax, 1, maxEventsBatch)
+	intRange(p, "hooks.events.queue_max", e.QueueMax, 1, maxEventsQueue)
+	for _, t := range e.Types {
+		if !events.KnownType(t) {
+			p.add("hooks.events.types", "%q is not an event type; the types are %s", t, strings.Join(events.Types, ", "))
+		}
+	}
+}
+
+// checkBackendURL returns what is wrong with the URL of a backend that
+// chatd POSTs to, or "". It never repeats the URL.
+func checkBackendURL(u string) string {
+	const want = "must be an http or https URL such as https://backend.example.com/chatd/events"
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" || parsed.Hostname() == "" {
+		return want
+	}
+	if parsed.User != nil {
+		return "must not carry a user name or password: chatd signs every request with hooks.secret instead"
+	}
+	if parsed.Fragment != "" {
+		return "must not have a #fragment"
+	}
+	return ""
+}
+
+func durationRange(p *problems, key string, v, lo, hi time.Duration) {
+	if v < lo || v > hi {
+		p.add(key, "must be from %s to %s, not %s", formatDuration(lo), formatDuration(hi), formatDuration(v))
 	}
 }

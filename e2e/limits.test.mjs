@@ -252,7 +252,12 @@ describe("connection limits", () => {
     assert.ok((await refusals(srv, "handshakes_per_second")) >= 3);
   });
 
-  it("an Engine.IO session that never sends its socket.io CONNECT is closed within a few seconds", async () => {
+  it("an Engine.IO session that never sends its socket.io CONNECT is closed within a few seconds; connected ones stay", async () => {
+    const started = Date.now();
+    const kept = [];
+    for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]]) {
+      kept.push((await connect(srv.url, { auth: { userId: uid("kept") }, transports, ...as(`203.0.113.${41 + kept.length}`) })).socket);
+    }
     const { status, body } = await handshake(srv, "203.0.113.40");
     assert.equal(status, 200);
     const { sid } = JSON.parse(body.slice(1));
@@ -265,6 +270,80 @@ describe("connection limits", () => {
       },
       10000,
     );
+    await new Promise((r) => setTimeout(r, Math.max(0, started + 7000 - Date.now())));
+    for (const socket of kept) {
+      assert.equal(socket.connected, true, `a ${socket.io.engine.transport.name} socket was closed by the connect timeout`);
+      await ok(socket, "rooms", {});
+    }
+    closeAll();
+  });
+});
+
+describe("refused connections leave nothing behind", () => {
+  let srv;
+  before(async () => {
+    srv = await startChatd({
+      CHATD_HTTP_TRUSTED_PROXIES: "127.0.0.1",
+      CHATD_HTTP_IDLE_TIMEOUT: "1s",
+      CHATD_LIMITS_SOCKETS_PER_USER: "1",
+      CHATD_LIMITS_CONNECTIONS_PER_ADDRESS: "1",
+      CHATD_LIMITS_HANDSHAKES_PER_SECOND: "5",
+      CHATD_LIMITS_CONNECTIONS: "25",
+    });
+  });
+  after(() => stopChatd(srv));
+
+  const as = (addr) => ({ extraHeaders: { "x-forwarded-for": addr } });
+  const heap = () => metric(srv.url, "go_memstats_heap_inuse_bytes");
+  const goroutines = () => metric(srv.url, "go_goroutines");
+
+  it("goroutines and heap return to their baseline after hundreds of refusals of every limit", async () => {
+    // Warm up what the first connections start, then take the baseline at rest.
+    for (let i = 0; i < 3; i++) await close((await connect(srv.url, { auth: { userId: uid("warm") }, ...as(`10.9.0.${i}`) })).socket);
+    await new Promise((r) => setTimeout(r, 1500));
+    const base = { goroutines: await goroutines(), heap: await heap() };
+    const before = {};
+    for (const l of ["sockets_per_user", "connections_per_address", "handshakes_per_second", "connections"]) before[l] = (await refusals(srv, l)) || 0;
+
+    // A burst from one address past its handshake rate. The sessions it
+    // admits (its burst of 10) never send CONNECT: they are dropped 5 s later.
+    const burst = await Promise.all(Array.from({ length: 40 }, () => handshake(srv, "10.3.0.1")));
+    assert.ok(burst.filter((r) => r.status === 429).length >= 25, `statuses ${burst.map((r) => r.status)}`);
+    const user = uid("holder");
+    const holder = await connect(srv.url, { auth: { userId: user }, ...as("10.1.0.1") });
+    for (let i = 0; i < 100; i += 10) {
+      // The same user from other addresses, other users from the holder's address.
+      await Promise.all(Array.from({ length: 10 }, (_, j) => connectError(srv.url, { auth: { userId: user }, ...as(`10.2.${i}.${j}`) })));
+      await Promise.all(Array.from({ length: 10 }, () => connectError(srv.url, { auth: { userId: uid("x") }, ...as("10.1.0.1") })));
+    }
+    // The instance full: every further handshake gets 503.
+    // Fill the instance; the bare sessions of the burst count until dropped.
+    const fill = [];
+    for (let i = 0; i < 24; i++) {
+      const attempt = () => connect(srv.url, { auth: { userId: uid("fill") }, ...as(`10.4.0.${i}`) }).then((c) => c.socket, () => null);
+      fill.push(await waitFor(`room for connection ${i + 2} of 25`, attempt, 15000));
+    }
+    const full = await Promise.all(Array.from({ length: 100 }, (_, i) => handshake(srv, `10.5.0.${i}`)));
+    assert.ok(full.every((r) => r.status === 503), `statuses ${[...new Set(full.map((r) => r.status))]}`);
+    await Promise.all(fill.map((s) => close(s)));
+    for (const l of Object.keys(before)) {
+      assert.ok((await refusals(srv, l)) - before[l] >= 10, `${l}: ${(await refusals(srv, l)) - before[l]} refusals`);
+    }
+    // The holder and the others were never disturbed.
+    assert.equal(holder.socket.connected, true);
+    await ok(holder.socket, "rooms", {});
+
+    await close(holder.socket);
+    // Polled every half second: each read is an HTTP request, and faster
+    // polling would keep connections (and goroutines) of its own open.
+    let now;
+    const deadline = Date.now() + 20000;
+    for (;;) {
+      now = { goroutines: await goroutines(), heap: await heap() };
+      if (now.goroutines <= base.goroutines + 3 && now.heap <= base.heap + 4 * 1024 * 1024) break;
+      assert.ok(Date.now() < deadline, `after 20 s: ${JSON.stringify(now)}, baseline ${JSON.stringify(base)} (+3 goroutines, +4 MiB)`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
   });
 });
 
@@ -436,8 +515,11 @@ describe("bare Engine.IO handshakes do not pile up", () => {
     }
     const open = await metric(srv.url, "go_goroutines");
     assert.ok(open >= baseline + 150, `${open} goroutines with the sessions open, ${baseline} before`);
-    // Each session holds 2 goroutines; once dropped, at most one library
-    // timer per session is left, which ends with the ping timeout.
-    await waitFor("the bare sessions to be dropped", async () => (await metric(srv.url, "go_goroutines")) <= baseline + 110, 15000);
+    // Each session holds 2 goroutines; dropped, it leaves none behind (the
+    // library's orderly close would keep a timer of each for 30 s more).
+    for (const deadline = Date.now() + 15000; (await metric(srv.url, "go_goroutines")) > baseline + 5; ) {
+      assert.ok(Date.now() < deadline, "the bare sessions were not dropped within 15 s");
+      await new Promise((r) => setTimeout(r, 500));
+    }
   });
 });

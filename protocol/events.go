@@ -14,6 +14,7 @@ const (
 	EventPresence   = "presence"
 	EventRefresh    = "refresh"
 	EventSync       = "sync"
+	EventRPC        = "rpc"
 	EventSession    = "session"
 	EventMembership = "membership"
 )
@@ -41,6 +42,7 @@ var Requests = []Request{
 	{Name: EventRooms, Effect: "answers the rooms the user belongs to"},
 	{Name: EventPresence, Effect: "answers a room's members with a connected socket"},
 	{Name: EventRefresh, Effect: "replaces the socket's token before it expires"},
+	{Name: EventRPC, Effect: "asks the application's backend and answers what it said"},
 }
 
 // ServerEvents are the events the server sends to clients.
@@ -82,13 +84,22 @@ func RequestList() string {
 // a custom event (the server API's emit, @connections' gateway event): the
 // request events and "session". "membership" is not among them: it was
 // added to the protocol after the server API, and reserving it would refuse
-// custom events that backends may send today.
+// custom events that backends may send today; nor is "rpc", for the same
+// reason.
 func ChatEvents() []string {
-	return append([]string{EventSession}, RequestNames()...)
+	out := []string{EventSession}
+	for _, name := range RequestNames() {
+		if name != EventRPC {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // IsChatEvent reports whether name is one of [ChatEvents].
-func IsChatEvent(name string) bool { return name == EventSession || IsRequest(name) }
+func IsChatEvent(name string) bool {
+	return name == EventSession || (IsRequest(name) && name != EventRPC)
+}
 
 // IsSocketIOEvent reports whether socket.io reserves name.
 func IsSocketIOEvent(name string) bool {

@@ -85,12 +85,12 @@ func TestReservedNames(t *testing.T) {
 			t.Errorf("%q is not reserved", name)
 		}
 	}
-	for _, name := range []string{"notice", "push", "membership"} {
+	for _, name := range []string{"notice", "push", "membership", "rpc"} {
 		if slices.Contains(ReservedEvents(), name) {
 			t.Errorf("%q is reserved, want it free for custom events", name)
 		}
 	}
-	if got, want := RequestList(), "join, leave, message, typing, history, sync, rooms, presence and refresh"; got != want {
+	if got, want := RequestList(), "join, leave, message, typing, history, sync, rooms, presence, refresh and rpc"; got != want {
 		t.Errorf("RequestList() = %q, want %q", got, want)
 	}
 }

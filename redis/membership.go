@@ -9,7 +9,10 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-var _ rooms.Membership = (*RedisMembership)(nil)
+var (
+	_ rooms.Membership   = (*RedisMembership)(nil)
+	_ rooms.RoomCounting = (*RedisMembership)(nil)
+)
 
 // RedisMembershipOptions configures a [RedisMembership].
 type RedisMembershipOptions struct {
@@ -53,7 +56,8 @@ func (m *RedisMembership) userKey(userID string) string { return m.keys + "user:
 func (m *RedisMembership) roomKey(room string) string   { return m.keys + "room:" + room }
 
 // membershipJoinScript adds a membership unless the user already has it
-// (0) or is in ARGV[3] rooms already (-1); it returns 1 when it added it.
+// (0) or is in ARGV[3] rooms already (-1); it returns 1 when it added it,
+// 2 when it added it and the user is the room's only member.
 // KEYS: the user's rooms, the room's members. ARGV: room, user id, maxRooms.
 var membershipJoinScript = goredis.NewScript(`
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
@@ -65,43 +69,60 @@ if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[3]) then
 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
+if redis.call('SCARD', KEYS[2]) == 1 then return 2 end
 return 1
 `)
 
 // membershipLeaveScript removes a membership and returns 1 when there was
-// one. KEYS: the user's rooms, the room's members. ARGV: room, user id.
+// one, 2 when there was one and the room has no member left. KEYS: the
+// user's rooms, the room's members. ARGV: room, user id.
 var membershipLeaveScript = goredis.NewScript(`
 local left = redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
+if left == 1 and redis.call('SCARD', KEYS[2]) == 0 then return 2 end
 return left
 `)
 
 // Join implements [rooms.Membership]. It is atomic across instances: two
 // concurrent joins cannot take a user past maxRooms.
 func (m *RedisMembership) Join(ctx context.Context, userID, room string, maxRooms int) (bool, error) {
+	c, err := m.JoinCounted(ctx, userID, room, maxRooms)
+	return c.Member, err
+}
+
+// JoinCounted implements [rooms.RoomCounting]: the script that adds the
+// membership also counts the room's members, so that one join in the
+// cluster reports the room's first member.
+func (m *RedisMembership) JoinCounted(ctx context.Context, userID, room string, maxRooms int) (rooms.Change, error) {
 	n, err := membershipJoinScript.Run(ctx, m.client,
 		[]string{m.userKey(userID), m.roomKey(room)}, room, userID, maxRooms).Int()
 	if err != nil {
-		return false, err
+		return rooms.Change{}, err
 	}
 	switch n {
-	case 1:
-		return true, nil
+	case 1, 2:
+		return rooms.Change{Member: true, Room: n == 2}, nil
 	case -1:
-		return false, rooms.ErrTooManyRooms
+		return rooms.Change{}, rooms.ErrTooManyRooms
 	default:
-		return false, nil
+		return rooms.Change{}, nil
 	}
 }
 
 // Leave implements [rooms.Membership].
 func (m *RedisMembership) Leave(ctx context.Context, userID, room string) (bool, error) {
+	c, err := m.LeaveCounted(ctx, userID, room)
+	return c.Member, err
+}
+
+// LeaveCounted implements [rooms.RoomCounting].
+func (m *RedisMembership) LeaveCounted(ctx context.Context, userID, room string) (rooms.Change, error) {
 	n, err := membershipLeaveScript.Run(ctx, m.client,
 		[]string{m.userKey(userID), m.roomKey(room)}, room, userID).Int()
 	if err != nil {
-		return false, err
+		return rooms.Change{}, err
 	}
-	return n == 1, nil
+	return rooms.Change{Member: n >= 1, Room: n == 2}, nil
 }
 
 // Rooms implements [rooms.Membership].

@@ -480,3 +480,10 @@ func (p *RedisPresence) reapInstance(ctx context.Context, id string, out []rooms
 		}
 	}
 }
+
+// Live lists the instances whose presence entry has not expired, this one
+// included: the instances that are running. The events queue takes over
+// what the others held.
+func (p *RedisPresence) Live(ctx context.Context) ([]string, error) {
+	return presenceLiveScript.Run(ctx, p.client, []string{p.instancesKey()}, p.nowArg()).StringSlice()
+}

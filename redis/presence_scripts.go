@@ -150,3 +150,10 @@ for _, id in ipairs(ids) do
 end
 return out
 `)
+
+// presenceLiveScript lists the instances whose entry has not expired.
+// KEYS[1] instances. ARGV: now.
+var presenceLiveScript = goredis.NewScript(presenceNow + `
+local now = now_ms(ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%.0f', now), '+inf')
+`)

@@ -49,31 +49,47 @@ func NewChat(limits Limits, st Stores) (*Chat, error) {
 	return &Chat{limits: limits, st: st, now: time.Now}, nil
 }
 
-// Join makes u a member of room. joined is false when u already was one.
-func (c *Chat) Join(ctx context.Context, u User, room string) (joined bool, err error) {
+// Join makes u a member of room. The change's Member is false when u
+// already was one; its Room is true when u is the room's first member
+// (with a store that is [RoomCounting]; otherwise never).
+func (c *Chat) Join(ctx context.Context, u User, room string) (Change, error) {
 	if err := ValidateRoom(room); err != nil {
-		return false, err
+		return Change{}, err
 	}
-	joined, err = c.st.Membership.Join(ctx, u.ID, room, c.limits.RoomsPerUser)
+	var ch Change
+	var err error
+	if rc, ok := c.st.Membership.(RoomCounting); ok {
+		ch, err = rc.JoinCounted(ctx, u.ID, room, c.limits.RoomsPerUser)
+	} else {
+		ch.Member, err = c.st.Membership.Join(ctx, u.ID, room, c.limits.RoomsPerUser)
+	}
 	if errors.Is(err, ErrTooManyRooms) {
-		return false, Errorf(CodeTooLarge, "you are in %d rooms already, the most allowed; leave one first", c.limits.RoomsPerUser)
+		return Change{}, Errorf(CodeTooLarge, "you are in %d rooms already, the most allowed; leave one first", c.limits.RoomsPerUser)
 	}
 	if err != nil {
-		return false, Unavailable(err)
+		return Change{}, Unavailable(err)
 	}
-	return joined, nil
+	return ch, nil
 }
 
-// Leave ends u's membership of room. left is false when there was none.
-func (c *Chat) Leave(ctx context.Context, u User, room string) (left bool, err error) {
+// Leave ends u's membership of room. The change's Member is false when there
+// was none; its Room is true when u was the room's last member (with a store
+// that is [RoomCounting]).
+func (c *Chat) Leave(ctx context.Context, u User, room string) (Change, error) {
 	if err := ValidateRoom(room); err != nil {
-		return false, err
+		return Change{}, err
 	}
-	left, err = c.st.Membership.Leave(ctx, u.ID, room)
+	var ch Change
+	var err error
+	if rc, ok := c.st.Membership.(RoomCounting); ok {
+		ch, err = rc.LeaveCounted(ctx, u.ID, room)
+	} else {
+		ch.Member, err = c.st.Membership.Leave(ctx, u.ID, room)
+	}
 	if err != nil {
-		return false, Unavailable(err)
+		return Change{}, Unavailable(err)
 	}
-	return left, nil
+	return ch, nil
 }
 
 // Send is one chat message to store.

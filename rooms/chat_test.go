@@ -45,17 +45,17 @@ func TestChatJoinLeave(t *testing.T) {
 		want    bool
 		wantErr Code
 	}{
-		{"first join", func() (bool, error) { return c.Join(ctx, alice, "a") }, true, ""},
-		{"join again changes nothing", func() (bool, error) { return c.Join(ctx, alice, "a") }, false, ""},
-		{"second room", func() (bool, error) { return c.Join(ctx, alice, "b") }, true, ""},
-		{"over the limit", func() (bool, error) { return c.Join(ctx, alice, "c") }, false, CodeTooLarge},
-		{"rejoin at the limit", func() (bool, error) { return c.Join(ctx, alice, "b") }, false, ""},
-		{"reserved name", func() (bool, error) { return c.Join(ctx, alice, "user:bob") }, false, CodeBadRequest},
-		{"bad characters", func() (bool, error) { return c.Join(ctx, alice, "a b") }, false, CodeBadRequest},
-		{"too long", func() (bool, error) { return c.Join(ctx, alice, strings.Repeat("r", 65)) }, false, CodeBadRequest},
-		{"leave", func() (bool, error) { return c.Leave(ctx, alice, "b") }, true, ""},
-		{"leave again", func() (bool, error) { return c.Leave(ctx, alice, "b") }, false, ""},
-		{"room free again", func() (bool, error) { return c.Join(ctx, alice, "c") }, true, ""},
+		{"first join", func() (bool, error) { return member(c.Join(ctx, alice, "a")) }, true, ""},
+		{"join again changes nothing", func() (bool, error) { return member(c.Join(ctx, alice, "a")) }, false, ""},
+		{"second room", func() (bool, error) { return member(c.Join(ctx, alice, "b")) }, true, ""},
+		{"over the limit", func() (bool, error) { return member(c.Join(ctx, alice, "c")) }, false, CodeTooLarge},
+		{"rejoin at the limit", func() (bool, error) { return member(c.Join(ctx, alice, "b")) }, false, ""},
+		{"reserved name", func() (bool, error) { return member(c.Join(ctx, alice, "user:bob")) }, false, CodeBadRequest},
+		{"bad characters", func() (bool, error) { return member(c.Join(ctx, alice, "a b")) }, false, CodeBadRequest},
+		{"too long", func() (bool, error) { return member(c.Join(ctx, alice, strings.Repeat("r", 65))) }, false, CodeBadRequest},
+		{"leave", func() (bool, error) { return member(c.Leave(ctx, alice, "b")) }, true, ""},
+		{"leave again", func() (bool, error) { return member(c.Leave(ctx, alice, "b")) }, false, ""},
+		{"room free again", func() (bool, error) { return member(c.Join(ctx, alice, "c")) }, true, ""},
 	}
 	for _, tt := range tests {
 		got, err := tt.op()
@@ -351,3 +351,6 @@ func sendAs(ctx context.Context, c *Chat, u User, s Send, member bool) (Message,
 	}
 	return c.Post(ctx, u, s)
 }
+
+// member is the Member of a Join or Leave result.
+func member(c Change, err error) (bool, error) { return c.Member, err }

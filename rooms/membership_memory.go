@@ -6,7 +6,10 @@ import (
 	"sync"
 )
 
-var _ Membership = (*MemoryMembership)(nil)
+var (
+	_ Membership   = (*MemoryMembership)(nil)
+	_ RoomCounting = (*MemoryMembership)(nil)
+)
 
 // MemoryMembership is the single-instance [Membership]: two maps under one
 // mutex.
@@ -25,15 +28,21 @@ func NewMemoryMembership() *MemoryMembership {
 }
 
 // Join implements [Membership].
-func (m *MemoryMembership) Join(_ context.Context, userID, room string, maxRooms int) (bool, error) {
+func (m *MemoryMembership) Join(ctx context.Context, userID, room string, maxRooms int) (bool, error) {
+	c, err := m.JoinCounted(ctx, userID, room, maxRooms)
+	return c.Member, err
+}
+
+// JoinCounted implements [RoomCounting].
+func (m *MemoryMembership) JoinCounted(_ context.Context, userID, room string, maxRooms int) (Change, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rs := m.byUser[userID]
 	if _, ok := rs[room]; ok {
-		return false, nil
+		return Change{}, nil
 	}
 	if len(rs) >= maxRooms {
-		return false, ErrTooManyRooms
+		return Change{}, ErrTooManyRooms
 	}
 	if rs == nil {
 		rs = make(map[string]struct{})
@@ -46,16 +55,22 @@ func (m *MemoryMembership) Join(_ context.Context, userID, room string, maxRooms
 		m.byRoom[room] = us
 	}
 	us[userID] = struct{}{}
-	return true, nil
+	return Change{Member: true, Room: len(us) == 1}, nil
 }
 
 // Leave implements [Membership].
-func (m *MemoryMembership) Leave(_ context.Context, userID, room string) (bool, error) {
+func (m *MemoryMembership) Leave(ctx context.Context, userID, room string) (bool, error) {
+	c, err := m.LeaveCounted(ctx, userID, room)
+	return c.Member, err
+}
+
+// LeaveCounted implements [RoomCounting].
+func (m *MemoryMembership) LeaveCounted(_ context.Context, userID, room string) (Change, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rs := m.byUser[userID]
 	if _, ok := rs[room]; !ok {
-		return false, nil
+		return Change{}, nil
 	}
 	delete(rs, room)
 	if len(rs) == 0 {
@@ -66,7 +81,7 @@ func (m *MemoryMembership) Leave(_ context.Context, userID, room string) (bool, 
 	if len(us) == 0 {
 		delete(m.byRoom, room)
 	}
-	return true, nil
+	return Change{Member: true, Room: len(us) == 0}, nil
 }
 
 // Rooms implements [Membership].

@@ -26,6 +26,26 @@ type Membership interface {
 	Members(ctx context.Context, room string) ([]string, error)
 }
 
+// Change is what a membership Join or Leave changed.
+type Change struct {
+	// Member is true when the membership was added (Join) or ended (Leave).
+	Member bool
+	// Room is true when the room got its first member (Join) or lost its
+	// last one (Leave); it is only ever true with Member.
+	Room bool
+}
+
+// RoomCounting is a [Membership] that tells, in the same atomic step as a
+// join or leave, whether the room got its first member or lost its last,
+// so that across instances exactly one join reports a room occupied and
+// one leave reports it vacated. [Chat] uses it when the store has it.
+type RoomCounting interface {
+	// JoinCounted is [Membership.Join], reporting the change.
+	JoinCounted(ctx context.Context, userID, room string, maxRooms int) (Change, error)
+	// LeaveCounted is [Membership.Leave], reporting the change.
+	LeaveCounted(ctx context.Context, userID, room string) (Change, error)
+}
+
 // Presence records which users have at least one connected socket anywhere.
 type Presence interface {
 	// Connect records a connected socket of u. first is true when it is the

@@ -161,7 +161,11 @@ func (c *conn) allowRead(ctx context.Context, room string, presence bool) error 
 // allowedRooms returns the allowed_rooms claim of the socket's token.
 func (c *conn) allowedRooms() []string {
 	m, _ := c.sock.Data().(map[string]any)
-	return stringList(m[dataAllowedRooms])
+	fromHook := stringList(m[dataHookAllowedRooms])
+	if len(fromHook) == 0 {
+		return stringList(m[dataAllowedRooms])
+	}
+	return append(stringList(m[dataAllowedRooms]), fromHook...)
 }
 
 // stringList reads a list of strings from socket data, which may have

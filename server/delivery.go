@@ -5,6 +5,7 @@ import (
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
+	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -16,14 +17,18 @@ import (
 type Delivery struct {
 	nsp     socket.Namespace
 	metrics *metrics
+	events  events.Sink
 }
 
 // Delivery returns the server's delivery, for the server API.
 func (s *Server) Delivery() *Delivery { return s.delivery }
 
 // Message emits a stored message to every socket in its room, on every
-// instance, except the socket that sent it (empty for server API sends).
+// instance, except the socket that sent it (empty for server API sends),
+// and publishes its message.created event. Call it once per stored message:
+// both the socket path and the server API do, for a fresh message only.
 func (d *Delivery) Message(msg rooms.Message, except socket.SocketId) {
+	d.publishMessage(msg, except != "")
 	op := d.nsp.To(socket.Room(msg.Room))
 	if except != "" {
 		op = op.Except(socket.Room(except))
@@ -96,6 +101,7 @@ func (s *Server) ReapOffline(ctx context.Context) {
 		s.log.Warn("presence reap failed", "err", err)
 	}
 	for u, memberOf := range gone {
+		s.publishUser(events.UserOffline, u, offlineInstanceLost)
 		s.delivery.Announce(u, memberOf, "offline")
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/chatd/chatd/internal/httplimit"
 	"github.com/chatd/chatd/rooms"
@@ -23,10 +26,11 @@ const (
 	refusedHandshakes     = "handshakes_per_second"
 	refusedConnections    = "connections"
 	refusedUserEvents     = "user_events"
+	refusedAdminAuth      = "admin_login_failures"
 )
 
 // refusalLimits are every value of the limit label.
-var refusalLimits = []string{refusedAPIAuth, refusedSocketsPerUser, refusedPerAddress, refusedHandshakes, refusedConnections, refusedUserEvents}
+var refusalLimits = []string{refusedAPIAuth, refusedSocketsPerUser, refusedPerAddress, refusedHandshakes, refusedConnections, refusedUserEvents, refusedAdminAuth}
 
 // connectTimeout is how long an Engine.IO session may go without sending
 // its socket.io CONNECT before it is closed (socket.io's connectTimeout,
@@ -84,7 +88,7 @@ func newGuard(cfg Config, reg prometheus.Registerer) (*guard, error) {
 		failures: httplimit.NewFailures(0, 0),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chatd_limit_refusals_total",
-			Help: "Clients or requests refused by a limit, by limit (sockets_per_user, connections_per_address, handshakes_per_second, connections, connect_timeout, user_events, api_auth_failures).",
+			Help: "Clients or requests refused by a limit, by limit (sockets_per_user, connections_per_address, handshakes_per_second, connections, connect_timeout, user_events, api_auth_failures, admin_login_failures).",
 		}, []string{"limit"}),
 	}
 	if hs := cfg.ConnLimits.HandshakesPerSecond; hs > 0 {
@@ -241,26 +245,61 @@ func (s *Server) AuthThrottled(w http.ResponseWriter, r *http.Request, write fun
 // address (api.AuthGuard).
 func (s *Server) AuthFailed(r *http.Request) { s.guard.authFailed(r) }
 
-// bareCloseGrace is how long after socket.io's connect timeout closed a
-// bare session chatd waits for its close packet to be fetched before it
-// drops the session: a client that never polls again would otherwise hold
-// it (and its 2 goroutines) until the ping timeout, 45 s later.
+// bareCloseGrace is how long after socket.io's own connect timeout (which
+// chatd sets this much later than connectTimeout) closed a session that sent
+// its CONNECT but was never admitted chatd waits for the close packet to be
+// fetched before it drops the session: a client that never polls again
+// would otherwise hold it (and its 2 goroutines) until the ping timeout.
 const bareCloseGrace = time.Second
 
-// dropBareSessions ends, bareCloseGrace after socket.io's connect timeout,
-// every Engine.IO session that the timeout left closing: a session that
-// never sent its socket.io CONNECT.
+// dropBareSessions ends every Engine.IO session that has not sent a
+// socket.io CONNECT (to any namespace) connectTimeout after it opened. It
+// drops them at once rather than through the library's orderly close: a
+// polling session without a pending request would keep a close timer (a
+// goroutine) for another 30 s after that. A pending poll still gets the
+// close packet; a later one gets the "unknown session" answer, on which
+// socket.io-client reconnects. Sessions that sent a CONNECT are left to
+// socket.io's connect timeout, and dropped bareCloseGrace after it if they
+// are still closing.
 func (s *Server) dropBareSessions() {
 	_ = s.io.Engine().On("connection", func(args ...any) {
 		c, ok := args[0].(engine.Socket)
 		if !ok {
 			return
 		}
-		time.AfterFunc(connectTimeout+bareCloseGrace, func() {
-			if c.ReadyState() != "closing" {
+		var sentConnect atomic.Bool
+		_ = c.On("packet", func(args ...any) {
+			if !sentConnect.Load() && len(args) > 0 && isConnectPacket(args[0]) {
+				sentConnect.Store(true)
+			}
+		})
+		time.AfterFunc(connectTimeout, func() {
+			if !sentConnect.Load() {
+				if c.ReadyState() == "open" {
+					s.polls.Drop(c)
+				}
 				return
 			}
-			s.polls.Drop(c)
+			time.AfterFunc(2*bareCloseGrace, func() {
+				if c.ReadyState() == "closing" {
+					s.polls.Drop(c)
+				}
+			})
 		})
 	})
+}
+
+// isConnectPacket reports whether an Engine.IO packet is a message that
+// carries a socket.io CONNECT packet (type 0, to any namespace).
+func isConnectPacket(arg any) bool {
+	p, ok := arg.(*packet.Packet)
+	if !ok || p == nil || p.Type != packet.MESSAGE {
+		return false
+	}
+	b, ok := p.Data.(*types.StringBuffer)
+	if !ok {
+		return false
+	}
+	d := b.Bytes()
+	return len(d) > 0 && d[0] == '0'
 }

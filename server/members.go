@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/rooms"
 )
 
@@ -13,7 +14,7 @@ import (
 // yet the room hears presence "joined" and the user's tabs hear
 // membership "joined". It checks no policy: callers decide who may join.
 func (s *Server) JoinUser(ctx context.Context, u rooms.User, room string) error {
-	joined, err := s.chat.Join(ctx, u, room)
+	change, err := s.chat.Join(ctx, u, room)
 	if err != nil {
 		return err
 	}
@@ -23,7 +24,11 @@ func (s *Server) JoinUser(ctx context.Context, u rooms.User, room string) error 
 	// sent after the answer reaches all the user's tabs.
 	s.userSocketsJoin(ctx, u.ID, room)
 	s.settleUserSockets(ctx, u.ID, room, true)
-	if joined {
+	if change.Member {
+		if change.Room {
+			s.publishRoom(events.RoomOccupied, room)
+		}
+		s.publishMember(events.MemberJoined, room, u)
 		s.delivery.Presence(room, u, "joined")
 		s.delivery.Membership(u.ID, room, "joined")
 	}
@@ -35,7 +40,7 @@ func (s *Server) JoinUser(ctx context.Context, u rooms.User, room string) error 
 // when the user was a member the room hears presence "left" and the user's
 // tabs hear membership "left".
 func (s *Server) LeaveUser(ctx context.Context, u rooms.User, room string) error {
-	left, err := s.chat.Leave(ctx, u, room)
+	change, err := s.chat.Leave(ctx, u, room)
 	if err != nil {
 		return err
 	}
@@ -43,7 +48,11 @@ func (s *Server) LeaveUser(ctx context.Context, u rooms.User, room string) error
 	// no message sent after the answer reaches the user's tabs.
 	s.userSocketsLeave(ctx, u.ID, room)
 	s.settleUserSockets(ctx, u.ID, room, false)
-	if left {
+	if change.Member {
+		s.publishMember(events.MemberLeft, room, u)
+		if change.Room {
+			s.publishRoom(events.RoomVacated, room)
+		}
 		s.delivery.Presence(room, u, "left")
 		s.delivery.Membership(u.ID, room, "left")
 	}

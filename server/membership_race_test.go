@@ -33,12 +33,18 @@ func newGatedMembership() *gatedMembership {
 }
 
 func (m *gatedMembership) Join(ctx context.Context, userID, room string, maxRooms int) (bool, error) {
-	ok, err := m.MemoryMembership.Join(ctx, userID, room, maxRooms)
+	c, err := m.JoinCounted(ctx, userID, room, maxRooms)
+	return c.Member, err
+}
+
+// JoinCounted is the join rooms.Chat calls (the store is rooms.RoomCounting).
+func (m *gatedMembership) JoinCounted(ctx context.Context, userID, room string, maxRooms int) (rooms.Change, error) {
+	c, err := m.MemoryMembership.JoinCounted(ctx, userID, room, maxRooms)
 	if m.gateJoin.CompareAndSwap(true, false) {
 		close(m.joinStored)
 		<-m.joinGo
 	}
-	return ok, err
+	return c, err
 }
 
 func (m *gatedMembership) Rooms(ctx context.Context, userID string) ([]string, error) {

@@ -86,7 +86,7 @@ func (c *conn) refresh(args []any) (map[string]any, error) {
 	}
 	a := c.s.auth
 	if a.mode != AuthJWT {
-		return nil, rooms.Errorf(rooms.CodeBadRequest, "refresh takes a JWT, and this server is in dev mode, where tokens are not used")
+		return nil, rooms.Errorf(rooms.CodeBadRequest, "refresh takes a JWT, and this server is in %s mode, where tokens are not used", a.mode)
 	}
 	cl, err := a.parse(raw, a.parser)
 	if err != nil {

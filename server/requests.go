@@ -22,6 +22,9 @@ func (c *conn) join(ctx context.Context, args []any) (map[string]any, error) {
 	if err := c.allowJoin(ctx, room, args); err != nil {
 		return nil, err
 	}
+	if err := c.hookJoin(ctx, room); err != nil {
+		return nil, err
+	}
 	if err := c.s.JoinUser(ctx, c.user, room); err != nil {
 		return nil, err
 	}
@@ -45,6 +48,9 @@ func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) 
 		return nil, err
 	}
 	if err := c.allowPost(in.Room); err != nil {
+		return nil, err
+	}
+	if err := c.hookMessage(ctx, &in); err != nil {
 		return nil, err
 	}
 	msg, fresh, err := c.s.chat.Send(ctx, c.user, in)

@@ -22,6 +22,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/internal/socketio"
 	"github.com/chatd/chatd/internal/socketio/warm"
 	"github.com/chatd/chatd/internal/socketio/wstransport"
@@ -32,7 +33,8 @@ import (
 // Config is what the server needs to know of chatd's settings. cmd/chatd
 // fills it from package config; zero values get defaults in [New].
 type Config struct {
-	// AuthMode is AuthDev or AuthJWT.
+	// AuthMode is AuthDev, AuthJWT or AuthHook (which needs
+	// Deps.Hooks.Connect).
 	AuthMode string
 	// JWTSecret is the HS256 secret in jwt mode.
 	JWTSecret []byte
@@ -97,6 +99,9 @@ type Config struct {
 	Metrics bool
 	// Pprof serves Go's profiling endpoints at /debug/pprof/ when true.
 	Pprof bool
+	// Admin turns on the socket.io Admin UI's namespace (/admin) when its
+	// user name and password hash are set. See admin.go.
+	Admin AdminConfig
 }
 
 // Deps are the server's collaborators.
@@ -117,6 +122,14 @@ type Deps struct {
 	// Cutoffs holds when the server API last disconnected each user; nil
 	// is in memory.
 	Cutoffs rooms.Cutoffs
+	// Events receives the events for the application's backend (messages,
+	// members, users online and offline, rooms occupied and vacated); nil
+	// discards them. Publish must not block.
+	Events events.Sink
+	// AdminSessions keeps the Admin UI's logins; nil is in memory.
+	AdminSessions AdminSessions
+	// Hooks are the application backend's hooks; each nil one is off.
+	Hooks Hooks
 }
 
 // Server is chatd's socket.io server and HTTP routes, as one http.Handler.
@@ -132,7 +145,12 @@ type Server struct {
 	metrics  *metrics
 	reg      *prometheus.Registry
 	delivery *Delivery
-	access   access // room policies, grants and token checks (access.go)
+	events   events.Sink // see events.go
+	access   access      // room policies, grants and token checks (access.go)
+	hooks    Hooks       // the backend's hooks (hooks.go)
+	admin    *admin      // the Admin UI's namespace; nil when it is off
+	// clustered is true with a cluster adapter (deps.Adapter).
+	clustered bool
 	// first holds the routes mounted with Handle whose first path segment
 	// is a wildcard; ServeHTTP tries them before mux.
 	first *http.ServeMux
@@ -205,6 +223,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AuthMode == AuthHook && deps.Hooks.Connect == nil {
+		return nil, errors.New("server: auth mode hook needs Deps.Hooks.Connect")
+	}
 	auth.withClaimChecks(cfg.JWTChecks)
 	log := deps.Logger
 	if log == nil {
@@ -234,19 +255,28 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		reg:   reg,
 		users: make(map[string]int),
 
-		failures: newFailureLog(),
-		closes:   newCloseWatch(),
-		polls:    socketio.NewPollGuard(),
-		handlers: warm.New(handlerWorkers, handlerIdle),
+		clustered: deps.Adapter != nil,
+		failures:  newFailureLog(),
+		closes:    newCloseWatch(),
+		polls:     socketio.NewPollGuard(),
+		handlers:  warm.New(handlerWorkers, handlerIdle),
+		hooks:     deps.Hooks,
 	}
 	s.access = newAccess(cfg, deps)
+	s.events = deps.Events
+	if s.events == nil {
+		s.events = events.Discard
+	}
 
 	opts := socket.DefaultServerOptions()
 	opts.SetServeClient(false)
 	opts.SetMaxHttpBufferSize(int64(cfg.PayloadBytes))
 	opts.SetPingInterval(25 * time.Second)
 	opts.SetPingTimeout(20 * time.Second)
-	opts.SetConnectTimeout(connectTimeout)
+	// chatd drops sessions that send no CONNECT at connectTimeout itself
+	// (dropBareSessions); socket.io's timeout, later, covers those whose
+	// CONNECT was not admitted.
+	opts.SetConnectTimeout(connectTimeout + bareCloseGrace)
 	// chatd's own WebSocket transport (see internal/socketio/wstransport); polling
 	// stays the library's.
 	s.ws = &wstransport.Builder{
@@ -278,6 +308,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	default:
 		opts.SetAdapter(socketio.LocalAdapterBuilder{})
 	}
+	if cfg.Admin.enabled() && deps.Adapter == nil {
+		// The Admin UI's namespace has no use for connection state
+		// recovery; on a single instance it takes none of the chat
+		// namespace's recovery buffer. (In cluster mode the adapter
+		// records the chat namespace only: AdapterOptions.RecoveryNamespaces.)
+		opts.SetAdapter(namespaceAdapters{main: opts.Adapter(), byName: map[string]socket.AdapterConstructor{AdminNamespace: socketio.LocalAdapterBuilder{}}})
+	}
 	if cfg.RecoveryMaxDisconnection > 0 {
 		opts.SetAdapter(sessionGuardBuilder{inner: opts.Adapter(), s: s})
 	}
@@ -285,7 +322,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.nsp = s.io.Sockets()
 	s.guard.sessions = func() int { return int(min(s.io.Engine().ClientsCount(), math.MaxInt)) } //nolint:gosec // clamped first
 	s.metrics = newMetrics(reg, s.localRoomCount, s.ws.Stats)
-	s.delivery = &Delivery{nsp: s.nsp, metrics: s.metrics}
+	s.delivery = &Delivery{nsp: s.nsp, metrics: s.metrics, events: s.events}
 	s.io.Use(s.authMiddleware)
 	_ = s.io.On("connection", func(args ...any) {
 		if sock, ok := args[0].(*socket.Socket); ok {
@@ -297,7 +334,25 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// After ServeHandler, which makes the engine.
 	s.watchCloses()
 	s.dropBareSessions() // after ServeHandler, which makes the engine
+	if cfg.Admin.enabled() {
+		s.admin = newAdmin(s, cfg.Admin, deps.AdminSessions, reg) // after ServeHandler too
+	}
 	return s, nil
+}
+
+// namespaceAdapters builds the adapters of the namespaces in byName with
+// their own constructor, and every other namespace's with main.
+type namespaceAdapters struct {
+	main   socket.AdapterConstructor
+	byName map[string]socket.AdapterConstructor
+}
+
+// New implements socket.AdapterConstructor.
+func (b namespaceAdapters) New(nsp socket.Namespace) socket.Adapter {
+	if c, ok := b.byName[nsp.Name()]; ok {
+		return c.New(nsp)
+	}
+	return b.main.New(nsp)
 }
 
 func corsOptions(origins []string) *types.Cors {
@@ -450,6 +505,9 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.draining.Store(true)
+		if s.admin != nil {
+			s.admin.close()
+		}
 		done := make(chan struct{})
 		s.io.Close(func(error) { close(done) })
 		select {

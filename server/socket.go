@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 	"golang.org/x/time/rate"
 
+	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/internal/socketio/wstransport"
 	"github.com/chatd/chatd/protocol"
 	"github.com/chatd/chatd/rooms"
@@ -41,16 +41,30 @@ func (s *Server) authMiddleware(sock *socket.Socket, next func(*socket.ExtendedE
 		next(socket.NewExtendedError("unauthorized", map[string]any{"code": string(rooms.CodeUnauthorized), "message": authMessage(err)}))
 		return
 	}
+	var ans hookAnswer
+	if s.hooks.Connect != nil || s.cfg.AuthMode == AuthHook {
+		var refused *socket.ExtendedError
+		if u, ans, refused = s.connectHooks(sock, u); refused != nil {
+			next(refused)
+			return
+		}
+	}
 	if refused := s.admitSocket(sock, u.ID); refused != nil {
+		next(refused)
+		return
+	}
+	now := time.Now()
+	if refused := s.gatewayConnect(sock, now); refused != nil {
 		next(refused)
 		return
 	}
 	data := map[string]any{
 		dataUserID:      u.ID,
 		dataName:        u.Name,
-		dataConnectedAt: time.Now().UnixMilli(),
+		dataConnectedAt: now.UnixMilli(),
 	}
 	addTokenData(data, tok)
+	addHookData(data, ans)
 	sock.SetData(data)
 	next(nil)
 }
@@ -118,6 +132,10 @@ type conn struct {
 	// (see awaitClientDisconnect).
 	disconnected   chan struct{}
 	disconnectSent atomic.Bool
+
+	// gatewayIn is set once API Gateway's $connect let the socket in, so
+	// that its $disconnect follows.
+	gatewayIn atomic.Bool
 }
 
 // noteClientDisconnect is a listener of the Engine.IO connection's packets,
@@ -191,16 +209,27 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	s.guard.trackAddr(c.addr, 1)
 	sock.OnAny(c.onEvent)
 	_ = sock.On("disconnect", func(args ...any) {
-		if s.log.Enabled(context.Background(), slog.LevelDebug) {
-			reason, _ := args[0].(string)
-			s.log.Debug("socket disconnected", "user", u.ID, "socket", string(sock.Id()), "reason", reason)
-		}
-		c.onDisconnect()
+		reason, _ := args[0].(string)
+		s.log.Debug("socket disconnected", "user", u.ID, "socket", string(sock.Id()), "reason", reason)
+		c.onDisconnect(reason)
 	})
 	if !sock.Connected() {
 		// It dropped before the listener was in place.
-		c.onDisconnect()
+		c.onDisconnect("transport close")
 		return
+	}
+	if s.hooks.Gateway != nil {
+		if sock.Recovered() {
+			// The handler saw this connection's $disconnect when it dropped;
+			// recovery skips the middleware that sent $connect.
+			_, at, _ := socketUser(sock.Data())
+			if err := s.hooks.Gateway.Connect(context.Background(), s.gatewayConn(sock, time.UnixMilli(at), true)); err != nil {
+				s.log.Debug("recovered socket refused by $connect", "user", u.ID, "err", err)
+				sock.Disconnect(true)
+				return
+			}
+		}
+		c.gatewayIn.Store(true)
 	}
 	c.watchExpiry()
 
@@ -255,14 +284,22 @@ func (s *Server) onConnection(sock *socket.Socket) {
 	// Counted before it is sent, as every emitted event: a client that has
 	// it and then reads /metrics finds it counted.
 	s.metrics.eventsOut.WithLabelValues("session").Inc()
-	_ = sock.Emit("session", map[string]any{
+	session := map[string]any{
 		"userId":    u.ID,
 		"name":      u.Name,
 		"socketId":  string(sock.Id()),
 		"rooms":     memberOf,
 		"recovered": sock.Recovered(),
-	})
+	}
+	if d := c.hookUser().Data; d != nil {
+		session["data"] = d
+	}
+	_ = sock.Emit("session", session)
+	if s.admin != nil {
+		s.admin.announce(sock)
+	}
 	if first {
+		s.publishUser(events.UserOnline, u, "")
 		s.delivery.Announce(u, memberOf, "online")
 	}
 }
@@ -299,8 +336,8 @@ func (s *Server) leaveRoomsLeftMeanwhile(ctx context.Context, sock *socket.Socke
 	return kept
 }
 
-// onDisconnect runs once, when the socket is gone.
-func (c *conn) onDisconnect() {
+// onDisconnect runs once, when the socket is gone for reason.
+func (c *conn) onDisconnect(reason string) {
 	c.mu.Lock()
 	if c.gone {
 		c.mu.Unlock()
@@ -317,6 +354,9 @@ func (c *conn) onDisconnect() {
 	c.s.sockets.Add(-1)
 	c.s.trackUser(c.user.ID, -1)
 	c.s.guard.trackAddr(c.addr, -1)
+	if c.gatewayIn.Load() {
+		c.s.hooks.Gateway.Disconnect(c.gatewayConn(), disconnectStatus(reason), reason)
+	}
 	if recorded {
 		c.forget()
 	}
@@ -334,6 +374,7 @@ func (c *conn) forget() {
 		return
 	}
 	if last {
+		s.publishUser(events.UserOffline, c.user, offlineDisconnected)
 		s.delivery.Announce(c.user, memberOf, "offline")
 	}
 }
@@ -414,7 +455,15 @@ func (c *conn) handle(args []any) {
 		res, err = c.sync(ctx, args)
 	case protocol.EventRefresh:
 		res, err = c.refresh(args)
+	case protocol.EventRPC:
+		res, err = c.rpc(ctx, args)
+	case "":
+		err = rooms.Errorf(rooms.CodeBadRequest, "the event needs a name")
 	default:
+		if s.hooks.Gateway != nil {
+			res, err = c.gatewayDefault(ctx, ev, args)
+			break
+		}
 		// protocol.Requests lists exactly the cases above.
 		err = rooms.Errorf(rooms.CodeBadRequest, "unknown event %q; chatd knows %s", truncate(ev, 64), protocol.RequestList())
 	}

@@ -334,6 +334,44 @@ func TestIdleReportsServerCostPerConnection(t *testing.T) {
 	}
 }
 
+func TestSoakAccountsForEveryUserAndSamples(t *testing.T) {
+	srv := startChatd(t)
+	m, err := runJSON(t, "soak", "-target", srv.url, "-pid", strconv.Itoa(srv.pid), "-redis", "",
+		"-rooms", "3", "-rate", "40", "-duration", "2s", "-warmup", "0s", "-report", "500ms", "-drain", "5s")
+	if err != nil {
+		t.Fatalf("soak: %v", err)
+	}
+	cycles := num(t, m, "cycles")
+	if cycles < 40 || num(t, m, "cycle_errors") != 0 {
+		t.Errorf("cycles = %v, cycle_errors = %v (%v); want about 80 users, none failed", cycles, m["cycle_errors"], m["first_error"])
+	}
+	if num(t, m, "delivered") != cycles || num(t, m, "lost") != 0 || num(t, m, "duplicates") != 0 {
+		t.Errorf("delivered %v of %v, lost %v, duplicated %v", m["delivered"], cycles, m["lost"], m["duplicates"])
+	}
+	samples, _ := m["samples"].([]any)
+	if len(samples) < 4 {
+		t.Fatalf("want a sample every 500ms of 2s, got %v", m["samples"])
+	}
+	if s := samples[len(samples)-1].(map[string]any); s["rss_mb"] == nil || s["goroutines"] == nil || s["heap_mb"] == nil {
+		t.Errorf("last sample lacks RSS, heap or goroutines: %v", s)
+	}
+	if _, ok := m["flat"].(bool); !ok {
+		t.Errorf("flat = %v, want a verdict", m["flat"])
+	}
+}
+
+func TestSoakFlatVerdict(t *testing.T) {
+	at := func(sec float64, heap float64) soakSample { return soakSample{Seconds: sec, HeapMB: ptr(heap)} }
+	flat := []soakSample{at(0, 1), at(10, 20), at(20, 20.5), at(30, 20.2), at(40, 21), at(50, 20.4), at(60, 20.8)}
+	if g, ok := soakFlat(flat, 10*time.Second); !ok || len(g) != 1 {
+		t.Errorf("soakFlat(flat) = %v, %v; want flat (the warm-up's rise left out)", g, ok)
+	}
+	grew := []soakSample{at(10, 20), at(20, 22), at(30, 24), at(40, 26), at(50, 28), at(60, 30)}
+	if g, ok := soakFlat(grew, 10*time.Second); ok || len(g) != 1 || g[0].Flat {
+		t.Errorf("soakFlat(grew) = %v, %v; want growth reported", g, ok)
+	}
+}
+
 func TestStormConnectsEveryConnection(t *testing.T) {
 	srv := startChatd(t)
 	m, err := runJSON(t, "storm", "-target", srv.url, "-rate", "20", "-step", "500ms",
@@ -386,6 +424,9 @@ func TestFlagsRefuseBadSettings(t *testing.T) {
 		{[]string{"storm", "-factor", "1"}, "-factor"},
 		{[]string{"capacity", "-rate", "100", "-max-rate", "50"}, "-max-rate"},
 		{[]string{"idle", "-pid", "abc"}, "not a process id"},
+		{[]string{"soak", "-warmup", "5m", "-duration", "1m"}, "-warmup"},
+		{[]string{"soak", "-redis", "10.0.0.1:6379"}, "only loopback"},
+		{[]string{"soak", "-redis", "nohost"}, "host:port"},
 		{[]string{"idle", "extra"}, "unexpected argument"},
 		{[]string{"nope"}, "unknown scenario"},
 		{nil, "name a scenario"},

@@ -12,6 +12,8 @@
 //	                    latency from send to receipt, lost and duplicated deliveries
 //	chatbench capacity  the highest rate whose p99 latency stays under a bound with nothing lost
 //	chatbench storm     connects per second, raised step by step until errors or a slow p99
+//	chatbench soak      users connect, chat and leave at a steady rate for minutes: memory,
+//	                    goroutines and Redis sampled every 10 s must end flat
 //	chatbench compare   reads result lines and prints the ratios of two labels
 //
 // Several -target URLs spread the connections over the instances of a
@@ -57,6 +59,7 @@ scenarios:
   fanout     R rooms of M members, messages at a fixed rate; deliveries/s, latency, losses
   capacity   highest rate with p99 latency at most -p99 and nothing lost
   storm      connects per second until errors or p99 connect time passes -connect-p99
+  soak       users connect, chat and leave for minutes; memory, goroutines, Redis must stay flat
   compare    read result lines (files or stdin) and print the ratios of two labels
 
 Run "chatbench <scenario> -h" for its flags.
@@ -70,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	name, args := args[0], args[1:]
 	switch name {
-	case "idle", "fanout", "capacity", "storm":
+	case "idle", "fanout", "capacity", "storm", "soak":
 		o, err := parseFlags(name, args, stderr)
 		if err != nil || o == nil {
 			return err
@@ -83,6 +86,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	default:
 		fmt.Fprint(stderr, usageText)
-		return fmt.Errorf("%w: unknown scenario %q (idle, fanout, capacity, storm, compare)", errUsage, name)
+		return fmt.Errorf("%w: unknown scenario %q (idle, fanout, capacity, storm, soak, compare)", errUsage, name)
 	}
 }

@@ -50,6 +50,10 @@ type options struct {
 	connectP99 time.Duration
 	maxConns   int
 	cooldown   time.Duration
+
+	// soak
+	report time.Duration // sampling interval
+	redis  string        // host:port whose INFO memory is sampled; "" skips
 }
 
 // parseFlags parses a scenario's flags; it returns nil, nil after -h.
@@ -98,6 +102,14 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (*options, err
 		fs.IntVar(&o.maxSteps, "max-steps", 15, "most steps")
 		fs.IntVar(&o.maxConns, "max-conns", 15000, "most connections one step may open (they stay open until the step ends)")
 		fs.DurationVar(&o.cooldown, "cooldown", 2*time.Second, "pause between steps, after the step's connections are closed")
+	case "soak":
+		fs.IntVar(&o.rooms, "rooms", 50, "rooms, each watched by one resident member")
+		fs.Float64Var(&o.rate, "rate", 20, "short-lived users per second (each connects, joins, writes, leaves, disconnects)")
+		fs.DurationVar(&o.duration, "duration", 3*time.Minute, "how long users keep coming")
+		fs.DurationVar(&o.warmup, "warmup", time.Minute, "samples before this are left out of the flatness verdict (caches and history fill up first)")
+		fs.DurationVar(&o.report, "report", 10*time.Second, "sampling interval of RSS, heap, goroutines and Redis memory")
+		fs.StringVar(&o.redis, "redis", "127.0.0.1:6379", `Redis host:port whose memory and keys are sampled (loopback only); "" skips`)
+		fs.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for the last deliveries after the last user left")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -172,6 +184,24 @@ func (o *options) validate() error {
 		if o.scenario == "capacity" {
 			if o.p99 <= 0 || o.maxRate < o.rate || o.precision <= 0 || o.maxSteps < 1 {
 				return errors.New("-p99 and -precision must be positive, -max-rate at least -rate, -max-steps at least 1")
+			}
+		}
+	case "soak":
+		if o.rooms < 1 || o.rooms > 100_000 {
+			return errors.New("-rooms must be 1 to 100000")
+		}
+		if o.rate <= 0 || o.rate > 10_000 {
+			return errors.New("-rate must be above 0 and at most 10000 users per second")
+		}
+		if o.duration <= 0 || o.report <= 0 || o.drain <= 0 || o.warmup < 0 || o.warmup >= o.duration {
+			return errors.New("-duration, -report and -drain must be positive, -warmup not negative and below -duration")
+		}
+		if o.rate*o.duration.Seconds() > 10_000_000 {
+			return errors.New("-rate times -duration must be at most 10000000 users")
+		}
+		if o.redis != "" {
+			if err := checkLoopbackAddr(o.redis); err != nil {
+				return fmt.Errorf("-redis: %w", err)
 			}
 		}
 	case "storm":

@@ -66,6 +66,8 @@ func runScenario(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		res, err = r.capacity(ctx)
 	case "storm":
 		res, err = r.storm(ctx)
+	case "soak":
+		res, err = r.soak(ctx)
 	}
 	if res != nil {
 		b, jerr := json.Marshal(res)

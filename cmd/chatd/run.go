@@ -13,13 +13,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/chatd/chatd/api"
 	"github.com/chatd/chatd/config"
 	"github.com/chatd/chatd/internal/idlemem"
+	chatdredis "github.com/chatd/chatd/redis"
 	"github.com/chatd/chatd/rooms"
 	"github.com/chatd/chatd/server"
 	"github.com/chatd/chatd/web"
+	"github.com/chatd/chatd/web/adminui"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -54,8 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintf(stdout, "chatd %s (%s)\n", version, commit)
 		return nil
+	case "hash-password":
+		return hashPassword(args, stdin, stdout)
 	default:
-		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, version)", errUsage, cmd)
+		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, hash-password, version)", errUsage, cmd)
 	}
 	cfg, err := loadConfig(args, getenv, stdout)
 	if err != nil || cfg == nil {
@@ -146,9 +151,14 @@ type Main struct {
 	reg        *prometheus.Registry
 	metrics    *metricsListener // on metrics.listen; nil without one
 	redisLoss  *redisLoss       // in cluster mode; see redisloss.go
-	served     chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	// In cluster mode, the Redis client and presence (stores.go).
+	redisClient   goredis.UniversalClient
+	redisPresence *chatdredis.RedisPresence
+	events        *eventsRun                  // with hooks.events.url; see events.go
+	closeHooks    func(context.Context) error // waits for $disconnect posts; nil without API Gateway mode
+	served        chan struct{}
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 // newMain wires chatd from cfg.
@@ -225,9 +235,28 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	if cfg.Web.Enabled {
 		scfg.Web = web.Handler()
 	}
+	if cfg.Admin.Enabled() {
+		scfg.Admin = server.AdminConfig{
+			Username:     cfg.Admin.Username,
+			PasswordHash: []byte(cfg.Admin.PasswordHash),
+			ReadOnly:     cfg.Admin.ReadOnly,
+			SessionTTL:   cfg.Admin.SessionTTL,
+		}
+	}
 	deps.Chat = chat
 	deps.Logger = m.log
 	deps.Registry = reg
+	if deps.Events, err = m.newEvents(ctx, cfg, reg); err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	hooksDeps, closeHooks, err := newHooks(cfg, reg, m.log)
+	if err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	deps.Hooks = hooksDeps
+	m.closeHooks = closeHooks
 	m.srv, err = server.New(scfg, deps)
 	if err != nil {
 		_ = m.Close()
@@ -251,6 +280,11 @@ func newMain(ctx context.Context, cfg config.Config, logOut io.Writer) (*Main, e
 	}
 	for _, p := range api.Patterns() {
 		m.srv.Handle(p, apiHandler)
+	}
+	if cfg.Admin.Enabled() {
+		// The UI's page; its socket.io namespace is /admin on the same server.
+		m.srv.Handle(adminui.Prefix, adminui.Handler())
+		m.log.Info("Admin UI on", "path", adminui.Prefix, "namespace", server.AdminNamespace, "readonly", cfg.Admin.ReadOnly, "ui_built", adminui.Built())
 	}
 	return m, nil
 }
@@ -282,6 +316,9 @@ func (m *Main) Run(ctx context.Context) error {
 			m.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if m.events != nil {
+		m.events.start()
+	}
 	if clustered(m.cfg) {
 		// Only other instances can crash away from this one's presence.
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -381,6 +418,14 @@ func (m *Main) close() error {
 	if m.srv != nil {
 		_ = m.srv.Close()
 	}
+	if m.closeHooks != nil {
+		if err := m.closeHooks(ctx); err != nil {
+			m.log.Warn("shutdown: $disconnect events still in flight were not waited for", "err", err)
+		}
+	}
+	// After the server, whose drain published the last user.offline
+	// events, and before Redis closes.
+	m.events.stop(ctx)
 	for i := len(m.closer) - 1; i >= 0; i-- {
 		if err := m.closer[i](); err != nil {
 			m.log.Warn("shutdown: cleanup failed; what it leaves in Redis expires by itself", "err", err)

@@ -50,6 +50,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	rm := newRedisMetrics(reg)
 	client.AddHook(rm)
 	m.closer = append(m.closer, client.Close)
+	m.redisClient = client
 	if err := m.watchRedisData(ctx, client, reg); err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
@@ -64,6 +65,8 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 		RecoveryStreamLength: int64(cfg.Recovery.StreamLength),
 		RecoveryMaxPackets:   cfg.Recovery.MaxPackets,
 		Hooks:                rm.adapterHooks(),
+		// The Admin UI's namespace takes no room in the recovery stream.
+		RecoveryNamespaces: []string{"/"},
 	})
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, fmt.Errorf("redis adapter: %w", err)
@@ -115,6 +118,13 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
+	m.redisPresence = presence
+	var adminSessions server.AdminSessions
+	if cfg.Admin.Enabled() {
+		if adminSessions, err = chatdredis.NewRedisAdminSessions(client, prefix); err != nil {
+			return rooms.Stores{}, server.Deps{}, err
+		}
+	}
 	if err := presence.Start(ctx); err != nil {
 		// Redis may be down at start; presence keeps retrying by itself.
 		m.log.Warn("presence start", "err", err)
@@ -130,9 +140,10 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 			History:     hist,
 			Idempotency: idem,
 		}, server.Deps{
-			Adapter: adapter,
-			Ready:   adapter.Ready,
-			Grants:  grants,
-			Cutoffs: cutoffs,
+			Adapter:       adapter,
+			Ready:         adapter.Ready,
+			Grants:        grants,
+			Cutoffs:       cutoffs,
+			AdminSessions: adminSessions,
 		}, nil
 }

@@ -119,6 +119,9 @@ func TestDockerfile(t *testing.T) {
 	if !build.has("COPY", "--from="+web.name) || !build.has("COPY", "web/dist") {
 		t.Error("Go stage does not copy web/dist from the web stage (go:embed needs it)")
 	}
+	if !web.has("RUN", "npm --prefix adminui run build") || !build.has("COPY", "web/adminui/dist") {
+		t.Error("the Admin UI is not built in the web stage and copied into web/adminui/dist (go:embed needs it)")
+	}
 	for _, arg := range []string{"VERSION", "COMMIT"} {
 		if !slices.ContainsFunc(build.find("ARG"), func(in instruction) bool { return strings.HasPrefix(in.args, arg) }) {
 			t.Errorf("Go stage declares no ARG %s", arg)
@@ -326,7 +329,7 @@ func TestDockerignoreKeepsWhatTheBuildReads(t *testing.T) {
 			t.Errorf(".dockerignore leaves out %s, which the Dockerfile needs", p)
 		}
 	}
-	for _, p := range []string{".git/HEAD", "web/node_modules/x", "web/dist/app.js", "e2e/node_modules/y"} {
+	for _, p := range []string{".git/HEAD", "web/node_modules/x", "web/dist/app.js", "web/adminui/dist/index.html", "web/adminui/node_modules/z", "e2e/node_modules/y"} {
 		if !d.excluded(p) {
 			t.Errorf(".dockerignore keeps %s in the build context", p)
 		}
@@ -339,7 +342,7 @@ func TestDockerignoreKeepsWhatTheBuildReads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(filepath.ToSlash(rel), "web/dist/") {
+		if strings.HasPrefix(filepath.ToSlash(rel), "web/dist/") || strings.HasPrefix(filepath.ToSlash(rel), "web/adminui/dist/") {
 			continue // built by the web stage
 		}
 		checked++

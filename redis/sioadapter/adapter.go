@@ -78,6 +78,12 @@ type AdapterOptions struct {
 	// client that missed more gets a fresh session. Default
 	// protocol.DefaultRecoveryMaxPackets.
 	RecoveryMaxPackets int
+	// RecoveryNamespaces are the namespaces that connection state recovery
+	// covers: their broadcasts are recorded in the recovery stream and their
+	// dropped sessions kept. Empty means every namespace. chatd names "/"
+	// only, so that the Admin UI's namespace (/admin) takes no room in the
+	// stream that chat clients resume from.
+	RecoveryNamespaces []string
 	// Hooks are called on adapter events, for metrics. Any of them may be nil.
 	Hooks AdapterHooks
 

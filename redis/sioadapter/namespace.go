@@ -3,6 +3,7 @@ package sioadapter
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,12 +117,13 @@ func (a *RedisAdapter) channelFor(opts *socket.BroadcastOptions) string {
 	return a.b.busChannel
 }
 
-// recovery returns whether connection state recovery is on and its maximum
+// recovery returns whether connection state recovery is on (for this
+// namespace: see AdapterOptions.RecoveryNamespaces) and its maximum
 // disconnection duration in milliseconds. With a custom adapter the library
 // does not fill the default duration, so 0 means the library's default.
 func (a *RedisAdapter) recovery() (bool, int64) {
 	csr := a.Nsp().Server().Opts().ConnectionStateRecovery()
-	if csr == nil {
+	if csr == nil || (len(a.b.opts.RecoveryNamespaces) > 0 && !slices.Contains(a.b.opts.RecoveryNamespaces, a.name)) {
 		return false, 0
 	}
 	ms := csr.MaxDisconnectionDuration()

@@ -472,3 +472,31 @@ func TestAdapterRecoveryRefusals(t *testing.T) {
 		}
 	})
 }
+
+// A namespace outside RecoveryNamespaces records nothing in the recovery
+// stream, while the namespaces inside it still do.
+func TestAdapterRecoveryNamespaces(t *testing.T) {
+	r := testkit.StartRedisServer(t)
+	mon := r.Client()
+	prefix := "t-recns"
+	opts := adapterTestOptions(t, prefix)
+	opts.RecoveryNamespaces = []string{"/"}
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: opts, recoveryMs: 60_000})
+	other := a.io.Of("/other", nil)
+	streamLen := func() int64 {
+		n, err := mon.XLen(context.Background(), prefix+":recovery").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	_ = other.Emit("not-recorded", 1)
+	_ = other.To("some-room").Emit("not-recorded", 2)
+	_ = a.io.Emit("recorded", 3)
+	// The broadcasts are published in order, so once the main namespace's
+	// entry is in the stream the other namespace's would be too.
+	adapterWaitFor(t, "the main namespace's broadcast in the recovery stream", func() bool { return streamLen() >= 1 })
+	if n := streamLen(); n != 1 {
+		t.Fatalf("the recovery stream holds %d entries, want only the main namespace's 1", n)
+	}
+}

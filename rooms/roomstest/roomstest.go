@@ -197,6 +197,71 @@ var membershipTests = []storeTest{
 			t.Errorf("Members(c) = %q, want %q", got, want)
 		}
 	}},
+	{"a room's first join and last leave are counted once", func(t *testing.T, st rooms.Stores, _ Options) {
+		rc, ok := st.Membership.(rooms.RoomCounting)
+		if !ok {
+			t.Skip("the store does not count rooms")
+		}
+		ctx := t.Context()
+		steps := []struct {
+			op, user string
+			want     rooms.Change
+		}{
+			{"join", "alice", rooms.Change{Member: true, Room: true}},
+			{"join", "alice", rooms.Change{}},
+			{"join", "bob", rooms.Change{Member: true}},
+			{"leave", "alice", rooms.Change{Member: true}},
+			{"leave", "alice", rooms.Change{}},
+			{"leave", "bob", rooms.Change{Member: true, Room: true}},
+			{"leave", "bob", rooms.Change{}},
+			{"join", "bob", rooms.Change{Member: true, Room: true}},
+		}
+		for i, s := range steps {
+			var got rooms.Change
+			var err error
+			if s.op == "join" {
+				got, err = rc.JoinCounted(ctx, s.user, "counted", 10)
+			} else {
+				got, err = rc.LeaveCounted(ctx, s.user, "counted")
+			}
+			if err != nil || got != s.want {
+				t.Fatalf("step %d: %s %s = %+v, %v; want %+v", i, s.op, s.user, got, err, s.want)
+			}
+		}
+		// Of many users joining an empty room at once, one is its first
+		// member; of all leaving at once, one is its last.
+		const n = 8
+		var mu sync.Mutex
+		firsts, lasts := 0, 0
+		if _, err := rc.LeaveCounted(ctx, "bob", "counted"); err != nil {
+			t.Fatal(err)
+		}
+		parallel(n, func(i int) {
+			c, err := rc.JoinCounted(ctx, fmt.Sprintf("u%d", i), "counted", 10)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Error(err)
+			}
+			if c.Room {
+				firsts++
+			}
+		})
+		parallel(n, func(i int) {
+			c, err := rc.LeaveCounted(ctx, fmt.Sprintf("u%d", i), "counted")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Error(err)
+			}
+			if c.Room {
+				lasts++
+			}
+		})
+		if firsts != 1 || lasts != 1 {
+			t.Fatalf("%d concurrent joins reported %d first members, their leaves %d last ones; want 1 and 1", n, firsts, lasts)
+		}
+	}},
 	{"maxRooms 0 refuses every new room", func(t *testing.T, st rooms.Stores, _ Options) {
 		if _, err := st.Membership.Join(t.Context(), "alice", "a", 0); !errors.Is(err, rooms.ErrTooManyRooms) {
 			t.Fatalf("join with maxRooms 0: err = %v, want ErrTooManyRooms", err)
