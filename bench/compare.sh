@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# compare.sh runs chatbench against chatd and against the Node peer
-# (bench/node-peer), alternately, and prints the ratios chatd/node.
+# compare.sh runs chatbench against chatd and against Node socket.io servers,
+# alternately, and prints the ratios chatd/node. There are two Node servers:
+# bench/node-min (label node-min), the smallest socket.io 4 server that does
+# join and message, and bench/node-peer (label node), which has chatd's
+# behaviour (users, presence, recovery, a Redis adapter for clusters).
 #
 #   bench/compare.sh                      every scenario below, once each
-#   bench/compare.sh idle fanout500       only these
-#   ROUNDS=2 bench/compare.sh fanout500   chatd, node, chatd, node
+#   bench/compare.sh idle10k capacity     only these
+#   ROUNDS=3 bench/compare.sh capacity    chatd, node-min, chatd, node-min, ...
+#   PEERS="node-min node" bench/compare.sh idle10k   against both Node servers
 #
-# Scenarios: idle (5,000 connections), idle10k, fanout<rate> such as
-# fanout500, fanout750 or fanout1188 (100 rooms x 20 members, that many
-# messages/s for 20 s; half the Node peer's capacity tests the p99 goal),
-# capacity (highest rate with p99 <= 100 ms and nothing lost), cluster2 and
-# cluster3 (fanout500 over 2 or 3 instances and a private Redis), capacity2
-# (capacity over 2 instances and Redis), storm (connects/s).
+# Scenarios: idle (5,000 connections in rooms of 20), idle<N>k such as
+# idle10k or idle50k (N thousand connections in rooms of 10: idle10k is
+# 1,000 rooms; each process needs N thousand open files, and more than
+# 20,000 connections are spread over several loopback source addresses),
+# fanout<rate> such as fanout500 or fanout1500 (100 rooms x 20 members,
+# 100-byte messages, that many messages/s for 20 s; half the Node server's
+# capacity tests the p99 goal), capacity (highest rate with p99 <= 100 ms
+# and nothing lost, 100 rooms x 20 members, every member publishing
+# 100-byte messages), cluster2 and cluster3 (fanout500 over 2 or 3
+# instances and a private Redis), capacity2 (capacity over 2 instances and
+# Redis), storm (connects/s). Cluster scenarios run against bench/node-peer
+# only: bench/node-min has no adapter.
 #
 # The servers run pinned to CPU 0 (taskset -c 0), chatbench and Redis to
 # CPU 1; both Go processes with GOMAXPROCS=1. Before each run the script
@@ -20,7 +30,8 @@
 # run) and progress logs go to bench/results/<UTC time>/ (OUT=dir to
 # choose). Every run targets 127.0.0.1 only and ends by itself.
 #
-# Settings (environment): ROUNDS (1), OUT, QUIET_BUSY (15), QUIET_WAIT (120),
+# Settings (environment): ROUNDS (1), PEERS (node-min: the Node servers of
+# single-instance scenarios, node-min and/or node), OUT, QUIET_BUSY (15), QUIET_WAIT (120),
 # PPROF=1 (serve chatd's /debug/pprof/ and save a 20 s CPU profile and a heap
 # profile of chatd during the fan-out scenarios), CHATD_HISTORY_SIZE (1000,
 # chatd's default), CHATD_RECOVERY_MAX_DISCONNECTION (2m, chatd's default; 0s
@@ -31,6 +42,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 rounds=${ROUNDS:-1}
+read -r -a peers <<<"${PEERS:-node-min}"
+for p in "${peers[@]}"; do
+  case $p in
+    node-min | node) ;;
+    *)
+      echo "compare.sh: PEERS names node-min and/or node, not $p" >&2
+      exit 2
+      ;;
+  esac
+done
 quiet_busy=${QUIET_BUSY:-15}
 quiet_wait=${QUIET_WAIT:-120}
 out=${OUT:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -38,9 +59,19 @@ scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
   scenarios=(idle idle10k fanout500 fanout750 fanout1000 capacity cluster2 cluster3 capacity2 storm)
 fi
+max_conns=0
 for s in "${scenarios[@]}"; do
   case $s in
-    idle | idle10k | capacity | cluster2 | cluster3 | capacity2 | storm) ;;
+    idle | capacity | cluster2 | cluster3 | capacity2 | storm) ;;
+    idle*k)
+      if ! [[ $s =~ ^idle[1-9][0-9]*k$ ]]; then
+        echo "compare.sh: idle scenarios are idle<thousands of connections>k, such as idle10k, not $s" >&2
+        exit 2
+      fi
+      n=${s#idle}
+      n=$((${n%k} * 1000))
+      [ "$n" -gt "$max_conns" ] && max_conns=$n
+      ;;
     fanout*)
       if ! [[ $s =~ ^fanout[1-9][0-9]*$ ]]; then
         echo "compare.sh: fan-out scenarios are fanout<messages per second>, such as fanout750, not $s" >&2
@@ -48,7 +79,7 @@ for s in "${scenarios[@]}"; do
       fi
       ;;
     *)
-      echo "compare.sh: unknown scenario $s (idle idle10k fanout<rate> capacity cluster2 cluster3 capacity2 storm)" >&2
+      echo "compare.sh: unknown scenario $s (idle idle<N>k fanout<rate> capacity cluster2 cluster3 capacity2 storm)" >&2
       exit 2
       ;;
   esac
@@ -66,13 +97,19 @@ mkdir -p "$bin"
 # Every connection is a file descriptor on both sides.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "open files limit: $(ulimit -n)"
+if [ "$max_conns" -gt 0 ] && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((max_conns + 1000)) ]; then
+  echo "compare.sh: $max_conns connections need at least $((max_conns + 1000)) open files per process; the limit here is $(ulimit -n) (raise the hard limit, ulimit -Hn, as root)" >&2
+  exit 2
+fi
 
 echo "building chatd and chatbench into $bin"
 (cd "$repo" && go build -o "$bin/chatd" ./cmd/chatd && go build -o "$bin/chatbench" ./cmd/chatbench)
-if [ ! -d "$here/node-peer/node_modules/socket.io" ]; then
-  echo "installing the Node peer's packages"
-  npm --prefix "$here/node-peer" ci --no-audit --no-fund --loglevel=error
-fi
+for d in node-peer node-min; do
+  if [ ! -d "$here/$d/node_modules/socket.io" ]; then
+    echo "installing the packages of bench/$d"
+    npm --prefix "$here/$d" ci --no-audit --no-fund --loglevel=error
+  fi
+done
 
 pids=()
 redis_pid=""
@@ -175,6 +212,10 @@ start_servers() {
         CHATD_INSTANCE_ID="bench-$i" \
         CHATD_DEBUG_PPROF="$([ "${PPROF:-0}" = 1 ] && echo true || echo false)" \
         taskset -c 0 "$bin/chatd" >"$out/$run-chatd-$i.log" 2>&1 &
+    elif [ "$impl" = node-min ]; then
+      (cd "$here/node-min" && exec env \
+        PEER_LISTEN="127.0.0.1:$port" \
+        taskset -c 0 node server.mjs >"$out/$run-node-min-$i.log" 2>&1) &
     else
       (cd "$here/node-peer" && exec env \
         PEER_LISTEN="127.0.0.1:$port" \
@@ -208,15 +249,30 @@ bench() {
   start_servers "$impl" "$n" "$run"
   echo "== $run: chatbench $* (servers $pid_list on CPU 0)"
   local profiler=""
+  local extra=()
+  # chatd's count of the connections it closed, by reason, each second: a
+  # run that lost a connection then shows why (ping timeout, slow client, ...).
+  local closes=""
+  if [ "$impl" = chatd ]; then
+    (while :; do
+      curl -sf "${targets%%,*}/metrics" 2>/dev/null | grep -E '^chatd_(server_closes_total|slow_clients_disconnected_total)' |
+        grep -v ' 0$' | sed "s/^/$(date -u +%T) /" || true
+      sleep 1
+    done >"$out/$run.closes.log") &
+    closes=$!
+  fi
+  # bench/node-min sends no session event: its CONNECT answer is enough.
+  [ "$impl" = node-min ] && extra=(-session=false)
   if [ "${PPROF:-0}" = 1 ] && [ "$impl" = chatd ] && [[ $name == fanout* ]]; then
     (sleep 8 && curl -sf -o "$out/$run.cpu.pprof" "${targets%%,*}/debug/pprof/profile?seconds=10" &&
       curl -sf -o "$out/$run.heap.pprof" "${targets%%,*}/debug/pprof/heap") &
     profiler=$!
   fi
-  GOMAXPROCS=1 taskset -c 1 "$bin/chatbench" "$@" -target "$targets" -pid "$pid_list" -label "$impl" \
+  GOMAXPROCS=1 taskset -c 1 "$bin/chatbench" "$@" "${extra[@]}" -target "$targets" -pid "$pid_list" -label "$impl" \
     >>"$results" 2> >(tee "$out/$run.progress.log" | grep -E 'done|capacity:|storm:|idle:|step [0-9]+:' >&2) ||
     { echo "FAILED: $run: chatbench failed, a failed run, not noise (see $out/$run.progress.log)"; failed_runs=$((failed_runs + 1)); }
   [ -n "$profiler" ] && { wait "$profiler" || echo "WARNING: profile of $run failed"; }
+  [ -n "$closes" ] && { kill "$closes" 2>/dev/null; wait "$closes" 2>/dev/null || true; }
   stop_servers
 }
 
@@ -224,13 +280,19 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo "results: $results"
 failed_runs=0
 for s in "${scenarios[@]}"; do
+  impls=(chatd "${peers[@]}")
+  case $s in cluster* | capacity2) impls=(chatd node) ;; esac
   for _ in $(seq "$rounds"); do
-    for impl in chatd node; do
+    for impl in "${impls[@]}"; do
       case $s in
         idle) bench "$impl" 1 idle idle -conns 5000 -members 20 ;;
-        idle10k) bench "$impl" 1 idle10k idle -conns 10000 -members 20 ;;
-        fanout*) bench "$impl" 1 "$s" fanout -rooms 100 -members 20 -rate "${s#fanout}" -duration 20s ;;
-        capacity) bench "$impl" 1 capacity capacity -rooms 100 -members 20 -rate 500 -duration 10s ;;
+        idle*k)
+          n=${s#idle}
+          n=$((${n%k} * 1000))
+          bench "$impl" 1 "$s" idle -conns "$n" -members 10 -sources $((n / 20000 + 1))
+          ;;
+        fanout*) bench "$impl" 1 "$s" fanout -rooms 100 -members 20 -rate "${s#fanout}" -duration 20s -text-bytes 100 ;;
+        capacity) bench "$impl" 1 capacity capacity -rooms 100 -members 20 -rate 500 -duration 10s -text-bytes 100 ;;
         cluster2) bench "$impl" 2 cluster2 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
         cluster3) bench "$impl" 3 cluster3 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
         capacity2) bench "$impl" 2 capacity2 capacity -rooms 100 -members 20 -rate 250 -duration 10s ;;
@@ -240,10 +302,14 @@ for s in "${scenarios[@]}"; do
   done
 done
 
-echo
-echo "ratios (chatd/node; medians over rounds):"
 compare_status=0
-"$bin/chatbench" compare "$results" | tee "$out/ratios.md" || compare_status=$?
+: >"$out/ratios.md"
+for label in node-min node; do
+  grep -q "\"label\":\"$label\"" "$results" 2>/dev/null || continue
+  echo
+  echo "ratios (chatd/$label; medians over rounds):" | tee -a "$out/ratios.md"
+  "$bin/chatbench" compare -b "$label" "$results" | tee -a "$out/ratios.md" || compare_status=$?
+done
 if [ "$failed_runs" -gt 0 ] || [ "$compare_status" -ne 0 ]; then
   echo "FAILED: $failed_runs chatbench runs failed (a connection the server closed or that could not be made fails a run); the ratios above leave them out" >&2
   exit 1

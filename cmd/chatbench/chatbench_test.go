@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,13 +170,14 @@ func num(t *testing.T, m map[string]any, path string) float64 {
 	return v
 }
 
-// checkExactlyOnce asserts that a fan-out of 4 rooms x 3 members at 20
+// checkExactlyOnce asserts (with extra chatbench flags) that a fan-out of 4 rooms x 3 members at 20
 // messages/s for 1 s delivered each of its 20 messages to the 2 other
 // members of its room exactly once.
-func checkExactlyOnce(t *testing.T, srv server) {
+func checkExactlyOnce(t *testing.T, srv server, extra ...string) {
 	t.Helper()
-	m, err := runJSON(t, "fanout", "-target", srv.url, "-pid", strconv.Itoa(srv.pid),
-		"-rooms", "4", "-members", "3", "-rate", "20", "-duration", "1s", "-warmup", "0s", "-settle", "1s", "-label", "test")
+	args := []string{"fanout", "-target", srv.url, "-pid", strconv.Itoa(srv.pid),
+		"-rooms", "4", "-members", "3", "-rate", "20", "-duration", "1s", "-warmup", "0s", "-settle", "1s", "-label", "test"}
+	m, err := runJSON(t, append(args, extra...)...)
 	if err != nil {
 		t.Fatalf("fanout: %v", err)
 	}
@@ -221,6 +224,93 @@ func TestFanoutAgainstNodePeer(t *testing.T) {
 		return "http://" + a, true
 	})
 	checkExactlyOnce(t, srv)
+}
+
+// startNodeMin starts bench/node-min, the minimal socket.io server, or
+// skips without node or its npm packages.
+func startNodeMin(t *testing.T) server {
+	t.Helper()
+	dir := filepath.Join("..", "..", "bench", "node-min")
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io")); err != nil {
+		t.Skip("bench/node-min has no node_modules; run npm ci there")
+	}
+	cmd := exec.Command("node", "server.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PEER_LISTEN=127.0.0.1:0")
+	return startProcess(t, cmd, func(line string) (string, bool) {
+		a, ok := strings.CutPrefix(line, "node-min serving on ")
+		if !ok {
+			return "", false
+		}
+		a, _, _ = strings.Cut(a, " ")
+		return "http://" + a, true
+	})
+}
+
+// TestFanoutAgainstMinimalNodePeer checks that bench/node-min, which sends
+// no session event, delivers every message once to chatbench with
+// -session=false.
+func TestFanoutAgainstMinimalNodePeer(t *testing.T) {
+	checkExactlyOnce(t, startNodeMin(t), "-session=false", "-text-bytes", "100")
+}
+
+// TestIdleAgainstMinimalNodePeerFromTwoSources holds connections from two
+// loopback source addresses, as compare.sh's larger idle scenarios do.
+func TestIdleAgainstMinimalNodePeerFromTwoSources(t *testing.T) {
+	srv := startNodeMin(t)
+	m, err := runJSON(t, "idle", "-target", srv.url, "-pid", strconv.Itoa(srv.pid), "-session=false",
+		"-sources", "2", "-conns", "40", "-members", "10", "-settle", "0s", "-metrics", "")
+	if err != nil {
+		t.Fatalf("idle: %v", err)
+	}
+	if got := num(t, m, "connections"); got != 40 {
+		t.Errorf("connections = %v, want 40", got)
+	}
+	if got := num(t, m, "dropped_connections"); got != 0 {
+		t.Errorf("dropped_connections = %v", got)
+	}
+	if num(t, m, "rss_after_mb") <= 0 {
+		t.Errorf("rss_after_mb = %v", num(t, m, "rss_after_mb"))
+	}
+}
+
+// TestDialerSpreadsSourceAddresses checks that -sources 3 takes the source
+// address of each new connection from 127.0.0.1 to 127.0.0.3 in turn.
+func TestDialerSpreadsSourceAddresses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dial := newDialer(3).NetDialContext
+	seen := map[string]int{}
+	for range 6 {
+		c, err := dial(context.Background(), "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		host, _, _ := net.SplitHostPort(s.RemoteAddr().String())
+		seen[host]++
+		_ = s.Close()
+		_ = c.Close()
+	}
+	want := map[string]int{"127.0.0.1": 2, "127.0.0.2": 2, "127.0.0.3": 2}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("source addresses %v, want %v", seen, want)
+	}
+}
+
+// TestChatdWithoutSessionWait checks that -session=false also works
+// against chatd: its session event is then one of the ignored events.
+func TestChatdWithoutSessionWait(t *testing.T) {
+	checkExactlyOnce(t, startChatd(t), "-session=false")
 }
 
 func TestIdleReportsServerCostPerConnection(t *testing.T) {
@@ -329,6 +419,8 @@ func TestFlagsRefuseBadSettings(t *testing.T) {
 		{[]string{"fanout", "-text-bytes", "10"}, "-text-bytes"},
 		{[]string{"fanout", "-settle", "-1s"}, "-settle"},
 		{[]string{"idle", "-conns", "0"}, "-conns"},
+		{[]string{"idle", "-sources", "0"}, "-sources"},
+		{[]string{"idle", "-sources", "255"}, "-sources"},
 		{[]string{"storm", "-factor", "1"}, "-factor"},
 		{[]string{"capacity", "-rate", "100", "-max-rate", "50"}, "-max-rate"},
 		{[]string{"idle", "-pid", "abc"}, "not a process id"},

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -88,15 +89,28 @@ type dialOptions struct {
 	base   time.Time
 	dialer *websocket.Dialer
 	onData frameHandler
-	state  any // the client's scenario state, read by onData
+	state  any  // the client's scenario state, read by onData
+	noWait bool // the CONNECT answer is enough; do not wait for a session event
 }
 
 // newDialer returns the WebSocket dialer shared by a run's connections: small
 // buffers (frames are a few hundred bytes), no compression (neither server
-// enables it by default), one write buffer pool.
-func newDialer() *websocket.Dialer {
+// enables it by default), one write buffer pool. With sources above 1 the
+// connections take their source address from 127.0.0.1, 127.0.0.2, ... in
+// turn, so that more of them than one address has ephemeral ports can reach
+// one server port.
+func newDialer(sources int) *websocket.Dialer {
+	dial := (&net.Dialer{Timeout: handshakeTimeout}).DialContext
+	if sources > 1 {
+		var next atomic.Uint32
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			src := net.IPv4(127, 0, 0, byte(1+next.Add(1)%uint32(sources))) //nolint:gosec // sources is at most 254
+			d := net.Dialer{Timeout: handshakeTimeout, LocalAddr: &net.TCPAddr{IP: src}}
+			return d.DialContext(ctx, network, addr)
+		}
+	}
 	return &websocket.Dialer{
-		NetDialContext:   (&net.Dialer{Timeout: handshakeTimeout}).DialContext,
+		NetDialContext:   dial,
 		HandshakeTimeout: handshakeTimeout,
 		ReadBufferSize:   2048,
 		WriteBufferSize:  1024,
@@ -124,7 +138,8 @@ func wsURL(target string) (string, error) {
 }
 
 // dial opens a connection, connects to namespace "/" with dev auth
-// {userId, name} and waits for chatd's `session` event. It then serves the
+// {userId, name} and waits for chatd's `session` event (or only for the
+// CONNECT answer, with noWait). It then serves the
 // connection's reads in a goroutine of its own.
 func dial(ctx context.Context, o dialOptions) (*client, error) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
@@ -154,7 +169,7 @@ func dial(ctx context.Context, o dialOptions) (*client, error) {
 		_ = ws.SetReadDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = ws.SetReadDeadline(time.Now()) })
-	err = c.handshake()
+	err = c.handshake(o.noWait)
 	if !stop() || err != nil {
 		_ = ws.Close()
 		if err == nil {
@@ -168,8 +183,8 @@ func dial(ctx context.Context, o dialOptions) (*client, error) {
 }
 
 // handshake reads the open packet, sends CONNECT with auth, reads the
-// CONNECT answer and waits for the `session` event.
-func (c *client) handshake() error {
+// CONNECT answer and waits for the `session` event (unless noWait).
+func (c *client) handshake(noWait bool) error {
 	b, err := c.readFrame()
 	if err != nil {
 		return fmt.Errorf("engine.io open: %w", err)
@@ -193,6 +208,9 @@ func (c *client) handshake() error {
 			}
 		case bytes.HasPrefix(b, []byte("40")):
 			// accepted; chatd's session event follows
+			if noWait {
+				return nil
+			}
 		case bytes.HasPrefix(b, []byte("44")):
 			var e struct {
 				Message string `json:"message"`

@@ -1,5 +1,6 @@
 // Command chatbench measures a socket.io chat server that speaks chatd's
-// protocol (chatd itself, or the Node peer in bench/node-peer). It speaks
+// protocol (chatd itself, the Node peer in bench/node-peer, or the minimal
+// socket.io server in bench/node-min, with -session=false). It speaks
 // Engine.IO v4 / socket.io v5 over WebSocket itself, with one reading
 // goroutine per connection and precomputed frames, so that it stays cheap
 // next to the server it measures.

@@ -21,7 +21,9 @@ type options struct {
 	metrics  []string // Prometheus URLs, for go_goroutines
 	label    string   // names the server in the result, such as "chatd" or "node"
 	timeout  time.Duration
-	dialConc int // handshakes in flight while setting up
+	dialConc int  // handshakes in flight while setting up
+	session  bool // wait for chatd's session event after CONNECT
+	sources  int  // loopback source addresses connections are spread over
 
 	// idle
 	conns  int
@@ -66,6 +68,8 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (*options, err
 	fs.StringVar(&o.label, "label", "", `names the server in the result line, such as "chatd" or "node"`)
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "hard limit of the whole run")
 	fs.IntVar(&o.dialConc, "dial-concurrency", 64, "handshakes in flight while connections are set up")
+	fs.BoolVar(&o.session, "session", true, "wait for chatd's session event after the socket.io CONNECT; false: the CONNECT answer is enough (servers that send no session event, such as bench/node-min)")
+	fs.IntVar(&o.sources, "sources", 1, "loopback source addresses (127.0.0.1, 127.0.0.2, ...) the connections are spread over; one address reaches one server port about 28,000 times (net.ipv4.ip_local_port_range)")
 
 	switch scenario {
 	case "idle":
@@ -150,6 +154,8 @@ func (o *options) validate() error {
 		return errors.New("-timeout must be positive")
 	case o.dialConc < 1 || o.dialConc > 10000:
 		return errors.New("-dial-concurrency must be 1 to 10000")
+	case o.sources < 1 || o.sources > 254:
+		return errors.New("-sources must be 1 to 254")
 	}
 	switch o.scenario {
 	case "idle":

@@ -48,7 +48,7 @@ func runScenario(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		progress: stderr,
 		base:     time.Now(),
 		runID:    hex.EncodeToString(id),
-		dialer:   newDialer(),
+		dialer:   newDialer(o.sources),
 		stats:    &serverStats{pids: o.pids, metrics: o.metrics, client: &http.Client{Timeout: 5 * time.Second}},
 	}
 	if len(o.metrics) > 0 && r.stats.read(ctx).goroutines < 0 {
@@ -162,6 +162,7 @@ func (r *runner) connectAll(ctx context.Context, n int, onData frameHandler, sta
 					dialer: r.dialer,
 					onData: onData,
 					state:  st,
+					noWait: !r.o.session,
 				})
 				if err != nil {
 					fail(fmt.Errorf("connection %d to %s: %w", i, r.o.targets[i%len(r.o.targets)], err))

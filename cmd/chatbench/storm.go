@@ -115,7 +115,7 @@ func (r *runner) stormStep(ctx context.Context, rate float64, next *int) stormSt
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			c, err := dial(ctx, dialOptions{target: target, userID: user, base: r.base, dialer: r.dialer})
+			c, err := dial(ctx, dialOptions{target: target, userID: user, base: r.base, dialer: r.dialer, noWait: !r.o.session})
 			if err != nil {
 				failed.Add(1)
 				mu.Lock()

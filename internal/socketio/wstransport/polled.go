@@ -41,6 +41,13 @@ func (t *Transport) startPolling() {
 	id, err := sharedPoller().add(t.raw, t.pollRead)
 	if err == nil {
 		t.pollID = id
+		// Reading and writing are this transport's from here on; the
+		// engine's gorilla Conn can go (see thinConn). Initialization is
+		// over (the engine granted reading), so its timeout no longer
+		// closes the connection through the field being replaced.
+		if thin, terr := thinConn(t.ws.NetConn()); terr == nil {
+			t.ws.Conn = thin
+		}
 		if t.idleTimeout > 0 {
 			clock := t.idleClock()
 			t.lastRead.Store(int64(clock.since()))

@@ -180,19 +180,6 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 	// (after the queue is written), whether or not the reader is running.
 	t.out.onClosed = t.senderClosed
 
-	// gorilla answers pings and closes by writing to the connection itself,
-	// which could cut into a frame this transport is writing.
-	t.ws.SetPingHandler(func(data string) error {
-		t.out.write(appendFrame(nil, opPong, 0, false, []byte(data)), false)
-		return nil
-	})
-	t.ws.SetCloseHandler(func(code int, _ string) error {
-		if code == websocket.CloseNoStatusReceived {
-			code = websocket.CloseNormalClosure
-		}
-		t.out.write(closeFrame(code), false)
-		return nil
-	})
 	_ = t.ws.Once("close", func(...any) { t.OnClose() })
 
 	t.SetWritable(true)
@@ -206,6 +193,21 @@ func (t *Transport) Construct(ctx *types.HttpContext) {
 			t.frames.limit = DefaultReadLimit
 		}
 		read = t.startPolling
+	} else {
+		// gorilla reads: it answers pings and closes by writing to the
+		// connection itself, which could cut into a frame this transport
+		// is writing. (Polled reads answer them in onFrame.)
+		t.ws.SetPingHandler(func(data string) error {
+			t.out.write(appendFrame(nil, opPong, 0, false, []byte(data)), false)
+			return nil
+		})
+		t.ws.SetCloseHandler(func(code int, _ string) error {
+			if code == websocket.CloseNoStatusReceived {
+				code = websocket.CloseNormalClosure
+			}
+			t.out.write(closeFrame(code), false)
+			return nil
+		})
 	}
 	transports.StartReader(t, ctx.TransportReadPermission(), read)
 }
@@ -426,6 +428,7 @@ func (t *Transport) ReleaseConnect() {
 	t.held = nil
 	t.holding.Store(false)
 	t.holdEnd.Stop()
+	t.holdEnd = nil // a stopped timer is still 200 bytes of an idle connection
 }
 
 // write sends frame, or holds it while a CONNECT acknowledgement is held
