@@ -23,6 +23,7 @@ import { chromium } from "playwright-core";
 import {
   REPO_ROOT, buildChatd, startChatd, stopChatd, connect, ok, uid, closeAll,
   nextEvent, expectNoEvent, waitDisconnect, waitFor, metric, DEFAULT_TIMEOUT_MS,
+  cleanup,
 } from "./lib/chatd.mjs";
 import { startRedis } from "./lib/redis.mjs";
 
@@ -194,8 +195,7 @@ describe("admin: the /admin namespace and the UI on a two-instance cluster", () 
 
   after(async () => {
     for (const s of adminSockets) s.close();
-    await Promise.all([stopChatd(A), stopChatd(B)]);
-    await redis?.stop();
+    await cleanup(() => Promise.all([stopChatd(A), stopChatd(B)]), () => redis?.stop());
   });
 
   test("a login gets a session, the features, both instances' stats and the cluster's sockets", async () => {

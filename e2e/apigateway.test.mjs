@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import https from "node:https";
 import path from "node:path";
 
-import { REPO_ROOT, startChatd, stopChatd, connect, connectError, req, ok, nextEvent, freePort, uid, waitFor, metric, close } from "./lib/chatd.mjs";
+import { REPO_ROOT, startChatd, stopChatd, connect, connectError, req, ok, nextEvent, freePort, uid, waitFor, metric, close, cleanup } from "./lib/chatd.mjs";
 import { startBackend } from "./lib/backend.mjs";
 import { io } from "socket.io-client";
 
@@ -90,10 +90,12 @@ describe("API Gateway mode: the example handler behind nginx with TLS", { timeou
     await waitFor("the handler's wrapper to listen", () => wrapper.output().includes("handler listening"), 10_000);
   });
   after(async () => {
-    await stopChatd(srv);
-    await wrapper?.kill();
-    await nginx?.kill();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(
+      () => stopChatd(srv),
+      () => wrapper?.kill(),
+      () => nginx?.kill(),
+      () => rmSync(dir, { recursive: true, force: true }),
+    );
   });
 
   it("GET_CONNECTION_ID is answered through PostToConnectionCommand, back to the socket", async () => {
@@ -151,8 +153,7 @@ describe("API Gateway mode: the events", { timeout: 30_000 }, () => {
     });
   });
   after(async () => {
-    await stopChatd(srv);
-    await backend.close();
+    await cleanup(() => stopChatd(srv), () => backend?.close());
   });
 
   it("$connect carries the Lambda proxy event's fields", async () => {

@@ -9,6 +9,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import {
   startChatd, stopChatd, connect, ok, uid, close, closeAll, waitFor, metric,
+  cleanup,
 } from "./lib/chatd.mjs";
 import { startRedis } from "./lib/redis.mjs";
 import { startEventBackend } from "./lib/eventbackend.mjs";
@@ -114,8 +115,7 @@ describe("events: one instance", () => {
   });
   after(async () => {
     closeAll();
-    await stopChatd(srv);
-    await backend?.down();
+    await cleanup(() => stopChatd(srv), () => backend?.down());
   });
 
   test("a session's events arrive once per id, signed, in order, under a backend that fails the first attempts", async () => {
@@ -166,9 +166,11 @@ describe("events: two instances sharing Redis", () => {
   });
   after(async () => {
     closeAll();
-    for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) await stopChatd(n);
-    await backend?.down();
-    await redis?.stop();
+    await cleanup(
+      ...nodes.map((n) => () => n.child.exitCode === null && n.child.signalCode === null && stopChatd(n)),
+      () => backend?.down(),
+      () => redis?.stop(),
+    );
   });
 
   test("a session spread over both instances: each event once per cluster, under a backend that fails the first attempts", async () => {

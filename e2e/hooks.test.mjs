@@ -8,7 +8,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 
-import { startChatd, stopChatd, connect, connectError, ok, req, nextEvent, uid, metric, waitFor, assertServes } from "./lib/chatd.mjs";
+import { startChatd, stopChatd, connect, connectError, ok, req, nextEvent, uid, metric, waitFor, assertServes, cleanup } from "./lib/chatd.mjs";
 import { startBackend, lastRequest } from "./lib/backend.mjs";
 import { startRedis } from "./lib/redis.mjs";
 
@@ -98,8 +98,7 @@ describe("hooks: one instance, auth.mode hook", { timeout: 60_000 }, () => {
     srv = await startChatd(hookEnv(backend.url));
   });
   after(async () => {
-    await stopChatd(srv);
-    await backend.close();
+    await cleanup(() => stopChatd(srv), () => backend?.close());
   });
 
   it("connect: the backend names the user, and its data reaches the session and every later hook", async () => {
@@ -288,9 +287,7 @@ describe("hooks: two instances over Redis", { timeout: 60_000 }, () => {
     );
   });
   after(async () => {
-    await Promise.all((nodes ?? []).map(stopChatd));
-    await backend?.close();
-    await redis?.stop();
+    await cleanup(() => Promise.all((nodes ?? []).map(stopChatd)), () => backend?.close(), () => redis?.stop());
   });
 
   it("every instance asks the same backend: connect, join, message rewrite and rpc", async () => {

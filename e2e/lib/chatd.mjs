@@ -458,3 +458,22 @@ export async function metric(url, name) {
   }
 }
 
+
+/**
+ * cleanup runs every step (a function, or null to skip) in order, even
+ * after one throws, and then throws the first error: an after hook whose
+ * chatd failed to stop (a race report, a non-zero exit) must still stop the
+ * backends and Redis servers it started, or the test process never exits.
+ */
+export async function cleanup(...steps) {
+  let first;
+  for (const step of steps) {
+    if (!step) continue;
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first) throw first;
+}

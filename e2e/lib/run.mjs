@@ -13,7 +13,10 @@ try {
   console.error(err.message);
   process.exit(1);
 }
-const args = ["--test", "--test-concurrency=1", "--test-reporter=spec", ...process.argv.slice(2)];
+// --test-force-exit: a file whose tests have all ended exits even if an
+// after hook that failed left a server or a child process behind, instead
+// of hanging the suite.
+const args = ["--test", "--test-concurrency=1", "--test-force-exit", "--test-reporter=spec", ...process.argv.slice(2)];
 const child = spawn(process.execPath, args, { stdio: "inherit", env: { ...process.env, CHATD_BIN: bin } });
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 child.on("exit", (code, signal) => {

@@ -62,7 +62,10 @@ type Client struct {
 	caller *hooks.Caller
 	log    *slog.Logger
 	now    func() time.Time
-	wg     sync.WaitGroup // $disconnect posts in flight
+
+	mu      sync.Mutex     // guards closing, and wg.Add against wg.Wait
+	closing bool           // Close was called
+	wg      sync.WaitGroup // $disconnect posts in flight
 }
 
 // New returns a Client.
@@ -254,7 +257,16 @@ func (c *Client) Disconnect(conn Conn, code int, reason string) {
 	ev := &Event{RequestContext: c.context(RouteDisconnect, "DISCONNECT", conn)}
 	ev.RequestContext.DisconnectStatusCode = &code
 	ev.RequestContext.DisconnectReason = reason
+	c.mu.Lock()
+	if c.closing {
+		// Close is waiting already (the last sockets of a shutdown): post
+		// without holding it up; the post's own timeout bounds it.
+		c.mu.Unlock()
+		go func() { _, _ = c.post(context.Background(), HookDisconnect, ev) }()
+		return
+	}
 	c.wg.Add(1)
+	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
 		_, _ = c.post(context.Background(), HookDisconnect, ev)
@@ -277,6 +289,9 @@ func (c *Client) Default(ctx context.Context, conn Conn, event, body string) (Re
 
 // Close waits until the $disconnect posts in flight are done, or ctx ends.
 func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		c.wg.Wait()

@@ -111,3 +111,42 @@ func TestEvents(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// Sockets may still go while a shutdown's Close waits for the $disconnect
+// posts; under the race detector this repeats the overlap.
+func TestDisconnectDuringClose(t *testing.T) {
+	var posts atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		posts.Add(1)
+		_, _ = w.Write([]byte(`{"statusCode":200}`))
+	}))
+	defer srv.Close()
+	caller, err := hooks.NewCaller(hooks.CallerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")}, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 50
+	for i := range rounds {
+		c, err := New(Config{URL: srv.URL, DomainName: "chat.example.com", Stage: "production", Timeout: time.Second}, caller, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.Disconnect(Conn{ID: "s"}, 1001, "transport close")
+		}()
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatalf("round %d: Close = %v", i, err)
+		}
+		<-done
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for posts.Load() < rounds && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := posts.Load(); got != rounds {
+		t.Errorf("%d $disconnect posts arrived, want %d", got, rounds)
+	}
+}
