@@ -2,7 +2,7 @@
 
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { startChatd, closeAll, connect, ok, waitDisconnect, uid } from "./lib/chatd.mjs";
+import { startChatd, closeAll, connect, connectError, ok, waitDisconnect, uid } from "./lib/chatd.mjs";
 
 describe("shutdown", { timeout: 60_000 }, () => {
   after(() => closeAll());
@@ -42,4 +42,21 @@ describe("shutdown", { timeout: 60_000 }, () => {
       }
     });
   }
+});
+
+describe("shutdown with refused long-polling sessions", { timeout: 60_000 }, () => {
+  // A refused CONNECT leaves its Engine.IO session closing; the drain must
+  // end it at once rather than wait out the library's 30 s polling close
+  // timeout while the HTTP server waits for its requests.
+  it("a SIGTERM right after refused polling connects exits within a few seconds, every time", async () => {
+    for (let round = 0; round < 3; round++) {
+      const srv = await startChatd({ CHATD_AUTH_MODE: "jwt", CHATD_AUTH_JWT_SECRET: `e2e-shutdown-${"x".repeat(40)}` });
+      const errs = await Promise.all(Array.from({ length: 10 }, () => connectError(srv.url, { auth: { token: "not.a.jwt" }, transports: ["polling"] })));
+      assert.ok(errs.every((e) => e.message === "unauthorized"));
+      const t = Date.now();
+      const res = await srv.stop();
+      assert.deepEqual(res, { code: 0, signal: null });
+      assert.ok(Date.now() - t < 10_000, `round ${round}: the shutdown took ${Date.now() - t} ms:\n${srv.output()}`);
+    }
+  });
 });

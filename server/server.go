@@ -494,8 +494,17 @@ func (s *Server) Drain(ctx context.Context, window time.Duration) {
 	// Engine.IO sessions without a socket (still connecting, or left by a
 	// server-side disconnect) would hold a long-poll open for up to the ping
 	// interval and keep the HTTP server from shutting down.
+	// They are dropped, not closed in order: a session whose orderly close
+	// had begun (a refused CONNECT, the client gone) would wait out the
+	// library's 30 s polling close timeout. A pending long-poll still gets
+	// the close packet.
 	s.io.Engine().Clients().Range(func(_ string, c engine.Socket) bool {
-		s.closeConn(c, closeDrain)
+		s.closes.mu.Lock()
+		if p := s.closes.purpose[c.Id()]; p != nil && *p == "" {
+			*p = closeDrain
+		}
+		s.closes.mu.Unlock()
+		s.polls.Drop(c)
 		return true
 	})
 }

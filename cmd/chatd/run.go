@@ -395,6 +395,10 @@ func (m *Main) Close() error {
 	return m.closeErr
 }
 
+// httpShutdownGrace bounds the wait for HTTP requests in flight once the
+// drain has closed every Engine.IO session.
+const httpShutdownGrace = 5 * time.Second
+
 func (m *Main) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Shutdown.Timeout)
 	defer cancel()
@@ -409,7 +413,15 @@ func (m *Main) close() error {
 		m.srv.Drain(ctx, m.cfg.Shutdown.Drain)
 	}
 	if m.http != nil {
-		if err := m.http.Shutdown(ctx); err != nil {
+		// After the drain every Engine.IO session is closed, so what is
+		// left are requests in flight (an API call, a last poll): they get
+		// httpShutdownGrace, then their connections are closed. A long-poll
+		// the library failed to answer would otherwise hold the shutdown
+		// for all of shutdown.timeout.
+		hctx, hcancel := context.WithTimeout(ctx, httpShutdownGrace)
+		err := m.http.Shutdown(hctx)
+		hcancel()
+		if err != nil {
 			m.log.Warn("http shutdown", "err", err)
 			_ = m.http.Close()
 		}
