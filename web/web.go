@@ -7,16 +7,11 @@
 package web
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
-	"fmt"
 	"io/fs"
 	"net/http"
-	"path"
-	"strings"
-	"time"
+
+	"github.com/chatd/chatd/internal/bundle"
 )
 
 //go:embed all:dist
@@ -51,23 +46,7 @@ func distFS() fs.FS {
 	return sub
 }
 
-func built(fsys fs.FS) bool {
-	st, err := fs.Stat(fsys, "index.html")
-	return err == nil && !st.IsDir()
-}
-
-// asset is one file of the client, read once at start-up.
-type asset struct {
-	body        []byte
-	contentType string
-	etag        string
-}
-
-// handler serves the assets of one client build.
-type handler struct {
-	assets map[string]asset // by URL path: "/", "/app.js", ...
-	ready  bool             // index.html exists
-}
+func built(fsys fs.FS) bool { return bundle.Built(fsys) }
 
 // contentTypes maps the extensions of the client's files to their types;
 // files of other types are not served.
@@ -82,80 +61,14 @@ var contentTypes = map[string]string{
 	".txt":  "text/plain; charset=utf-8",
 }
 
-// newHandler serves the client found in fsys (the contents of web/dist).
-func newHandler(fsys fs.FS) http.Handler {
-	h := &handler{assets: map[string]asset{}, ready: built(fsys)}
-	_ = fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasPrefix(path.Base(name), ".") {
-			return nil
-		}
-		ct, ok := contentTypes[path.Ext(name)]
-		if !ok {
-			return nil
-		}
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil
-		}
-		sum := sha256.Sum256(body)
-		a := asset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
-		h.assets["/"+name] = a
-		if name == "index.html" {
-			h.assets["/"] = a
-		}
-		return nil
-	})
-	return h
-}
-
 // csp keeps the page to its own scripts, styles and server even if text ever
 // reached the DOM as markup.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self' %s; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if !h.ready {
-		if r.URL.Path != "/" && r.URL.Path != "/index.html" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprint(w, notBuiltPage)
-		return
-	}
-	a, ok := h.assets[r.URL.Path]
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	hd := w.Header()
-	hd.Set("Content-Type", a.contentType)
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("ETag", a.etag)
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
-	if strings.HasPrefix(a.contentType, "text/html") {
-		// The socket.io connection goes back to the host that served the page.
-		hd.Set("Content-Security-Policy", fmt.Sprintf(csp, wsOrigins(r.Host)))
-		hd.Set("X-Frame-Options", "DENY")
-	}
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
-}
-
-// wsOrigins lists the WebSocket origins of host, for browsers whose 'self'
-// does not cover ws: and wss:.
-func wsOrigins(host string) string {
-	if host == "" || strings.ContainsAny(host, " ;,'\"") {
-		return ""
-	}
-	return "ws://" + host + " wss://" + host
+// newHandler serves the client found in fsys (the contents of web/dist).
+func newHandler(fsys fs.FS) http.Handler {
+	return bundle.New(fsys, bundle.Config{Prefix: "/", Types: contentTypes, CSP: csp, NotBuilt: notBuiltPage})
 }
 
 const notBuiltPage = `<!doctype html>

@@ -8,16 +8,11 @@
 package adminui
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
-	"fmt"
 	"io/fs"
 	"net/http"
-	"path"
-	"strings"
-	"time"
+
+	"github.com/chatd/chatd/internal/bundle"
 )
 
 //go:embed all:dist
@@ -47,19 +42,6 @@ var contentTypes = map[string]string{
 const csp = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"font-src 'self'; connect-src 'self' %s; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// asset is one file of the UI, read once.
-type asset struct {
-	body        []byte
-	contentType string
-	etag        string
-}
-
-// handler serves the files of one UI build.
-type handler struct {
-	assets map[string]asset // by path below Prefix: "", "index.html", "js/app.….js"
-	ready  bool
-}
-
 // Built reports whether the binary holds the built UI.
 func Built() bool { return built(distFS()) }
 
@@ -77,83 +59,10 @@ func distFS() fs.FS {
 	return sub
 }
 
-func built(fsys fs.FS) bool {
-	st, err := fs.Stat(fsys, "index.html")
-	return err == nil && !st.IsDir()
-}
+func built(fsys fs.FS) bool { return bundle.Built(fsys) }
 
 func newHandler(fsys fs.FS) http.Handler {
-	h := &handler{assets: map[string]asset{}, ready: built(fsys)}
-	_ = fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasPrefix(path.Base(name), ".") {
-			return nil
-		}
-		ct, ok := contentTypes[path.Ext(name)]
-		if !ok {
-			return nil
-		}
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil
-		}
-		sum := sha256.Sum256(body)
-		a := asset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
-		h.assets[name] = a
-		if name == "index.html" {
-			h.assets[""] = a
-		}
-		return nil
-	})
-	return h
-}
-
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	name, ok := strings.CutPrefix(r.URL.Path, Prefix)
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	if !h.ready {
-		if name != "" && name != "index.html" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprint(w, notBuiltPage)
-		return
-	}
-	a, ok := h.assets[name]
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	hd := w.Header()
-	hd.Set("Content-Type", a.contentType)
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("ETag", a.etag)
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
-	if strings.HasPrefix(a.contentType, "text/html") {
-		hd.Set("Content-Security-Policy", fmt.Sprintf(csp, wsOrigins(r.Host)))
-		hd.Set("X-Frame-Options", "DENY")
-	}
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
-}
-
-// wsOrigins lists the WebSocket origins of host, for browsers whose 'self'
-// does not cover ws: and wss:.
-func wsOrigins(host string) string {
-	if host == "" || strings.ContainsAny(host, " ;,'\"") {
-		return ""
-	}
-	return "ws://" + host + " wss://" + host
+	return bundle.New(fsys, bundle.Config{Prefix: Prefix, Types: contentTypes, CSP: csp, NotBuilt: notBuiltPage})
 }
 
 const notBuiltPage = `<!doctype html>
