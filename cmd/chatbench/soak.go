@@ -160,10 +160,14 @@ func (r *runner) soak(ctx context.Context) (any, error) {
 	var rdb *goredis.Client
 	if o.redis != "" {
 		rdb = goredis.NewClient(&goredis.Options{Addr: o.redis, DisableIdentity: true})
-		defer func() { _ = rdb.Close() }()
+		defer func() {
+			if rdb != nil {
+				_ = rdb.Close()
+			}
+		}()
 		if _, _, ok := redisStats(ctx, rdb); !ok {
 			r.logf("no Redis INFO at %s; Redis memory is not reported", o.redis)
-			rdb.Close() //nolint:errcheck,gosec // nothing to do about a failed close
+			_ = rdb.Close()
 			rdb = nil
 		}
 	}
