@@ -14,12 +14,7 @@ func TestValidateEvents(t *testing.T) {
 		c.Hooks.Events.URL = "https://backend.example.com/chatd/events"
 		c.Hooks.Secret = secret
 	}
-	tests := []struct {
-		name   string
-		change func(c *Config)
-		key    string // "" when valid
-		want   string
-	}{
+	tests := []validateCase{
 		{"off by default", func(*Config) {}, "", ""},
 		{"on", on, "", ""},
 		{"http on loopback", func(c *Config) { on(c); c.Hooks.Events.URL = "http://127.0.0.1:8080/events" }, "", ""},
@@ -40,20 +35,7 @@ func TestValidateEvents(t *testing.T) {
 		{"unknown type", func(c *Config) { c.Hooks.Events.Types = []string{"message.deleted"} }, "hooks.events.types", `"message.deleted" is not an event type; the types are message.created, `},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			tt.change(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want no error", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.key+": ") || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Validate() = %v, want an error for %s containing %q", err, tt.key, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkValidate(t, tt) })
 	}
 }
 

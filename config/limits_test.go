@@ -8,12 +8,7 @@ import (
 // TestValidateLimits covers the settings that protect chatd from abuse:
 // each error names its key.
 func TestValidateLimits(t *testing.T) {
-	tests := []struct {
-		name   string
-		change func(c *Config)
-		key    string // "" when valid
-		want   string
-	}{
+	tests := []validateCase{
 		{"api token long enough", func(c *Config) { c.API.Token = strings.Repeat("t", 32) }, "", ""},
 		{"api token too short", func(c *Config) { c.API.Token = "abc" }, "api.token", "at least 32 characters, not 3"},
 		{"trusted proxies", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "::1", "192.168.1.7"} }, "", ""},
@@ -28,19 +23,6 @@ func TestValidateLimits(t *testing.T) {
 		{"metrics listen is listen", func(c *Config) { c.Metrics.Listen = c.Listen }, "metrics.listen", "is listen itself"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			tt.change(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want no error", err)
-				}
-				return
-			}
-			if err == nil || !strings.HasPrefix(err.Error(), tt.key+": ") || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Validate() = %v, want an error starting with %q and containing %q", err, tt.key+": ", tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkValidate(t, tt) })
 	}
 }

@@ -268,12 +268,16 @@ func (s *Server) dropBareSessions() {
 			return
 		}
 		var sentConnect atomic.Bool
-		_ = c.On("packet", func(args ...any) {
+		watch := func(args ...any) {
 			if !sentConnect.Load() && len(args) > 0 && isConnectPacket(args[0]) {
 				sentConnect.Store(true)
 			}
-		})
+		}
+		_ = c.On("packet", watch)
 		time.AfterFunc(connectTimeout, func() {
+			// Only the first connectTimeout of a session is watched, so its
+			// later packets do not pay for the listener.
+			c.RemoveListener("packet", watch)
 			if !sentConnect.Load() {
 				if c.ReadyState() == "open" {
 					s.polls.Drop(c)
