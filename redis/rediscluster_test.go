@@ -19,7 +19,7 @@ func TestRedisCluster(t *testing.T) {
 		client := rc.Client()
 		roomstest.TestStores(t, func(t *testing.T) rooms.Stores {
 			return storeNewStores(t, client, storeNewPrefix())
-		}, roomstest.Options{HistorySize: storeTestHistorySize})
+		}, storeSuiteOptions)
 		// The suite only proves something about Redis Cluster if the
 		// stores' keys did not all land on one shard.
 		var shards atomic.Int64

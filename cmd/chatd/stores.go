@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/chatd/chatd/config"
 	chatdredis "github.com/chatd/chatd/redis"
@@ -92,15 +91,13 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
-	var hist rooms.History = history
-	if _, onCluster := client.(*redis.ClusterClient); !onCluster {
-		// One server holds every key: the membership check of a message
-		// rides in its append.
-		if hist, err = chatdredis.NewRedisMemberHistory(history, membership); err != nil {
-			return rooms.Stores{}, server.Deps{}, err
-		}
-	}
 	idem, err := chatdredis.NewRedisIdempotency(client, chatdredis.RedisIdempotencyOptions{Prefix: prefix, Logger: m.log, TTL: idempotencyTTL})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+	// A message's keys share its room's slot: its membership check,
+	// clientMsgId record and append are one script.
+	hist, err := chatdredis.NewRedisMemberHistory(history, membership, idem)
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
