@@ -39,4 +39,11 @@ func TestRedisCluster(t *testing.T) {
 		storePresenceReapScenario(t, rc.Client())
 	})
 
+	t.Run("message round trips", func(t *testing.T) {
+		// Counted on the node clients: a redirect would be a round trip.
+		client, counter := rc.Client(), &storeRoundTrips{}
+		client.OnNewNode(func(node *goredis.Client) { node.AddHook(counter) })
+		storeMessageRoundTrips(t, client, counter)
+	})
+
 }
