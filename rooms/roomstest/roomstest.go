@@ -277,6 +277,37 @@ var membershipTests = []storeTest{
 			t.Fatalf("join with maxRooms 0: err = %v, want ErrTooManyRooms", err)
 		}
 	}},
+	{"concurrent joins and leaves of one membership end agreeing", func(t *testing.T, st rooms.Stores, _ Options) {
+		// Two tabs of a user joining and leaving at once, many times: after
+		// each round, whatever its outcome, the user's rooms, the room's
+		// members and IsMember tell one story.
+		ctx, m := t.Context(), st.Membership
+		for round := range 20 {
+			var mu sync.Mutex
+			var errs []error
+			parallel(4, func(i int) {
+				var err error
+				if (i+round)%2 == 0 {
+					_, err = m.Join(ctx, "alice", "r", 10)
+				} else {
+					_, err = m.Leave(ctx, "alice", "r")
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			inRooms := slices.Contains(mustRooms(t, m, "alice"), "r")
+			inMembers := slices.Contains(mustMembers(t, m, "r"), "alice")
+			if member := mustIsMember(t, m, "alice", "r"); member != inRooms || member != inMembers {
+				t.Fatalf("round %d: IsMember %v, in Rooms %v, in Members %v; want one answer", round, member, inRooms, inMembers)
+			}
+		}
+	}},
 	{"concurrent joins respect maxRooms", func(t *testing.T, st rooms.Stores, _ Options) {
 		const limit, tries = 3, 12
 		ctx, m := t.Context(), st.Membership
