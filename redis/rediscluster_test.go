@@ -39,6 +39,10 @@ func TestRedisCluster(t *testing.T) {
 		storePresenceReapScenario(t, rc.Client())
 	})
 
+	t.Run("layout", func(t *testing.T) {
+		storeLayoutScenario(t, rc.Client())
+	})
+
 	t.Run("message round trips", func(t *testing.T) {
 		// Counted on the node clients: a redirect would be a round trip.
 		client, counter := rc.Client(), &storeRoundTrips{}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,6 +155,9 @@ type Main struct {
 	// In cluster mode, the Redis client and presence (stores.go).
 	redisClient   goredis.UniversalClient
 	redisPresence *chatdredis.RedisPresence
+	// layoutPending is set while the Redis key layout could not be
+	// checked (Redis did not answer at start); the instance is not ready.
+	layoutPending atomic.Bool
 	events        *eventsRun                  // with hooks.events.url; see events.go
 	closeHooks    func(context.Context) error // waits for $disconnect posts; nil without API Gateway mode
 	served        chan struct{}
