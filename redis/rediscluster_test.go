@@ -43,6 +43,10 @@ func TestRedisCluster(t *testing.T) {
 		storeLayoutScenario(t, rc.Client())
 	})
 
+	t.Run("migrate layout", func(t *testing.T) {
+		storeMigrateScenario(t, rc.Client())
+	})
+
 	t.Run("message round trips", func(t *testing.T) {
 		// Counted on the node clients: a redirect would be a round trip.
 		client, counter := rc.Client(), &storeRoundTrips{}

@@ -97,3 +97,35 @@ func TestOldKeyLayoutFoundLaterKeepsTheInstanceUnready(t *testing.T) {
 	}
 	testkit.EventuallyEvery(t, 10*time.Second, 100*time.Millisecond, ready, "the instance to be ready once the old keys are gone")
 }
+
+// TestMigrateKeysCommand: `chatd migrate-keys` with the instances'
+// settings moves the old keys, after which chatd starts on them.
+func TestMigrateKeysCommand(t *testing.T) {
+	rs := startRedis(t)
+	client := rs.Client()
+	if err := client.SAdd(t.Context(), "movekeys:{membership}:user:alice", "lobby").Err(); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CHATD_REDIS_URL": rs.URL(), "CHATD_REDIS_PREFIX": "movekeys"}
+	var out strings.Builder
+	if err := run(t.Context(), []string{"migrate-keys"}, func(k string) string { return env[k] }, &out, &out); err != nil {
+		t.Fatalf("migrate-keys: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "moved 1 memberships") || !strings.Contains(out.String(), "chatd can start") {
+		t.Errorf("migrate-keys said %q", out.String())
+	}
+	cfg := testConfig("moved")
+	cfg.Redis.URL = rs.URL()
+	cfg.Redis.Prefix = "movekeys"
+	startMain(t, cfg)
+	if member, err := client.HExists(t.Context(), "movekeys:{r:lobby}:members", "alice").Result(); err != nil || !member {
+		t.Fatalf("alice is not in lobby's members after the move (%v)", err)
+	}
+
+	// Without Redis settings there is nothing to move.
+	out.Reset()
+	err := run(t.Context(), []string{"migrate-keys"}, func(string) string { return "" }, &out, &out)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "redis.url") {
+		t.Fatalf("migrate-keys without Redis = %v (exit %d), want a usage error naming redis.url", err, exitCode(err))
+	}
+}

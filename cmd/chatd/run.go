@@ -60,8 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "hash-password":
 		return hashPassword(args, stdin, stdout)
+	case "migrate-keys":
+		return migrateKeys(ctx, args, getenv, stdout)
 	default:
-		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, hash-password, version)", errUsage, cmd)
+		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, hash-password, migrate-keys, version)", errUsage, cmd)
 	}
 	cfg, err := loadConfig(args, getenv, stdout)
 	if err != nil || cfg == nil {
