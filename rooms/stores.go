@@ -76,8 +76,9 @@ type History interface {
 
 // MemberHistory is a [History] that can check the sender's membership in
 // the same step as an append. [Chat.Send] uses it, when the History store
-// has it, for a socket's send, which must come from a member: one store
-// round trip per message instead of two.
+// has it and is no [SendStore], for a socket's send, which must come from a
+// member: one store round trip per message without a clientMsgId instead
+// of two.
 type MemberHistory interface {
 	History
 	// AppendIfMember stores m like Append when m.UserID is a member of
