@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,7 +37,7 @@ type RedisHistoryOptions struct {
 }
 
 // RedisHistory is the [rooms.History] of a cluster: one Redis stream per
-// room, "<prefix>:history:<room>", capped at exactly Size entries: Append
+// room, "<prefix>:{r:<room>}:history", capped at exactly Size entries: Append
 // adds an entry and deletes the oldest beyond Size in one script. Message
 // ids are the stream ids that Redis assigns, so they grow within a room
 // across all instances. Each entry holds the message as JSON in its field
@@ -45,7 +46,7 @@ type RedisHistoryOptions struct {
 // whenever an After id is older than a full room's oldest message.
 type RedisHistory struct {
 	client goredis.UniversalClient
-	keys   string // "<prefix>:history:"
+	prefix string
 	size   int
 	ttl    time.Duration // 0: no expiry
 	log    *slog.Logger
@@ -67,10 +68,10 @@ func NewRedisHistory(client goredis.UniversalClient, opts RedisHistoryOptions) (
 	if opts.TTL < 0 {
 		return nil, fmt.Errorf("cluster: history TTL %v must not be negative", opts.TTL)
 	}
-	return &RedisHistory{client: client, keys: prefix + ":history:", size: size, ttl: opts.TTL, log: logger}, nil
+	return &RedisHistory{client: client, prefix: prefix, size: size, ttl: opts.TTL, log: logger}, nil
 }
 
-func (h *RedisHistory) key(room string) string { return h.keys + room }
+func (h *RedisHistory) key(room string) string { return roomKey(h.prefix, room, "history") }
 
 // historyField is the stream entry field that holds a message's JSON.
 const historyField = "m"
@@ -98,10 +99,11 @@ return id
 `)
 
 // historyMemberAppendScript does what historyAppendScript does to the stream
-// KEYS[2], with ARGV[2] and ARGV[3], when ARGV[1] is in the set KEYS[1] (the
-// sender's rooms); otherwise it stores nothing and returns nil.
+// KEYS[2], with ARGV[2] and ARGV[3], when ARGV[1] is a field of the hash
+// KEYS[1] (the room's members); otherwise it stores nothing and returns
+// nil.
 var historyMemberAppendScript = goredis.NewScript(`
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   return false
 end
 local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])` +
@@ -125,32 +127,33 @@ func (h *RedisHistory) Append(ctx context.Context, m rooms.Message) (rooms.Messa
 	return m, nil
 }
 
-var _ rooms.MemberHistory = (*RedisMemberHistory)(nil)
+var (
+	_ rooms.MemberHistory = (*RedisMemberHistory)(nil)
+	_ rooms.SendStore     = (*RedisMemberHistory)(nil)
+)
 
-// RedisMemberHistory is a [RedisHistory] that also checks, in the same
-// script as the append, that the sender is a member of the room
-// ([rooms.MemberHistory]): a socket's message costs one Redis round trip
-// instead of two. The script touches a membership key and a history key,
-// which share no Redis Cluster slot, so it is for a single Redis server (or
-// one under Sentinel); [NewRedisMemberHistory] refuses a cluster client.
+// RedisMemberHistory is a [RedisHistory] that also does the rest of a send
+// in the script of its append ([rooms.SendStore]): the check that the
+// sender is a member of the room, and with a clientMsgId the lookup of an
+// earlier send and the record of this one. The room's members, its stream
+// and the records of sends to it share the room's hash tag, so a message
+// costs one Redis round trip on one server and on Redis Cluster alike.
 type RedisMemberHistory struct {
 	*RedisHistory
 	members *RedisMembership
+	idem    *RedisIdempotency
 }
 
-// NewRedisMemberHistory returns a [RedisMemberHistory] on the stores h and
-// members, which must share one client that is not a Redis Cluster client.
-func NewRedisMemberHistory(h *RedisHistory, members *RedisMembership) (*RedisMemberHistory, error) {
-	if h == nil || members == nil {
-		return nil, errors.New("redis: a member history needs a history and a membership store")
+// NewRedisMemberHistory returns a [RedisMemberHistory] on the stores h,
+// members and idem, which must share one client.
+func NewRedisMemberHistory(h *RedisHistory, members *RedisMembership, idem *RedisIdempotency) (*RedisMemberHistory, error) {
+	if h == nil || members == nil || idem == nil {
+		return nil, errors.New("redis: a member history needs a history, a membership and an idempotency store")
 	}
-	if h.client != members.client {
+	if h.client != members.client || h.client != idem.client {
 		return nil, errors.New("redis: a member history's stores must share one Redis client")
 	}
-	if _, ok := h.client.(*goredis.ClusterClient); ok {
-		return nil, errors.New("redis: a member history cannot run on Redis Cluster: its membership and history keys share no slot")
-	}
-	return &RedisMemberHistory{RedisHistory: h, members: members}, nil
+	return &RedisMemberHistory{RedisHistory: h, members: members, idem: idem}, nil
 }
 
 // AppendIfMember implements [rooms.MemberHistory].
@@ -160,8 +163,8 @@ func (h *RedisMemberHistory) AppendIfMember(ctx context.Context, m rooms.Message
 	if err != nil {
 		return rooms.Message{}, false, fmt.Errorf("redis: encode message: %w", err)
 	}
-	keys := []string{h.members.userKey(m.UserID), h.key(m.Room)}
-	id, err := historyMemberAppendScript.Run(ctx, h.client, keys, m.Room, body, h.size, h.ttl.Milliseconds()).Text()
+	keys := []string{h.members.membersKey(m.Room), h.key(m.Room)}
+	id, err := historyMemberAppendScript.Run(ctx, h.client, keys, m.UserID, body, h.size, h.ttl.Milliseconds()).Text()
 	if errors.Is(err, goredis.Nil) {
 		return rooms.Message{}, false, nil
 	}
@@ -170,6 +173,102 @@ func (h *RedisMemberHistory) AppendIfMember(ctx context.Context, m rooms.Message
 	}
 	m.ID = id
 	return m, true, nil
+}
+
+// sendScript is a whole send on one room's slot. KEYS: the room's members
+// (hash), its stream, and with a clientMsgId the send's idempotency record.
+// ARGV: the sender's user id, "1" to refuse a non-member, the message's
+// JSON, the history size and TTL (ms), the record's JSON after its empty
+// id, the record's TTL (ms), the value of a claimed record. It returns
+// {"notmember"}, {"pending"}, {"prior", record[, message JSON from
+// history]} or {"stored", id}.
+var sendScript = goredis.NewScript(`
+if ARGV[2] == '1' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return {'notmember'}
+end
+if KEYS[3] then
+  local rec = redis.call('GET', KEYS[3])
+  if rec == ARGV[8] then return {'pending'} end
+  if rec then
+    local id = string.match(rec, '^{"id":"([0-9]+%-[0-9]+)"')
+    if id then
+      local e = redis.call('XRANGE', KEYS[2], id, id)
+      if e[1] then
+        local f = e[1][2]
+        for i = 1, #f, 2 do
+          if f[i] == 'm' then return {'prior', rec, f[i + 1]} end
+        end
+      end
+    end
+    return {'prior', rec}
+  end
+end
+local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])` +
+	fmt.Sprintf(historyTrimLua, 2, 4) + fmt.Sprintf(historyExpireLua, 2, 5) + `
+if KEYS[3] then
+  redis.call('SET', KEYS[3], '{"id":"' .. id .. '"' .. ARGV[6], 'PX', ARGV[7])
+end
+return {'stored', id}
+`)
+
+// sendRecordHead is how the JSON of a message with an empty id starts; the
+// send script puts the stream id in its place.
+const sendRecordHead = `{"id":""`
+
+// StoreSend implements [rooms.SendStore] in one script.
+func (h *RedisMemberHistory) StoreSend(ctx context.Context, m rooms.Message, step rooms.SendStep) (rooms.SendResult, error) {
+	m.ID = ""
+	body, err := json.Marshal(m)
+	if err != nil {
+		return rooms.SendResult{}, fmt.Errorf("redis: encode message: %w", err)
+	}
+	// The record keeps everything but the text, which history has.
+	record := m
+	record.Text = ""
+	recJSON, err := json.Marshal(record)
+	if err != nil {
+		return rooms.SendResult{}, fmt.Errorf("redis: encode message: %w", err)
+	}
+	if !bytes.HasPrefix(recJSON, []byte(sendRecordHead)) {
+		return rooms.SendResult{}, fmt.Errorf("redis: a message's JSON starts %.20q, not with its id", recJSON)
+	}
+	keys := []string{h.members.membersKey(m.Room), h.key(m.Room)}
+	if step.Key != "" {
+		keys = append(keys, h.idem.key(step.Key))
+	}
+	memberOnly := "0"
+	if step.MemberOnly {
+		memberOnly = "1"
+	}
+	res, err := sendScript.Run(ctx, h.client, keys, m.UserID, memberOnly, body, h.size, h.ttl.Milliseconds(),
+		recJSON[len(sendRecordHead):], h.idem.ttl.Milliseconds(), idempotencyPending).StringSlice()
+	if err != nil {
+		return rooms.SendResult{}, err
+	}
+	switch {
+	case len(res) == 1 && res[0] == "notmember":
+		return rooms.SendResult{Outcome: rooms.SendNotMember}, nil
+	case len(res) == 1 && res[0] == "pending":
+		return rooms.SendResult{Outcome: rooms.SendPending}, nil
+	case len(res) == 2 && res[0] == "stored":
+		m.ID = res[1]
+		return rooms.SendResult{Outcome: rooms.SendStored, Message: m}, nil
+	case len(res) >= 2 && res[0] == "prior":
+		var prior rooms.Message
+		if err := json.Unmarshal([]byte(res[1]), &prior); err != nil {
+			return rooms.SendResult{}, fmt.Errorf("redis: idempotency record %q is not a message: %w", h.idem.key(step.Key), err)
+		}
+		if len(res) == 3 {
+			var stored rooms.Message
+			if err := json.Unmarshal([]byte(res[2]), &stored); err != nil {
+				return rooms.SendResult{}, fmt.Errorf("redis: history of room %q: entry %s: %w", m.Room, prior.ID, err)
+			}
+			stored.ID = prior.ID
+			prior = stored
+		}
+		return rooms.SendResult{Outcome: rooms.SendPrior, Message: prior}, nil
+	}
+	return rooms.SendResult{}, fmt.Errorf("redis: send script answered %q", res)
 }
 
 // Page implements [rooms.History].

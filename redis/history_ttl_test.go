@@ -8,7 +8,7 @@ import (
 )
 
 // TestRedisHistoryTTL: a room's stream expires history.ttl after its last
-// message, both through Append and through AppendIfMember, and without a
+// message, through Append, AppendIfMember and StoreSend, and without a
 // TTL it does not expire.
 func TestRedisHistoryTTL(t *testing.T) {
 	client := storeRedisServer(t)
@@ -22,7 +22,11 @@ func TestRedisHistoryTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mh, err := NewRedisMemberHistory(h, members)
+	idem, err := NewRedisIdempotency(client, RedisIdempotencyOptions{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mh, err := NewRedisMemberHistory(h, members, idem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +39,13 @@ func TestRedisHistoryTTL(t *testing.T) {
 	if _, ok, err := mh.AppendIfMember(ctx, rooms.Message{Room: "b", UserID: "u", Text: "x"}); err != nil || !ok {
 		t.Fatalf("AppendIfMember: %v %v", ok, err)
 	}
-	for _, room := range []string{"a", "b"} {
+	if _, err := members.Join(ctx, "u", "c", 10); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := mh.StoreSend(ctx, rooms.Message{Room: "c", UserID: "u", Text: "x"}, rooms.SendStep{MemberOnly: true, Key: "c\x00u\x00k"}); err != nil || res.Outcome != rooms.SendStored {
+		t.Fatalf("StoreSend: %+v %v", res, err)
+	}
+	for _, room := range []string{"a", "b", "c"} {
 		ttl, err := client.PTTL(ctx, h.key(room)).Result()
 		if err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
 			t.Errorf("room %s: TTL %v (%v), want about 1h", room, ttl, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/chatd/chatd/rooms"
@@ -39,12 +40,15 @@ type RedisIdempotencyOptions struct {
 }
 
 // RedisIdempotency is the [rooms.Idempotency] of a cluster: one string key
-// per send, "<prefix>:idempotency:<key>", holding "pending" while the send
-// is claimed (expiring after ClaimTTL) and then the message's JSON
-// (expiring after TTL).
+// per send, "<prefix>:{r:<room>}:idem:<key>", holding "pending" while the
+// send is claimed (expiring after ClaimTTL) and then the message's JSON
+// (expiring after TTL). The key carries the hash tag of the room the send
+// goes to (the part of the idempotency key before its first NUL, see
+// rooms.Chat), so that [RedisMemberHistory] reads and writes it in the
+// script that appends the message.
 type RedisIdempotency struct {
 	client   goredis.UniversalClient
-	keys     string // "<prefix>:idempotency:"
+	prefix   string
 	ttl      time.Duration
 	claimTTL time.Duration
 	log      *slog.Logger
@@ -69,10 +73,15 @@ func NewRedisIdempotency(client goredis.UniversalClient, opts RedisIdempotencyOp
 	if claimTTL < time.Millisecond {
 		return nil, fmt.Errorf("redis: idempotency claim TTL %v must be at least 1ms", claimTTL)
 	}
-	return &RedisIdempotency{client: client, keys: prefix + ":idempotency:", ttl: ttl, claimTTL: claimTTL, log: logger}, nil
+	return &RedisIdempotency{client: client, prefix: prefix, ttl: ttl, claimTTL: claimTTL, log: logger}, nil
 }
 
-func (s *RedisIdempotency) key(k string) string { return s.keys + k }
+// key is the Redis key of the idempotency key k, which starts with its
+// room and a NUL.
+func (s *RedisIdempotency) key(k string) string {
+	room, _, _ := strings.Cut(k, "\x00")
+	return roomKey(s.prefix, room, "idem:"+k)
+}
 
 // idempotencyPending is the value of a claimed key. A stored message is JSON
 // and so starts with '{'.

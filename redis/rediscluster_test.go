@@ -19,7 +19,7 @@ func TestRedisCluster(t *testing.T) {
 		client := rc.Client()
 		roomstest.TestStores(t, func(t *testing.T) rooms.Stores {
 			return storeNewStores(t, client, storeNewPrefix())
-		}, roomstest.Options{HistorySize: storeTestHistorySize})
+		}, storeSuiteOptions)
 		// The suite only proves something about Redis Cluster if the
 		// stores' keys did not all land on one shard.
 		var shards atomic.Int64
@@ -37,6 +37,21 @@ func TestRedisCluster(t *testing.T) {
 
 	t.Run("presence reap", func(t *testing.T) {
 		storePresenceReapScenario(t, rc.Client())
+	})
+
+	t.Run("layout", func(t *testing.T) {
+		storeLayoutScenario(t, rc.Client())
+	})
+
+	t.Run("migrate layout", func(t *testing.T) {
+		storeMigrateScenario(t, rc.Client())
+	})
+
+	t.Run("message round trips", func(t *testing.T) {
+		// Counted on the node clients: a redirect would be a round trip.
+		client, counter := rc.Client(), &storeRoundTrips{}
+		client.OnNewNode(func(node *goredis.Client) { node.AddHook(counter) })
+		storeMessageRoundTrips(t, client, counter)
 	})
 
 }

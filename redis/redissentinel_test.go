@@ -15,7 +15,7 @@ func TestRedisSentinel(t *testing.T) {
 		client := s.Client()
 		roomstest.TestStores(t, func(t *testing.T) rooms.Stores {
 			return storeNewStores(t, client, storeNewPrefix())
-		}, roomstest.Options{HistorySize: storeTestHistorySize, MemberHistory: true})
+		}, storeSuiteOptions)
 	})
 
 	t.Run("presence reap", func(t *testing.T) {

@@ -26,9 +26,9 @@ var storePrefixes atomic.Int64
 
 func storeNewPrefix() string { return fmt.Sprintf("test%d", storePrefixes.Add(1)) }
 
-// storeNewStores returns the four Redis stores under prefix; the presence
-// store is started and closed when the test ends. Off Redis Cluster the
-// history is a RedisMemberHistory.
+// storeNewStores returns the four Redis stores under prefix, as cmd/chatd
+// builds them: the history is a RedisMemberHistory. The presence store is
+// started and closed when the test ends.
 func storeNewStores(t *testing.T, client goredis.UniversalClient, prefix string) rooms.Stores {
 	t.Helper()
 	m, err := NewRedisMembership(client, RedisMembershipOptions{Prefix: prefix})
@@ -47,14 +47,11 @@ func storeNewStores(t *testing.T, client goredis.UniversalClient, prefix string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := rooms.Stores{Membership: m, Presence: p, History: h, Idempotency: i}
-	if _, onCluster := client.(*goredis.ClusterClient); !onCluster {
-		// As cmd/chatd builds them on one server.
-		if st.History, err = NewRedisMemberHistory(h, m); err != nil {
-			t.Fatal(err)
-		}
+	mh, err := NewRedisMemberHistory(h, m, i)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return st
+	return rooms.Stores{Membership: m, Presence: p, History: mh, Idempotency: i}
 }
 
 // storeNewPresence returns a presence store that is closed when the test
@@ -73,20 +70,22 @@ func storeNewPresence(t *testing.T, client goredis.UniversalClient, opts RedisPr
 	return p
 }
 
+// storeSuiteOptions are the roomstest options of storeNewStores.
+var storeSuiteOptions = roomstest.Options{HistorySize: storeTestHistorySize, MemberHistory: true, SendStore: true}
+
 func TestRedisStores(t *testing.T) {
 	client := storeRedisServer(t)
 	roomstest.TestStores(t, func(t *testing.T) rooms.Stores {
 		return storeNewStores(t, client, storeNewPrefix())
-	}, roomstest.Options{HistorySize: storeTestHistorySize, MemberHistory: true})
+	}, storeSuiteOptions)
 }
 
-func TestRedisMemberHistoryNeedsOneServer(t *testing.T) {
-	client := storeRedisServer(t)
+func TestRedisMemberHistoryNeedsItsStoresOnOneClient(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	t.Cleanup(func() { _ = client.Close() })
 	other := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { _ = other.Close() })
-	onCluster := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
-	t.Cleanup(func() { _ = onCluster.Close() })
-	newStores := func(c goredis.UniversalClient) (*RedisHistory, *RedisMembership) {
+	newStores := func(c goredis.UniversalClient) (*RedisHistory, *RedisMembership, *RedisIdempotency) {
 		h, err := NewRedisHistory(c, RedisHistoryOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -95,22 +94,27 @@ func TestRedisMemberHistoryNeedsOneServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return h, m
+		i, err := NewRedisIdempotency(c, RedisIdempotencyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, m, i
 	}
-	h, m := newStores(client)
-	otherH, _ := newStores(other)
-	clusterH, clusterM := newStores(onCluster)
+	h, m, i := newStores(client)
+	otherH, _, otherI := newStores(other)
 	for _, tc := range []struct {
 		name string
 		h    *RedisHistory
 		m    *RedisMembership
+		i    *RedisIdempotency
 		want string
 	}{
-		{"no membership", h, nil, "needs a history and a membership store"},
-		{"two clients", otherH, m, "share one Redis client"},
-		{"Redis Cluster", clusterH, clusterM, "cannot run on Redis Cluster"},
+		{"no membership", h, nil, i, "needs a history, a membership and an idempotency store"},
+		{"no idempotency", h, m, nil, "needs a history, a membership and an idempotency store"},
+		{"two clients", otherH, m, i, "share one Redis client"},
+		{"idempotency on another client", h, m, otherI, "share one Redis client"},
 	} {
-		if _, err := NewRedisMemberHistory(tc.h, tc.m); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := NewRedisMemberHistory(tc.h, tc.m, tc.i); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: NewRedisMemberHistory error = %v, want one saying %q", tc.name, err, tc.want)
 		}
 	}
@@ -431,16 +435,25 @@ func TestRedisStoreKeys(t *testing.T) {
 		}
 		tags[storeHashTag(k)] = append(tags[storeHashTag(k)], k)
 	}
-	// The keys that one script touches must share a Redis Cluster slot.
-	for _, group := range []string{"membership", "presence"} {
-		var inGroup []string
-		for _, k := range keys {
-			if strings.HasPrefix(k, prefix+":{"+group+"}:") {
-				inGroup = append(inGroup, k)
+	// The keys that one script touches must share a Redis Cluster slot:
+	// each group's keys all have the group's tag, and no other key has it.
+	for _, group := range []struct {
+		tag  string
+		keys []string
+	}{
+		{"presence", nil}, // checked by count: instance keys carry ids
+		{"r:lobby", []string{"keys-test:{r:lobby}:members", "keys-test:{r:lobby}:history", "keys-test:{r:lobby}:idem:lobby\x00ali{ce}\x00c1"}},
+		{"u:ali{ce", []string{"keys-test:{u:ali{ce}}:rooms", "keys-test:{u:ali{ce}}:clock"}},
+	} {
+		got := slices.Sorted(slices.Values(tags[group.tag]))
+		if group.keys == nil {
+			if len(got) < 2 {
+				t.Errorf("{%s} tags %q; want several keys", group.tag, got)
 			}
+			continue
 		}
-		if len(inGroup) < 2 || len(tags[group]) != len(inGroup) {
-			t.Errorf("%s keys %q do not all hash on {%s}: %v", group, inGroup, group, slices.Collect(maps.Keys(tags)))
+		if want := slices.Sorted(slices.Values(group.keys)); !slices.Equal(got, want) {
+			t.Errorf("{%s} tags %q; want %q (all tags: %q)", group.tag, got, want, slices.Sorted(maps.Keys(tags)))
 		}
 	}
 

@@ -125,6 +125,9 @@ func (c *Chat) send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 	if err := ValidateClientMsgID(s.ClientMsgID); err != nil {
 		return Message{}, false, err
 	}
+	if ss, ok := c.st.History.(SendStore); ok {
+		return c.sendOneStep(ctx, ss, u, s, memberOnly)
+	}
 	// With a MemberHistory the append itself checks the membership. A
 	// non-member's send with a clientMsgId then claims the key before it
 	// is refused, and releases it.
@@ -175,6 +178,40 @@ func (c *Chat) send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 		return m, true, nil
 	}
 	return m, true, nil
+}
+
+// sendOneStep is send on a [SendStore]: one store call per attempt, and
+// more only while another send with the same clientMsgId is in progress.
+func (c *Chat) sendOneStep(ctx context.Context, ss SendStore, u User, s Send, memberOnly bool) (Message, bool, error) {
+	m := Message{Room: s.Room, UserID: u.ID, Name: u.Name, Text: s.Text, ClientMsgID: s.ClientMsgID}
+	step := SendStep{MemberOnly: memberOnly}
+	if s.ClientMsgID != "" {
+		step.Key = idempotencyKey(s.Room, u.ID, s.ClientMsgID)
+	}
+	w := c.newPendingWait()
+	for {
+		m.TS = c.now().UnixMilli()
+		res, err := ss.StoreSend(ctx, m, step)
+		if err != nil {
+			return Message{}, false, Unavailable(err)
+		}
+		switch res.Outcome {
+		case SendStored:
+			return res.Message, true, nil
+		case SendNotMember:
+			return Message{}, false, notMember(s.Room)
+		case SendPrior:
+			prior := res.Message
+			if prior.Text == "" {
+				// History dropped the message: the retry repeats its text.
+				prior.Text = s.Text
+			}
+			return prior, false, nil
+		}
+		if err := w.pause(ctx); err != nil {
+			return Message{}, false, err
+		}
+	}
 }
 
 // checkMember refuses a send to a room the user is not a member of.
@@ -242,8 +279,7 @@ func (c *Chat) original(ctx context.Context, rec Message, retryText string) Mess
 // key that is in progress elsewhere. It returns the prior message, or nil when
 // the caller holds the claim.
 func (c *Chat) claim(ctx context.Context, key string) (*Message, error) {
-	deadline := c.now().Add(c.limits.PendingWait)
-	wait := 20 * time.Millisecond
+	w := c.newPendingWait()
 	for {
 		prior, claimed, err := c.st.Idempotency.Claim(ctx, key)
 		if err != nil {
@@ -255,18 +291,39 @@ func (c *Chat) claim(ctx context.Context, key string) (*Message, error) {
 		if prior != nil {
 			return prior, nil
 		}
-		if c.now().After(deadline) {
-			return nil, Errorf(CodeUnavailable, "a send with this clientMsgId is still in progress; retry shortly")
+		if err := w.pause(ctx); err != nil {
+			return nil, err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, Unavailable(ctx.Err())
-		case <-t.C:
-		}
-		wait = min(2*wait, 200*time.Millisecond)
 	}
+}
+
+// pendingWait paces the attempts of a send whose clientMsgId another send
+// holds, for at most Limits.PendingWait.
+type pendingWait struct {
+	now      func() time.Time
+	deadline time.Time
+	wait     time.Duration
+}
+
+func (c *Chat) newPendingWait() *pendingWait {
+	return &pendingWait{now: c.now, deadline: c.now().Add(c.limits.PendingWait), wait: 20 * time.Millisecond}
+}
+
+// pause waits before the next attempt, longer each time; past the deadline
+// it returns the error the client gets instead.
+func (w *pendingWait) pause(ctx context.Context) error {
+	if w.now().After(w.deadline) {
+		return Errorf(CodeUnavailable, "a send with this clientMsgId is still in progress; retry shortly")
+	}
+	t := time.NewTimer(w.wait)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return Unavailable(ctx.Err())
+	case <-t.C:
+	}
+	w.wait = min(2*w.wait, 200*time.Millisecond)
+	return nil
 }
 
 // idempotencyKey names a (room, user, clientMsgId) send. The parts are

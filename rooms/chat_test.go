@@ -354,3 +354,107 @@ func sendAs(ctx context.Context, c *Chat, u User, s Send, member bool) (Message,
 
 // member is the Member of a Join or Leave result.
 func member(c Change, err error) (bool, error) { return c.Member, err }
+
+// oneStepHistory is a SendStore over the memory stores that can answer
+// SendPending a number of times first.
+type oneStepHistory struct {
+	*MemoryHistory
+	members Membership
+	idem    Idempotency
+	calls   int
+	pending int // SendPending answers still to give
+}
+
+func (h *oneStepHistory) StoreSend(ctx context.Context, m Message, step SendStep) (SendResult, error) {
+	h.calls++
+	if h.pending > 0 {
+		h.pending--
+		return SendResult{Outcome: SendPending}, nil
+	}
+	if step.MemberOnly {
+		if ok, err := h.members.IsMember(ctx, m.UserID, m.Room); err != nil || !ok {
+			return SendResult{Outcome: SendNotMember}, err
+		}
+	}
+	if step.Key != "" {
+		prior, claimed, err := h.idem.Claim(ctx, step.Key)
+		if err != nil {
+			return SendResult{}, err
+		}
+		if prior != nil {
+			return SendResult{Outcome: SendPrior, Message: *prior}, nil
+		}
+		if !claimed {
+			return SendResult{Outcome: SendPending}, nil
+		}
+	}
+	stored, err := h.Append(ctx, m)
+	if err != nil || step.Key == "" {
+		return SendResult{Outcome: SendStored, Message: stored}, err
+	}
+	record := stored
+	record.Text = ""
+	return SendResult{Outcome: SendStored, Message: stored}, h.idem.Complete(ctx, step.Key, record)
+}
+
+func TestChatSendWithSendStore(t *testing.T) {
+	ctx := context.Background()
+	members := &countingMembership{Membership: NewMemoryMembership()}
+	hist := &oneStepHistory{MemoryHistory: NewMemoryHistory(10), members: members.Membership, idem: NewMemoryIdempotency(time.Hour)}
+	c, err := NewChat(Limits{PendingWait: 100 * time.Millisecond}, Stores{
+		Membership:  members,
+		Presence:    NewMemoryPresence(),
+		History:     hist,
+		Idempotency: NewMemoryIdempotency(time.Hour), // not the one the store uses: Chat must not call it
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Join(ctx, alice, "a"); err != nil {
+		t.Fatal(err)
+	}
+	calls := func(want int, what string) {
+		t.Helper()
+		if hist.calls != want || members.lookups != 0 {
+			t.Fatalf("%s: %d StoreSend calls and %d membership lookups by Chat; want %d and 0", what, hist.calls, members.lookups, want)
+		}
+		hist.calls = 0
+	}
+
+	if m, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "hi"}); err != nil || !fresh || m.ID == "" || m.TS == 0 {
+		t.Fatalf("a member's send = %+v, %v, %v", m, fresh, err)
+	}
+	calls(1, "a member's send")
+	if _, _, err := c.Send(ctx, bob, Send{Room: "a", Text: "hi", ClientMsgID: "k"}); codeOf(err) != CodeForbidden {
+		t.Fatalf("a non-member's send: err = %v, want %s", err, CodeForbidden)
+	}
+	calls(1, "a non-member's send")
+	if _, fresh, err := c.Post(ctx, bob, Send{Room: "a", Text: "api"}); err != nil || !fresh {
+		t.Fatalf("an API send for a non-member = %v, %v", fresh, err)
+	}
+	calls(1, "an API send")
+
+	first, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "once", ClientMsgID: "k"})
+	if err != nil || !fresh {
+		t.Fatalf("a send with a clientMsgId = %+v, %v, %v", first, fresh, err)
+	}
+	calls(1, "a send with a clientMsgId")
+	// The store's record has no text: the retry's fills it in.
+	again, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "once", ClientMsgID: "k"})
+	if err != nil || fresh || again != first {
+		t.Fatalf("its retry = %+v, %v, %v; want the original %+v", again, fresh, err, first)
+	}
+	calls(1, "its retry")
+
+	// Another send with the key in progress: Chat asks again until it is
+	// done, within PendingWait.
+	hist.pending = 2
+	if m, fresh, err := c.Send(ctx, alice, Send{Room: "a", Text: "later", ClientMsgID: "k2"}); err != nil || !fresh || m.Text != "later" {
+		t.Fatalf("a send behind two pending answers = %+v, %v, %v", m, fresh, err)
+	}
+	calls(3, "a send behind two pending answers")
+	hist.pending = 1000
+	if _, _, err := c.Send(ctx, alice, Send{Room: "a", Text: "never", ClientMsgID: "k3"}); codeOf(err) != CodeUnavailable {
+		t.Fatalf("a send that stays pending: err = %v, want %s", err, CodeUnavailable)
+	}
+}

@@ -76,14 +76,68 @@ type History interface {
 
 // MemberHistory is a [History] that can check the sender's membership in
 // the same step as an append. [Chat.Send] uses it, when the History store
-// has it, for a socket's send, which must come from a member: one store
-// round trip per message instead of two.
+// has it and is no [SendStore], for a socket's send, which must come from a
+// member: one store round trip per message without a clientMsgId instead
+// of two.
 type MemberHistory interface {
 	History
 	// AppendIfMember stores m like Append when m.UserID is a member of
 	// m.Room, whose membership the store reads where [Membership] writes it.
 	// member is false, and nothing is stored, when the user is not one.
 	AppendIfMember(ctx context.Context, m Message) (stored Message, member bool, err error)
+}
+
+// SendStore is a [History] that does all of a send in one atomic step: the
+// sender's membership check, the lookup of an earlier send with the same
+// clientMsgId, the append and the record of the send. [Chat] uses it, when
+// the History store has it, for every send: one store round trip per
+// message, with or without a clientMsgId.
+type SendStore interface {
+	History
+	// StoreSend stores m (its ID empty) like Append, after what step asks
+	// for, and tells what it did in the result's Outcome.
+	StoreSend(ctx context.Context, m Message, step SendStep) (SendResult, error)
+}
+
+// SendStep is what [SendStore.StoreSend] checks and records besides the
+// append.
+type SendStep struct {
+	// MemberOnly refuses the send unless m.UserID is a member of m.Room,
+	// whose membership the store reads where [Membership] writes it.
+	MemberOnly bool
+	// Key is the send's idempotency key, empty without a clientMsgId: the
+	// room, a NUL, and what tells the sender and the clientMsgId apart. The
+	// store reads and writes the records of [Idempotency] under it: a
+	// completed send's record, without its text, is kept for the
+	// Idempotency store's time; a key claimed there is in progress.
+	Key string
+}
+
+// SendOutcome is what a [SendStore.StoreSend] did.
+type SendOutcome int
+
+// The outcomes of a StoreSend.
+const (
+	// SendStored: the message was appended (and recorded under the key).
+	SendStored SendOutcome = iota
+	// SendPrior: the key holds an earlier send, the result's Message,
+	// which has its text when history still has the message and none
+	// otherwise. Nothing was stored.
+	SendPrior
+	// SendPending: another send with the key is in progress. Nothing was
+	// stored.
+	SendPending
+	// SendNotMember: the sender is not a member of the room (MemberOnly).
+	// Nothing was stored or looked up.
+	SendNotMember
+)
+
+// SendResult is the answer of a [SendStore.StoreSend].
+type SendResult struct {
+	Outcome SendOutcome
+	// Message is the stored message (SendStored) or the earlier one
+	// (SendPrior).
+	Message Message
 }
 
 // Idempotency remembers which message a (room, user, clientMsgId) send

@@ -44,6 +44,7 @@ func (m *Main) checkRedisData(ctx context.Context) {
 	if m.redisLoss == nil {
 		return
 	}
+	m.recheckLayout(ctx)
 	lost, err := m.redisLoss.marker.Check(ctx)
 	if err != nil {
 		m.log.Debug("redis data marker not checked", "err", err)

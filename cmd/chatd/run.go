@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,8 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "hash-password":
 		return hashPassword(args, stdin, stdout)
+	case "migrate-keys":
+		return migrateKeys(ctx, args, getenv, stdout)
 	default:
-		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, hash-password, version)", errUsage, cmd)
+		return fmt.Errorf("%w: unknown command %q (commands: serve, check-config, healthcheck, hash-password, migrate-keys, version)", errUsage, cmd)
 	}
 	cfg, err := loadConfig(args, getenv, stdout)
 	if err != nil || cfg == nil {
@@ -154,6 +157,9 @@ type Main struct {
 	// In cluster mode, the Redis client and presence (stores.go).
 	redisClient   goredis.UniversalClient
 	redisPresence *chatdredis.RedisPresence
+	// layoutPending is set while the Redis key layout could not be
+	// checked (Redis did not answer at start); the instance is not ready.
+	layoutPending atomic.Bool
 	events        *eventsRun                  // with hooks.events.url; see events.go
 	closeHooks    func(context.Context) error // waits for $disconnect posts; nil without API Gateway mode
 	served        chan struct{}

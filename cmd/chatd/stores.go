@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,6 +56,10 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 		return rooms.Stores{}, server.Deps{}, err
 	}
 
+	if err := m.checkLayout(ctx, client); err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+
 	prefix := cfg.Redis.Prefix
 	adapter, err := sioadapter.NewAdapterBuilder(client, sioadapter.AdapterOptions{
 		Prefix:               prefix,
@@ -92,15 +97,13 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
-	var hist rooms.History = history
-	if _, onCluster := client.(*redis.ClusterClient); !onCluster {
-		// One server holds every key: the membership check of a message
-		// rides in its append.
-		if hist, err = chatdredis.NewRedisMemberHistory(history, membership); err != nil {
-			return rooms.Stores{}, server.Deps{}, err
-		}
-	}
 	idem, err := chatdredis.NewRedisIdempotency(client, chatdredis.RedisIdempotencyOptions{Prefix: prefix, Logger: m.log, TTL: idempotencyTTL})
+	if err != nil {
+		return rooms.Stores{}, server.Deps{}, err
+	}
+	// A message's keys share its room's slot: its membership check,
+	// clientMsgId record and append are one script.
+	hist, err := chatdredis.NewRedisMemberHistory(history, membership, idem)
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
@@ -141,9 +144,56 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 			Idempotency: idem,
 		}, server.Deps{
 			Adapter:       adapter,
-			Ready:         adapter.Ready,
+			Ready:         func() bool { return adapter.Ready() && !m.layoutPending.Load() },
 			Grants:        grants,
 			Cutoffs:       cutoffs,
 			AdminSessions: adminSessions,
 		}, nil
+}
+
+// checkLayout refuses Redis keys of a layout the stores do not read (see
+// chatdredis.CheckLayout), with an error that names redis.prefix. A Redis
+// that does not answer yet is no reason not to start: the instance then
+// stays unready until a later check (with the presence reaps) passes.
+func (m *Main) checkLayout(ctx context.Context, client redis.UniversalClient) error {
+	err := chatdredis.CheckLayout(ctx, client, m.cfg.Redis.Prefix)
+	if err == nil {
+		return nil
+	}
+	if refused := m.layoutRefused(err); refused != nil {
+		return refused
+	}
+	m.log.Warn("the Redis key layout is not checked yet; this instance is not ready until it is", "err", err)
+	m.layoutPending.Store(true)
+	return nil
+}
+
+// layoutRefused returns err as a refusal naming redis.prefix when it says
+// the keys are of another layout, and nil when Redis did not answer.
+func (m *Main) layoutRefused(err error) error {
+	var old *chatdredis.OldLayoutError
+	if errors.As(err, &old) || errors.Is(err, chatdredis.ErrUnknownLayout) {
+		return fmt.Errorf("redis.prefix %q: %w", m.cfg.Redis.Prefix, err)
+	}
+	return nil
+}
+
+// recheckLayout runs the layout check that Redis did not answer at start.
+// Old keys found now keep the instance unready, with an error in the log
+// at each check: it must not serve on them.
+func (m *Main) recheckLayout(ctx context.Context) {
+	if !m.layoutPending.Load() {
+		return
+	}
+	err := chatdredis.CheckLayout(ctx, m.redisClient, m.cfg.Redis.Prefix)
+	if err == nil {
+		m.layoutPending.Store(false)
+		m.log.Info("the Redis key layout is checked; this instance can be ready")
+		return
+	}
+	if refused := m.layoutRefused(err); refused != nil {
+		m.log.Error("this instance stays unready: " + refused.Error())
+		return
+	}
+	m.log.Debug("the Redis key layout is not checked yet", "err", err)
 }

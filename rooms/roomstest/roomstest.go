@@ -24,6 +24,10 @@ type Options struct {
 	// MemberHistory says the factory's History is a [rooms.MemberHistory]:
 	// its AppendIfMember is checked too.
 	MemberHistory bool
+	// SendStore says the factory's History is a [rooms.SendStore]: its
+	// StoreSend is checked too, against the factory's Membership and
+	// Idempotency.
+	SendStore bool
 }
 
 // TestStores runs the conformance tests. newStores makes a fresh, empty set
@@ -48,6 +52,12 @@ func TestStores(t *testing.T, newStores func(t *testing.T) rooms.Stores, opts Op
 			name  string
 			tests []storeTest
 		}{"MemberHistory", memberHistoryTests})
+	}
+	if opts.SendStore {
+		groups = append(groups, struct {
+			name  string
+			tests []storeTest
+		}{"SendStore", sendStoreTests})
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -265,6 +275,37 @@ var membershipTests = []storeTest{
 	{"maxRooms 0 refuses every new room", func(t *testing.T, st rooms.Stores, _ Options) {
 		if _, err := st.Membership.Join(t.Context(), "alice", "a", 0); !errors.Is(err, rooms.ErrTooManyRooms) {
 			t.Fatalf("join with maxRooms 0: err = %v, want ErrTooManyRooms", err)
+		}
+	}},
+	{"concurrent joins and leaves of one membership end agreeing", func(t *testing.T, st rooms.Stores, _ Options) {
+		// Two tabs of a user joining and leaving at once, many times: after
+		// each round, whatever its outcome, the user's rooms, the room's
+		// members and IsMember tell one story.
+		ctx, m := t.Context(), st.Membership
+		for round := range 20 {
+			var mu sync.Mutex
+			var errs []error
+			parallel(4, func(i int) {
+				var err error
+				if (i+round)%2 == 0 {
+					_, err = m.Join(ctx, "alice", "r", 10)
+				} else {
+					_, err = m.Leave(ctx, "alice", "r")
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			inRooms := slices.Contains(mustRooms(t, m, "alice"), "r")
+			inMembers := slices.Contains(mustMembers(t, m, "r"), "alice")
+			if member := mustIsMember(t, m, "alice", "r"); member != inRooms || member != inMembers {
+				t.Fatalf("round %d: IsMember %v, in Rooms %v, in Members %v; want one answer", round, member, inRooms, inMembers)
+			}
 		}
 	}},
 	{"concurrent joins respect maxRooms", func(t *testing.T, st rooms.Stores, _ Options) {
@@ -717,6 +758,137 @@ var memberHistoryTests = []storeTest{
 			t.Fatalf("the room holds %v, want the newest %d: %v", ids(got), opts.HistorySize, ids(want))
 		}
 	}},
+}
+
+var sendStoreTests = []storeTest{
+	{"StoreSend stores a member's message and refuses a non-member", func(t *testing.T, st rooms.Stores, _ Options) {
+		h := sendStore(t, st)
+		mustJoin(t, st.Membership, "alice", "lobby", 10)
+		mustJoin(t, st.Membership, "bob", "elsewhere", 10)
+		if res := mustStoreSend(t, h, from("bob", "lobby", "hi"), rooms.SendStep{MemberOnly: true}); res.Outcome != rooms.SendNotMember {
+			t.Fatalf("a non-member's send = %+v, want SendNotMember", res)
+		}
+		res := mustStoreSend(t, h, from("alice", "lobby", "hi"), rooms.SendStep{MemberOnly: true})
+		want := from("alice", "lobby", "hi")
+		want.ID = res.Message.ID
+		if _, ok := rooms.ParseID(res.Message.ID); res.Outcome != rooms.SendStored || !ok || res.Message != want {
+			t.Fatalf("a member's send = %+v, want SendStored of %+v with an id", res, want)
+		}
+		// Without MemberOnly anyone's message is stored.
+		api := mustStoreSend(t, h, from("bob", "lobby", "api"), rooms.SendStep{})
+		if api.Outcome != rooms.SendStored {
+			t.Fatalf("a send without MemberOnly = %+v, want SendStored", api)
+		}
+		if got := mustPage(t, h, "lobby", rooms.Query{Limit: 10}).Messages; !slices.Equal(got, []rooms.Message{res.Message, api.Message}) {
+			t.Fatalf("the room holds %v, want %v and %v", ids(got), res.Message.ID, api.Message.ID)
+		}
+	}},
+	{"StoreSend with a key returns the earlier send", func(t *testing.T, st rooms.Stores, opts Options) {
+		h := sendStore(t, st)
+		mustJoin(t, st.Membership, "alice", "lobby", 10)
+		const key = "lobby\x00alice\x00c1"
+		step := rooms.SendStep{MemberOnly: true, Key: key}
+		first := mustStoreSend(t, h, from("alice", "lobby", "original"), step)
+		if first.Outcome != rooms.SendStored {
+			t.Fatalf("first send = %+v, want SendStored", first)
+		}
+		again := mustStoreSend(t, h, from("alice", "lobby", "retry"), step)
+		if again.Outcome != rooms.SendPrior || again.Message != first.Message {
+			t.Fatalf("retry = %+v, want SendPrior of %+v", again, first.Message)
+		}
+		// The record is the Idempotency store's, without the text.
+		record := first.Message
+		record.Text = ""
+		mustClaim(t, st.Idempotency, key, &record, false)
+		// A non-member is refused before the key is looked at.
+		if res := mustStoreSend(t, h, from("bob", "lobby", "x"), rooms.SendStep{MemberOnly: true, Key: key}); res.Outcome != rooms.SendNotMember {
+			t.Fatalf("a non-member's send with a stored key = %+v, want SendNotMember", res)
+		}
+		if got := mustPage(t, h, "lobby", rooms.Query{Limit: 10}).Messages; !slices.Equal(got, []rooms.Message{first.Message}) {
+			t.Fatalf("the room holds %v, want only %s", ids(got), first.Message.ID)
+		}
+		// Once history dropped the message, the earlier send has no text.
+		appendN(t, h, "lobby", opts.HistorySize)
+		late := mustStoreSend(t, h, from("alice", "lobby", "retry"), step)
+		if late.Outcome != rooms.SendPrior || late.Message != record {
+			t.Fatalf("retry after history dropped the message = %+v, want SendPrior of %+v", late, record)
+		}
+	}},
+	{"StoreSend waits for a claimed key and reads a completed one", func(t *testing.T, st rooms.Stores, _ Options) {
+		ctx, h := t.Context(), sendStore(t, st)
+		const key = "lobby\x00alice\x00c2"
+		mustClaim(t, st.Idempotency, key, nil, true)
+		if res := mustStoreSend(t, h, from("alice", "lobby", "x"), rooms.SendStep{Key: key}); res.Outcome != rooms.SendPending {
+			t.Fatalf("a send with a claimed key = %+v, want SendPending", res)
+		}
+		if got := mustPage(t, h, "lobby", rooms.Query{Limit: 10}).Messages; len(got) != 0 {
+			t.Fatalf("a pending send stored %v", ids(got))
+		}
+		if err := st.Idempotency.Complete(ctx, key, sent); err != nil {
+			t.Fatal(err)
+		}
+		if res := mustStoreSend(t, h, from("alice", "lobby", "x"), rooms.SendStep{Key: key}); res.Outcome != rooms.SendPrior || res.Message != sent {
+			t.Fatalf("a send with a completed key = %+v, want SendPrior of %+v", res, sent)
+		}
+		// Releasing a key that StoreSend recorded keeps the record.
+		const own = "lobby\x00alice\x00c3"
+		res := mustStoreSend(t, h, from("alice", "lobby", "y"), rooms.SendStep{Key: own})
+		if err := st.Idempotency.Release(ctx, own); err != nil {
+			t.Fatal(err)
+		}
+		record := res.Message
+		record.Text = ""
+		mustClaim(t, st.Idempotency, own, &record, false)
+	}},
+	{"concurrent StoreSends with one key store one message", func(t *testing.T, st rooms.Stores, _ Options) {
+		const n = 8
+		ctx, h := t.Context(), sendStore(t, st)
+		var mu sync.Mutex
+		var stored []rooms.Message
+		var errs []error
+		parallel(n, func(i int) {
+			res, err := h.StoreSend(ctx, from("alice", "lobby", fmt.Sprintf("m%d", i)), rooms.SendStep{Key: "lobby\x00alice\x00c4"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case res.Outcome == rooms.SendStored:
+				stored = append(stored, res.Message)
+			case res.Outcome != rooms.SendPrior && res.Outcome != rooms.SendPending:
+				errs = append(errs, fmt.Errorf("outcome %v", res.Outcome))
+			}
+		})
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		if got := mustPage(t, h, "lobby", rooms.Query{Limit: 10}).Messages; len(stored) != 1 || !slices.Equal(got, stored) {
+			t.Fatalf("%d concurrent sends with one key: %d stored, the room holds %v", n, len(stored), ids(got))
+		}
+	}},
+}
+
+// from is a message of user to room, as a send would store it.
+func from(user, room, text string) rooms.Message {
+	return rooms.Message{Room: room, UserID: user, Name: "N " + user, Text: text, TS: 1700000000000, ClientMsgID: "c"}
+}
+
+func sendStore(t *testing.T, st rooms.Stores) rooms.SendStore {
+	t.Helper()
+	h, ok := st.History.(rooms.SendStore)
+	if !ok {
+		t.Fatalf("Options.SendStore is set, but the History store %T is no rooms.SendStore", st.History)
+	}
+	return h
+}
+
+func mustStoreSend(t *testing.T, h rooms.SendStore, m rooms.Message, step rooms.SendStep) rooms.SendResult {
+	t.Helper()
+	res, err := h.StoreSend(t.Context(), m, step)
+	if err != nil {
+		t.Fatalf("StoreSend(%+v, %+v): %v", m, step, err)
+	}
+	return res
 }
 
 func memberHistory(t *testing.T, st rooms.Stores) rooms.MemberHistory {
