@@ -23,6 +23,27 @@
 # Redis), storm (connects/s). Cluster scenarios run against bench/node-peer
 # only: bench/node-min has no adapter.
 #
+# Redis Cluster scenarios, not in the default list (name them):
+# rcluster2 (cluster2's fan-out over 2 instances on a private Redis Cluster
+# of 3 masters without replicas) and rcapacity2 (capacity2 on that
+# cluster). Each runs against chatd (CHATD_REDIS_ADDRS = the masters) and
+# bench/node-peer twice: label node-classic, @socket.io/redis-adapter's
+# createAdapter on a node-redis cluster client (PUBLISH/SUBSCRIBE), and
+# label node-sharded, its createShardedAdapter with subscriptionMode
+# "dynamic" (SPUBLISH/SSUBSCRIBE, a channel per room). The three masters
+# run on CPU 1, as the single Redis does, beside chatbench.
+#
+#   bench/compare.sh rcluster2 rcapacity2
+#   DURATION=2s MAX_STEPS=2 QUIET_WAIT=0 bench/compare.sh rcluster2 rcapacity2   a smoke run
+#
+# Every scenario over Redis (cluster2, cluster3, capacity2 and the Redis
+# Cluster ones) also reports, in its result line's "redis" object, what the
+# Redis servers spent per message of the step (for capacity, of its best
+# step): CPU (used_cpu_sys + used_cpu_user, summed over the masters),
+# commands (INFO commandstats) and network bytes (total_net_input_bytes +
+# total_net_output_bytes), read before the step's first send and after its
+# last delivery, warm-up messages included.
+#
 # The servers run pinned to CPU 0 (taskset -c 0), chatbench and Redis to
 # CPU 1; both Go processes with GOMAXPROCS=1. Before each run the script
 # waits (at most QUIET_WAIT seconds) until the machine is quiet: less than
@@ -32,6 +53,9 @@
 #
 # Settings (environment): ROUNDS (1), PEERS (node-min: the Node servers of
 # single-instance scenarios, node-min and/or node), OUT, QUIET_BUSY (15), QUIET_WAIT (120),
+# DURATION (the measured time of every fan-out run and capacity step, such
+# as 3s, instead of the scenario's own), MAX_STEPS (capacity's most steps,
+# default chatbench's 10),
 # PPROF=1 (serve chatd's /debug/pprof/ and save a 20 s CPU profile and a heap
 # profile of chatd during the fan-out scenarios), CHATD_HISTORY_SIZE (1000,
 # chatd's default), CHATD_RECOVERY_MAX_DISCONNECTION (2m, chatd's default; 0s
@@ -62,7 +86,7 @@ fi
 max_conns=0
 for s in "${scenarios[@]}"; do
   case $s in
-    idle | capacity | cluster2 | cluster3 | capacity2 | storm) ;;
+    idle | capacity | cluster2 | cluster3 | capacity2 | rcluster2 | rcapacity2 | storm) ;;
     idle*k)
       if ! [[ $s =~ ^idle[1-9][0-9]*k$ ]]; then
         echo "compare.sh: idle scenarios are idle<thousands of connections>k, such as idle10k, not $s" >&2
@@ -79,7 +103,7 @@ for s in "${scenarios[@]}"; do
       fi
       ;;
     *)
-      echo "compare.sh: unknown scenario $s (idle idle<N>k fanout<rate> capacity cluster2 cluster3 capacity2 storm)" >&2
+      echo "compare.sh: unknown scenario $s (idle idle<N>k fanout<rate> capacity cluster2 cluster3 capacity2 rcluster2 rcapacity2 storm)" >&2
       exit 2
       ;;
   esac
@@ -113,12 +137,18 @@ done
 
 pids=()
 redis_pid=""
+rc_pids=()
+rc_addrs=""
+redis_kind=single
 cleanup() {
   stop_servers
   if [ -n "$redis_pid" ]; then
     kill "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
   fi
+  local p
+  for p in "${rc_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${rc_pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -170,6 +200,41 @@ start_redis() {
   exit 1
 }
 
+# start_redis_cluster starts a Redis Cluster of 3 masters (no replicas) on
+# CPU 1 once, and sets rc_addrs to their host:port, comma-separated.
+start_redis_cluster() {
+  [ -n "$rc_addrs" ] && return
+  local i port bus dir addrs=()
+  for i in 1 2 3; do
+    port=$(free_port)
+    bus=$(free_port)
+    dir=$out/redis-cluster-$port
+    mkdir -p "$dir"
+    taskset -c 1 redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file "$dir/nodes.conf" --cluster-port "$bus" --dir "$dir" \
+      --save "" --appendonly no --logfile "$dir/redis.log" &
+    rc_pids+=($!)
+    addrs+=("127.0.0.1:$port")
+    for _ in $(seq 50); do
+      redis-cli -p "$port" ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$out/redis-cluster-create.log" 2>&1 ||
+    { echo "compare.sh: redis-cli --cluster create failed (see $out/redis-cluster-create.log)" >&2; exit 1; }
+  local a
+  for a in "${addrs[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -p "${a##*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+      sleep 0.1
+    done
+    redis-cli -p "${a##*:}" cluster info | grep -q '^cluster_state:ok' ||
+      { echo "compare.sh: the Redis Cluster is not ok on $a" >&2; exit 1; }
+  done
+  rc_addrs=$(IFS=,; echo "${addrs[*]}")
+  echo "Redis Cluster: $rc_addrs (pids ${rc_pids[*]}, CPU 1)"
+}
+
 # wait_healthy URL waits until URL/healthz answers 200.
 wait_healthy() {
   for _ in $(seq 100); do
@@ -180,16 +245,25 @@ wait_healthy() {
   exit 1
 }
 
-# start_servers IMPL N RUN starts N instances of chatd or node, sets
-# targets and pid_list.
+# start_servers IMPL N RUN starts N instances of chatd or node (node-classic
+# and node-sharded: node over a Redis Cluster with that adapter), on the
+# single Redis or, with redis_kind=cluster, on the Redis Cluster; sets
+# targets, pid_list and redis_nodes (the Redis servers chatbench measures).
 start_servers() {
   local impl=$1 n=$2 run=$3 i port
   targets=""
   pid_list=""
-  local redis_url=""
-  if [ "$n" -gt 1 ]; then
+  redis_nodes=""
+  local redis_url="" redis_addrs="" adapter=classic
+  [ "$impl" = node-sharded ] && adapter=sharded
+  if [ "$n" -gt 1 ] && [ "$redis_kind" = cluster ]; then
+    start_redis_cluster
+    redis_addrs=$rc_addrs
+    redis_nodes=$rc_addrs
+  elif [ "$n" -gt 1 ]; then
     start_redis
     redis_url="redis://127.0.0.1:$redis_port"
+    redis_nodes="127.0.0.1:$redis_port"
   fi
   for i in $(seq "$n"); do
     port=$(free_port)
@@ -208,6 +282,7 @@ start_servers() {
         CHATD_HISTORY_SIZE="${CHATD_HISTORY_SIZE:-1000}" \
         CHATD_RECOVERY_MAX_DISCONNECTION="${CHATD_RECOVERY_MAX_DISCONNECTION:-2m}" \
         CHATD_REDIS_URL="$redis_url" \
+        CHATD_REDIS_ADDRS="$redis_addrs" \
         CHATD_REDIS_PREFIX="bench-$run" \
         CHATD_INSTANCE_ID="bench-$i" \
         CHATD_DEBUG_PPROF="$([ "${PPROF:-0}" = 1 ] && echo true || echo false)" \
@@ -220,8 +295,10 @@ start_servers() {
       (cd "$here/node-peer" && exec env \
         PEER_LISTEN="127.0.0.1:$port" \
         PEER_REDIS_URL="$redis_url" \
+        PEER_REDIS_ADDRS="$redis_addrs" \
+        PEER_ADAPTER="$adapter" \
         PEER_REDIS_PREFIX="bench-$run" \
-        taskset -c 0 node server.mjs >"$out/$run-node-$i.log" 2>&1) &
+        taskset -c 0 node server.mjs >"$out/$run-$impl-$i.log" 2>&1) &
     fi
     pids+=($!)
     pid_list+="${pid_list:+,}$!"
@@ -263,6 +340,9 @@ bench() {
   fi
   # bench/node-min sends no session event: its CONNECT answer is enough.
   [ "$impl" = node-min ] && extra=(-session=false)
+  [ -n "$redis_nodes" ] && extra+=(-redis-nodes "$redis_nodes")
+  local before_lines
+  before_lines=$(wc -l <"$results" 2>/dev/null || echo 0)
   if [ "${PPROF:-0}" = 1 ] && [ "$impl" = chatd ] && [[ $name == fanout* ]]; then
     (sleep 8 && curl -sf -o "$out/$run.cpu.pprof" "${targets%%,*}/debug/pprof/profile?seconds=10" &&
       curl -sf -o "$out/$run.heap.pprof" "${targets%%,*}/debug/pprof/heap") &
@@ -271,17 +351,55 @@ bench() {
   GOMAXPROCS=1 taskset -c 1 "$bin/chatbench" "$@" "${extra[@]}" -target "$targets" -pid "$pid_list" -label "$impl" \
     >>"$results" 2> >(tee "$out/$run.progress.log" | grep -E 'done|capacity:|storm:|idle:|step [0-9]+:' >&2) ||
     { echo "FAILED: $run: chatbench failed, a failed run, not noise (see $out/$run.progress.log)"; failed_runs=$((failed_runs + 1)); }
+  summarize "$run" "$before_lines"
   [ -n "$profiler" ] && { wait "$profiler" || echo "WARNING: profile of $run failed"; }
   [ -n "$closes" ] && { kill "$closes" 2>/dev/null; wait "$closes" 2>/dev/null || true; }
   stop_servers
 }
 
+# summarize RUN N prints one line about the result lines after the first N
+# of the results: deliveries/s, p99, lost and duplicated, and with Redis
+# what it spent per message (capacity: of the best passing step).
+summarize() {
+  python3 - "$results" "$2" "$1" <<'PY' || true
+import json, sys
+path, skip, run = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path) as f:
+    lines = [l for l in f.read().splitlines() if l.startswith("{")][skip:]
+for line in lines:
+    m = json.loads(line)
+    step = m
+    if m.get("scenario") == "capacity":
+        passing = [s for s in m.get("steps", []) if s.get("pass")]
+        step = max(passing, key=lambda s: s["rate"]) if passing else {}
+    if "deliveries_per_s" not in step:
+        continue
+    out = "%s: %.0f deliveries/s, p99 %.2f ms, lost %d, duplicated %d" % (
+        run, step["deliveries_per_s"], step["latency"].get("p99_ms", 0), step["lost"], step["duplicates"])
+    r = step.get("redis")
+    if r:
+        out += "; Redis (%d) per message: %.1f us CPU, %.2f commands, %.0f bytes" % (
+            r["nodes"], r["cpu_us_per_message"], r["commands_per_message"], r["bytes_per_message"])
+    print(out)
+PY
+}
+
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
 echo "results: $results"
 failed_runs=0
+duration() { echo "${DURATION:-$1}"; }
+steps=()
+[ -n "${MAX_STEPS:-}" ] && steps=(-max-steps "$MAX_STEPS")
 for s in "${scenarios[@]}"; do
   impls=(chatd "${peers[@]}")
-  case $s in cluster* | capacity2) impls=(chatd node) ;; esac
+  redis_kind=single
+  case $s in
+    cluster* | capacity2) impls=(chatd node) ;;
+    rcluster2 | rcapacity2)
+      impls=(chatd node-classic node-sharded)
+      redis_kind=cluster
+      ;;
+  esac
   for _ in $(seq "$rounds"); do
     for impl in "${impls[@]}"; do
       case $s in
@@ -291,11 +409,13 @@ for s in "${scenarios[@]}"; do
           n=$((${n%k} * 1000))
           bench "$impl" 1 "$s" idle -conns "$n" -members 10 -sources $((n / 20000 + 1))
           ;;
-        fanout*) bench "$impl" 1 "$s" fanout -rooms 100 -members 20 -rate "${s#fanout}" -duration 20s -text-bytes 100 ;;
-        capacity) bench "$impl" 1 capacity capacity -rooms 100 -members 20 -rate 500 -duration 10s -text-bytes 100 ;;
-        cluster2) bench "$impl" 2 cluster2 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
-        cluster3) bench "$impl" 3 cluster3 fanout -rooms 100 -members 20 -rate 500 -duration 20s ;;
-        capacity2) bench "$impl" 2 capacity2 capacity -rooms 100 -members 20 -rate 250 -duration 10s ;;
+        fanout*) bench "$impl" 1 "$s" fanout -rooms 100 -members 20 -rate "${s#fanout}" -duration "$(duration 20s)" -text-bytes 100 ;;
+        capacity) bench "$impl" 1 capacity capacity -rooms 100 -members 20 -rate 500 -duration "$(duration 10s)" -text-bytes 100 "${steps[@]}" ;;
+        cluster2) bench "$impl" 2 cluster2 fanout -rooms 100 -members 20 -rate 500 -duration "$(duration 20s)" ;;
+        cluster3) bench "$impl" 3 cluster3 fanout -rooms 100 -members 20 -rate 500 -duration "$(duration 20s)" ;;
+        capacity2) bench "$impl" 2 capacity2 capacity -rooms 100 -members 20 -rate 250 -duration "$(duration 10s)" "${steps[@]}" ;;
+        rcluster2) bench "$impl" 2 rcluster2 fanout -rooms 100 -members 20 -rate 500 -duration "$(duration 20s)" ;;
+        rcapacity2) bench "$impl" 2 rcapacity2 capacity -rooms 100 -members 20 -rate 250 -duration "$(duration 10s)" "${steps[@]}" ;;
         storm) bench "$impl" 1 storm storm -rate 1000 -factor 1.25 -step 2s ;;
       esac
     done
@@ -304,7 +424,7 @@ done
 
 compare_status=0
 : >"$out/ratios.md"
-for label in node-min node; do
+for label in node-min node node-classic node-sharded; do
   grep -q "\"label\":\"$label\"" "$results" 2>/dev/null || continue
   echo
   echo "ratios (chatd/$label; medians over rounds):" | tee -a "$out/ratios.md"

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -66,7 +69,124 @@ func NewClient(cfg ClientConfig, log *slog.Logger) (goredis.UniversalClient, err
 	if log != nil {
 		goredis.SetLogger(clientLogger{log.With("component", "go-redis")})
 	}
+	if uo.IsClusterMode {
+		return newClusterClient(uo), nil
+	}
 	return goredis.NewUniversalClient(uo), nil
+}
+
+// clusterStateReload bounds how old a Redis Cluster client's map of slots
+// to masters may get while commands succeed. go-redis's default is 60 s and
+// it redraws the map on its own only when a node answers MOVED or ASK: a
+// master that crashed answers nothing, so for up to a minute after its
+// replica took over every command for its slots failed with a dial error.
+const clusterStateReload = 5 * time.Second
+
+// clusterReloadEvery is the least time between two reloads that failing
+// commands ask for, so that an outage of the whole cluster, where every
+// command fails, does not turn into a stream of CLUSTER SLOTS calls.
+const clusterReloadEvery = 250 * time.Millisecond
+
+// newClusterClient builds the Redis Cluster client for uo: it reloads the
+// slot map every clusterStateReload and, through clusterReloadHook, as soon
+// as a node cannot be dialled or a command fails in a way a newer map may
+// cure.
+func newClusterClient(uo *goredis.UniversalOptions) *goredis.ClusterClient {
+	opt := uo.Cluster()
+	opt.ClusterStateReloadInterval = clusterStateReload
+	c := goredis.NewClusterClient(opt)
+	h := &clusterReloadHook{client: c}
+	c.AddHook(h)
+	// The cluster client's own hooks never see a dial: those happen in the
+	// clients of the nodes, created as the slot map names them. A failed
+	// dial is the first sign of a crashed master; the command itself
+	// fails only after go-redis has tried the node several times.
+	c.OnNewNode(func(node *goredis.Client) { node.AddHook(nodeDialHook{h}) })
+	return c
+}
+
+// clusterReloadHook asks its cluster client to reload the slot map after a
+// command or pipeline failed in a way a newer map may cure: no answer from
+// the node (a crashed master whose replica has been promoted since), or
+// CLUSTERDOWN (the cluster was electing a new master).
+type clusterReloadHook struct {
+	client *goredis.ClusterClient
+	last   atomic.Int64 // Unix nanoseconds of the last reload asked for
+}
+
+// DialHook implements goredis.Hook; the cluster client dials nothing itself.
+func (h *clusterReloadHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+// ProcessHook implements goredis.Hook.
+func (h *clusterReloadHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		err := next(ctx, cmd)
+		h.after(err)
+		return err
+	}
+}
+
+// ProcessPipelineHook implements goredis.Hook.
+func (h *clusterReloadHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		h.after(err)
+		return err
+	}
+}
+
+// nodeDialHook is the hook of each node's client: a dial that fails asks
+// for a reload of the slot map.
+type nodeDialHook struct{ reload *clusterReloadHook }
+
+// DialHook implements goredis.Hook.
+func (h nodeDialHook) DialHook(next goredis.DialHook) goredis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			h.reload.after(err)
+		}
+		return conn, err
+	}
+}
+
+// ProcessHook implements goredis.Hook; commands are left to the cluster
+// client's hook.
+func (nodeDialHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+
+// ProcessPipelineHook implements goredis.Hook.
+func (nodeDialHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+// after reloads the slot map when err calls for it, at most once every
+// clusterReloadEvery. The reload runs in the background (go-redis's
+// ReloadState), so the failed command returns at once.
+func (h *clusterReloadHook) after(err error) {
+	if !staleSlotMap(err) {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := h.last.Load()
+	if now-last < int64(clusterReloadEvery) || !h.last.CompareAndSwap(last, now) {
+		return
+	}
+	h.client.ReloadState(context.Background())
+}
+
+// staleSlotMap reports whether a command's error may come from a slot map
+// that no longer matches the cluster: anything but an answer of Redis's own
+// (a key that does not exist, a script's error, a wrong type) or the
+// caller giving up, and among Redis's answers CLUSTERDOWN.
+func staleSlotMap(err error) bool {
+	if err == nil || errors.Is(err, goredis.Nil) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var reply goredis.Error
+	if errors.As(err, &reply) {
+		return strings.HasPrefix(reply.Error(), "CLUSTERDOWN")
+	}
+	return true
 }
 
 // clientLogger passes go-redis's own log lines to slog at warn level, so

@@ -2,8 +2,12 @@ package redis
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -54,4 +58,71 @@ func TestRedisCluster(t *testing.T) {
 		storeMessageRoundTrips(t, client, counter)
 	})
 
+}
+
+// TestNewClientFollowsAKilledMaster: when a master crashes and its replica
+// is elected, the client built by NewClient sends the crashed master's
+// slots to the new master within seconds. go-redis on its own kept the old
+// slot map for up to its 60 s reload interval, failing every command for
+// those slots with a dial error, because a dead node answers no MOVED.
+func TestNewClientFollowsAKilledMaster(t *testing.T) {
+	rc := testkit.StartRedisClusterWithReplicas(t, 3, time.Second)
+	client, err := NewClient(ClientConfig{Addrs: rc.Addrs, Timeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx := t.Context()
+	victim, replica := rc.Nodes[0], rc.Replicas[0]
+	key := keyOnNode(t, victim)
+	if err := client.Set(ctx, key, "before", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The write has reached the replica before the master dies.
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		// READONLY and the GET in one pipeline: one connection, which
+		// READONLY lets read from the replica.
+		var get *goredis.StringCmd
+		_, err := replica.Client().Pipelined(ctx, func(p goredis.Pipeliner) error {
+			p.Do(ctx, "readonly")
+			get = p.Get(ctx, key)
+			return nil
+		})
+		return err == nil && get.Val() == "before"
+	}, "the write to reach the replica")
+
+	victim.Stop()
+	watcher := replica.Client()
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		info, err := watcher.ClusterInfo(ctx).Result()
+		if err != nil || !strings.Contains(info, "cluster_state:ok") {
+			return false
+		}
+		role, err := watcher.Do(ctx, "role").Slice()
+		return err == nil && len(role) > 0 && role[0] == "master"
+	}, "the replica of %s to be elected", victim.Addr())
+
+	elected := time.Now()
+	testkit.Eventually(t, 5*time.Second, func() error {
+		return client.Set(ctx, key, "after", 0).Err()
+	}, "a write to a slot of the crashed master to succeed")
+	t.Logf("the client wrote to the new master %v after its election", time.Since(elected).Round(time.Millisecond))
+	if v, err := client.Get(ctx, key).Result(); err != nil || v != "after" {
+		t.Errorf("GET %s = %q, %v; want \"after\"", key, v, err)
+	}
+}
+
+// keyOnNode returns a key whose hash slot the master node serves: one it
+// answers itself instead of redirecting with MOVED.
+func keyOnNode(t *testing.T, node *testkit.RedisServer) string {
+	t.Helper()
+	rdb := node.Client()
+	for i := range 1000 {
+		key := fmt.Sprintf("failover-%d", i)
+		if err := rdb.Get(t.Context(), key).Err(); errors.Is(err, goredis.Nil) {
+			return key
+		}
+	}
+	t.Fatalf("no key found on %s", node.Addr())
+	return ""
 }

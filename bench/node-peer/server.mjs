@@ -7,6 +7,12 @@
 //   PEER_LISTEN          host:port to listen on (default 127.0.0.1:3100)
 //   PEER_REDIS_URL       redis:// URL; set, the @socket.io/redis-adapter joins
 //                        the instances into one cluster
+//   PEER_REDIS_ADDRS     instead of PEER_REDIS_URL: comma-separated host:port
+//                        of Redis Cluster nodes (node-redis's createCluster)
+//   PEER_ADAPTER         "classic" (default: createAdapter, PUBLISH and
+//                        SUBSCRIBE) or "sharded" (createShardedAdapter with
+//                        subscriptionMode "dynamic": SPUBLISH and SSUBSCRIBE,
+//                        a channel per room; Redis 7 or later)
 //   PEER_REDIS_PREFIX    Pub/Sub channel prefix (default "chatd-peer")
 //   PEER_RECOVERY_MS     connection state recovery window in milliseconds
 //                        (default 120000, as chatd's recovery.max_disconnection;
@@ -27,7 +33,18 @@ import { Server } from "socket.io";
 
 const listen = process.env.PEER_LISTEN || "127.0.0.1:3100";
 const redisURL = process.env.PEER_REDIS_URL || "";
+const redisAddrs = (process.env.PEER_REDIS_ADDRS || "").split(",").map((a) => a.trim()).filter(Boolean);
+const adapterKind = process.env.PEER_ADAPTER || "classic";
 const redisPrefix = process.env.PEER_REDIS_PREFIX || "chatd-peer";
+if (redisURL && redisAddrs.length > 0) {
+  console.error("node-peer: set PEER_REDIS_URL or PEER_REDIS_ADDRS, not both");
+  process.exit(2);
+}
+if (adapterKind !== "classic" && adapterKind !== "sharded") {
+  console.error(`node-peer: PEER_ADAPTER must be "classic" or "sharded", not ${JSON.stringify(adapterKind)}`);
+  process.exit(2);
+}
+const clustered = redisURL !== "" || redisAddrs.length > 0;
 const recoveryMs = intSetting("PEER_RECOVERY_MS", 120000);
 const payloadBytes = intSetting("PEER_PAYLOAD_BYTES", 65536);
 const messageBytes = intSetting("PEER_MESSAGE_BYTES", 4096);
@@ -133,21 +150,27 @@ const opts = {
   pingInterval: 25000,
   pingTimeout: 20000,
 };
-if (recoveryMs > 0 && !redisURL) {
+if (recoveryMs > 0 && !clustered) {
   opts.connectionStateRecovery = { maxDisconnectionDuration: recoveryMs, skipMiddlewares: true };
 }
 const io = new Server(httpServer, opts);
 
 let redisClients = [];
-if (redisURL) {
-  const { createClient } = await import("redis");
-  const { createAdapter } = await import("@socket.io/redis-adapter");
-  const pub = createClient({ url: redisURL });
+if (clustered) {
+  const { createClient, createCluster } = await import("redis");
+  const { createAdapter, createShardedAdapter } = await import("@socket.io/redis-adapter");
+  // A cluster client finds every master from the nodes it is given and
+  // sends each channel's messages to the node of its slot.
+  const pub = redisAddrs.length > 0
+    ? createCluster({ rootNodes: redisAddrs.map((a) => ({ url: `redis://${a}` })) })
+    : createClient({ url: redisURL });
   const sub = pub.duplicate();
   pub.on("error", (err) => console.error("node-peer: redis:", err.message));
   sub.on("error", (err) => console.error("node-peer: redis:", err.message));
   await Promise.all([pub.connect(), sub.connect()]);
-  io.adapter(createAdapter(pub, sub, { key: redisPrefix }));
+  io.adapter(adapterKind === "sharded"
+    ? createShardedAdapter(pub, sub, { channelPrefix: redisPrefix, subscriptionMode: "dynamic" })
+    : createAdapter(pub, sub, { key: redisPrefix }));
   redisClients = [pub, sub];
 }
 
@@ -254,7 +277,7 @@ io.on("connection", (socket) => {
 
 httpServer.listen({ port, host, backlog }, () => {
   const a = httpServer.address();
-  console.log(`node-peer serving on ${a.address}:${a.port} (pid ${process.pid}, redis: ${redisURL ? "yes" : "no"}, recovery: ${opts.connectionStateRecovery ? recoveryMs + " ms" : "off"})`);
+  console.log(`node-peer serving on ${a.address}:${a.port} (pid ${process.pid}, redis: ${redisAddrs.length > 0 ? `cluster of ${redisAddrs.join(",")}` : redisURL ? "yes" : "no"}, adapter: ${clustered ? adapterKind : "none"}, recovery: ${opts.connectionStateRecovery ? recoveryMs + " ms" : "off"})`);
 });
 
 function shutdown() {

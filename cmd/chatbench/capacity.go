@@ -8,15 +8,17 @@ import (
 // capacityResult is the JSON result of a capacity search.
 type capacityResult struct {
 	result
-	Rooms       int          `json:"rooms"`
-	Members     int          `json:"members"`
-	Connections int          `json:"connections"`
-	TextBytes   int          `json:"text_bytes"`
-	P99LimitMS  float64      `json:"p99_limit_ms"`
-	BestRate    float64      `json:"best_rate"`
-	BestDeliv   float64      `json:"best_deliveries_per_s"`
-	Bounded     string       `json:"bounded_by"`
-	Steps       []stepResult `json:"steps"`
+	Rooms       int     `json:"rooms"`
+	Members     int     `json:"members"`
+	Connections int     `json:"connections"`
+	TextBytes   int     `json:"text_bytes"`
+	P99LimitMS  float64 `json:"p99_limit_ms"`
+	BestRate    float64 `json:"best_rate"`
+	BestDeliv   float64 `json:"best_deliveries_per_s"`
+	Bounded     string  `json:"bounded_by"`
+	// Redis is the -redis-nodes' usage during the best passing step.
+	Redis *redisUsage  `json:"redis,omitempty"`
+	Steps []stepResult `json:"steps"`
 }
 
 // capacity searches the highest message rate whose p99 latency is at most
@@ -75,7 +77,7 @@ func (r *runner) capacity(ctx context.Context) (any, error) {
 		if pass {
 			lo = rate
 			if rate > res.BestRate {
-				res.BestRate, res.BestDeliv = rate, s.DeliveriesPS
+				res.BestRate, res.BestDeliv, res.Redis = rate, s.DeliveriesPS, s.Redis
 			}
 			if s.GeneratorSlow {
 				res.Bounded = "generator"

@@ -28,9 +28,13 @@ var compareMetrics = map[string][]metric{
 		{"latency.p999_ms", true}, {"latency.max_ms", true}, {"ack_latency.p99_ms", true},
 		{"server.cpu_pct", true}, {"server_cpu_us_per_delivery", true}, {"server.rss_mb", true},
 		{"lost", true}, {"duplicates", true}, {"send_lag_max_ms", true}, {"server.other_cpu_pct", true},
+		{"redis.cpu_us_per_message", true}, {"redis.commands_per_message", true}, {"redis.bytes_per_message", true},
 	},
-	"capacity": {{"best_rate", false}, {"best_deliveries_per_s", false}},
-	"storm":    {{"best_rate", false}},
+	"capacity": {
+		{"best_rate", false}, {"best_deliveries_per_s", false},
+		{"redis.cpu_us_per_message", true}, {"redis.commands_per_message", true}, {"redis.bytes_per_message", true},
+	},
+	"storm": {{"best_rate", false}},
 }
 
 // runCompare reads result lines and prints, as a Markdown table, each
@@ -183,13 +187,19 @@ func groupName(sc string, m map[string]any) string {
 		v, _ := lookup(m, path)
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
+	// Runs over one Redis and over a Redis Cluster's masters are
+	// different runs, whatever their sizes.
+	redis := ""
+	if _, ok := lookup(m, "redis_nodes"); ok {
+		redis = " on " + n("redis_nodes") + " redis"
+	}
 	switch sc {
 	case "idle":
 		return fmt.Sprintf("idle %s conns x%s inst", n("connections"), n("targets"))
 	case "fanout":
-		return fmt.Sprintf("fanout %sx%s @%s/s x%s inst", n("rooms"), n("members"), n("rate"), n("targets"))
+		return fmt.Sprintf("fanout %sx%s @%s/s x%s inst%s", n("rooms"), n("members"), n("rate"), n("targets"), redis)
 	case "capacity":
-		return fmt.Sprintf("capacity %sx%s p99<=%sms x%s inst", n("rooms"), n("members"), n("p99_limit_ms"), n("targets"))
+		return fmt.Sprintf("capacity %sx%s p99<=%sms x%s inst%s", n("rooms"), n("members"), n("p99_limit_ms"), n("targets"), redis)
 	default:
 		return fmt.Sprintf("%s x%s inst", sc, n("targets"))
 	}

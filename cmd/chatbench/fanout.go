@@ -263,9 +263,12 @@ type stepResult struct {
 	AckLatency     latency  `json:"ack_latency"`
 	SendLagMaxMS   float64  `json:"send_lag_max_ms"`
 	Server         usage    `json:"server"`
-	FirstError     string   `json:"first_error,omitempty"`
-	Pass           *bool    `json:"pass,omitempty"`
-	GeneratorSlow  bool     `json:"generator_limited,omitempty"`
+	// Redis is what the -redis-nodes spent on the step's messages
+	// (warm-up included, as in Sent).
+	Redis         *redisUsage `json:"redis,omitempty"`
+	FirstError    string      `json:"first_error,omitempty"`
+	Pass          *bool       `json:"pass,omitempty"`
+	GeneratorSlow bool        `json:"generator_limited,omitempty"`
 	// Disturbed marks a step during which other programs used much CPU or
 	// chatbench's sender stalled; its latency says little about the server.
 	Disturbed bool `json:"disturbed,omitempty"`
@@ -288,6 +291,7 @@ func (f *fanoutRun) step(ctx context.Context, rate float64, warmup, duration tim
 	w.until.Store(math.MaxInt64)
 	f.win.Store(w)
 	before := r.stats.read(ctx)
+	redisBefore := r.redis.read(ctx)
 	deliveredBefore := f.delivered.Load()
 	dupBefore, unexpBefore := f.duplicates.Load(), f.unexpected.Load()
 
@@ -339,6 +343,9 @@ func (f *fanoutRun) step(ctx context.Context, rate float64, warmup, duration tim
 
 	res.Seconds = round(sendTime.Seconds(), 2)
 	res.Sent = w.sent.Load()
+	// Read after the drain: Redis's share of a message ends with its
+	// last delivery.
+	res.Redis = r.redis.usage(redisBefore, r.redis.read(ctx), res.Sent)
 	res.SentRate = round(float64(res.Sent)/sendTime.Seconds(), 1)
 	res.SendLagMaxMS = round(float64(lagMax)/1e6, 2)
 	res.Latency = w.lat.summary()

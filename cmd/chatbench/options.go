@@ -38,6 +38,10 @@ type options struct {
 	textBytes int
 	drain     time.Duration
 
+	// fanout and capacity: the Redis servers whose CPU, commands and
+	// bytes are measured per step
+	redisNodes []string
+
 	// capacity
 	p99       time.Duration
 	maxRate   float64
@@ -83,6 +87,19 @@ func parseFlags(scenario string, args []string, stderr io.Writer) (*options, err
 		fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "sending time before latency is recorded")
 		fs.IntVar(&o.textBytes, "text-bytes", 64, "message text length in bytes (at least the 40 of the timestamp and ids)")
 		fs.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for acks and deliveries after the last send")
+		fs.Func("redis-nodes", `comma-separated host:port of the Redis servers the instances use (one Redis, or a Redis Cluster's masters; loopback only): each step reports their CPU, commands and network bytes per message`, func(v string) error {
+			o.redisNodes = nil
+			for a := range strings.SplitSeq(v, ",") {
+				if a = strings.TrimSpace(a); a == "" {
+					continue
+				}
+				if err := checkLoopbackAddr(a); err != nil {
+					return err
+				}
+				o.redisNodes = append(o.redisNodes, a)
+			}
+			return nil
+		})
 		if scenario == "fanout" {
 			fs.DurationVar(&o.duration, "duration", 20*time.Second, "measured sending time, after -warmup")
 			fs.DurationVar(&o.settle, "settle", 5*time.Second, "wait after the connections closed and the server's goroutines returned to their baseline before its memory is read again")

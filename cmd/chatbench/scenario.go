@@ -25,6 +25,7 @@ type runner struct {
 	runID    string    // makes user ids unique per run
 	dialer   *websocket.Dialer
 	stats    *serverStats
+	redis    *redisMeter // nil without -redis-nodes
 }
 
 // result is the head of every JSON result line; scenarios embed it.
@@ -35,7 +36,10 @@ type result struct {
 	Targets   int            `json:"targets"`
 	Go        string         `json:"generator_go"`
 	Generator generatorUsage `json:"generator"`
-	Error     string         `json:"error,omitempty"`
+	// RedisNodes is how many Redis servers -redis-nodes named: 1 for one
+	// Redis, the masters of a Redis Cluster.
+	RedisNodes int    `json:"redis_nodes,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 func runScenario(ctx context.Context, o *options, stdout, stderr io.Writer) error {
@@ -50,6 +54,11 @@ func runScenario(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 		runID:    hex.EncodeToString(id),
 		dialer:   newDialer(o.sources),
 		stats:    &serverStats{pids: o.pids, metrics: o.metrics, client: &http.Client{Timeout: 5 * time.Second}},
+	}
+	r.redis = newRedisMeter(o.redisNodes)
+	defer r.redis.close()
+	if r.redis != nil && !r.redis.read(ctx).ok {
+		return fmt.Errorf("-redis-nodes: no INFO from every one of %v", o.redisNodes)
 	}
 	if len(o.metrics) > 0 && r.stats.read(ctx).goroutines < 0 {
 		r.logf("no go_goroutines at %v; goroutines are not reported", o.metrics)
@@ -82,12 +91,13 @@ func runScenario(ctx context.Context, o *options, stdout, stderr io.Writer) erro
 // head returns the common fields of a result.
 func (r *runner) head(cpu cpuMeter) result {
 	return result{
-		Scenario:  r.o.scenario,
-		Label:     r.o.label,
-		Time:      time.Now().UTC().Format(time.RFC3339),
-		Targets:   len(r.o.targets),
-		Go:        runtime.Version(),
-		Generator: cpu.usage(),
+		Scenario:   r.o.scenario,
+		Label:      r.o.label,
+		Time:       time.Now().UTC().Format(time.RFC3339),
+		Targets:    len(r.o.targets),
+		Go:         runtime.Version(),
+		Generator:  cpu.usage(),
+		RedisNodes: len(r.o.redisNodes),
 	}
 }
 
