@@ -111,6 +111,11 @@ type wireMessage struct {
 // only while every live instance says it has it.
 const featureOffset uint8 = 1
 
+// featureSharded: the instance uses sharded Pub/Sub (it is on Redis
+// Cluster). Instances that do not agree on it do not hear each other's
+// broadcasts: see handle.
+const featureSharded uint8 = 2
+
 // wireOpts carries the parts of socket.BroadcastOptions that matter to the
 // receiving instance.
 type wireOpts struct {
