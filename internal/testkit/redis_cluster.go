@@ -13,14 +13,19 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// RedisCluster is a Redis Cluster of private redis-servers (masters only)
-// on loopback ports, stopped when the test ends.
+// RedisCluster is a Redis Cluster of private redis-servers on loopback
+// ports, stopped when the test ends: masters only (StartRedisCluster), or
+// with replicas (StartRedisClusterWith). Its methods in
+// redis_cluster_ops.go move slots and fail masters over.
 type RedisCluster struct {
 	t testing.TB
 	// Nodes are the cluster's masters.
 	Nodes []*RedisServer
 	// Addrs are the masters' addresses, as redis.addrs lists them.
 	Addrs []string
+	// Replicas are the replicas (StartRedisClusterWith).
+	Replicas []*RedisServer
+	all      []*RedisServer // every node started, for StartRedisClusterWith
 }
 
 // StartRedisCluster starts masters cluster-enabled redis-servers, joins
