@@ -249,8 +249,9 @@ func NewAdapterBuilder(client goredis.UniversalClient, opts AdapterOptions) (*Ad
 		always = append(always, b.nodeChannel)
 		b.shard = newShardSubs(b.ctx, cc, opts.Prefix+":room:", always...)
 		b.shard.start = func(c *shardConn) {
-			b.wg.Add(1)
+			b.wg.Add(2)
 			go b.shardReceive(c)
+			go b.shardWrite(c)
 		}
 		b.shard.replaced = &b.stats.replaced
 	} else {

@@ -87,11 +87,50 @@ func keySlot(key string) int {
 	return int(crc) % 16384
 }
 
-// shardConn is one sharded subscription connection, to one master.
+// shardConn is one sharded subscription connection, to one master. Its
+// SSUBSCRIBE and SUNSUBSCRIBE commands are written by a goroutine of its
+// own (shardWrite), in the order they were queued, so that dialing a
+// master that does not answer holds up no other connection.
 type shardConn struct {
-	addr string
-	ps   *goredis.PubSub
-	done chan struct{} // closed when the connection is given up
+	addr   string
+	client *goredis.Client // the master's, which ps is of
+	ps     *goredis.PubSub
+	done   chan struct{} // closed when the connection is given up
+
+	qmu   sync.Mutex // guards queue
+	queue []shardCmd
+	wake  chan struct{} // tells shardWrite that queue is not empty
+}
+
+// shardCmd is an SSUBSCRIBE, or with unsubscribe set an SUNSUBSCRIBE, of
+// channels of one slot.
+type shardCmd struct {
+	unsubscribe bool
+	channels    []string
+}
+
+func newShardConn(addr string, client *goredis.Client, ps *goredis.PubSub) *shardConn {
+	return &shardConn{addr: addr, client: client, ps: ps, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+}
+
+// enqueue queues a command for shardWrite; it never blocks.
+func (c *shardConn) enqueue(cmd shardCmd) {
+	c.qmu.Lock()
+	c.queue = append(c.queue, cmd)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued commands and empties the queue.
+func (c *shardConn) take() []shardCmd {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
 }
 
 // shardSubs are the sharded subscriptions of an instance on Redis Cluster:
@@ -380,7 +419,7 @@ func (s *shardSubs) unsubscribeLocked(ctx context.Context, channels []string) {
 		for _, group := range slots {
 			// A failure leaves the channel subscribed on a connection that
 			// ignores its messages (owns).
-			_ = c.ps.SUnsubscribe(ctx, group...)
+			c.enqueue(shardCmd{unsubscribe: true, channels: group})
 		}
 	}
 }
@@ -390,6 +429,13 @@ func (s *shardSubs) unsubscribeLocked(ctx context.Context, channels []string) {
 // different slots); s.op is held. A channel that cannot be placed waits in
 // unplaced for the check; the first error is returned.
 func (s *shardSubs) placeLocked(ctx context.Context, channels []string) error {
+	return s.placeVerifiedLocked(ctx, channels, nil)
+}
+
+// placeVerifiedLocked is placeLocked placing channels only on the masters
+// that verified maps to true, when it is not nil; the others wait (placed
+// channels stay where they are, the others in unplaced).
+func (s *shardSubs) placeVerifiedLocked(ctx context.Context, channels []string, verified map[string]bool) error {
 	if len(channels) == 0 {
 		return nil
 	}
@@ -418,6 +464,15 @@ func (s *shardSubs) placeLocked(ctx context.Context, channels []string) error {
 			failed = append(failed, ch)
 			continue
 		}
+		if verified != nil && !verified[node.Options().Addr] {
+			s.state.RLock()
+			_, placed := s.where[ch]
+			s.state.RUnlock()
+			if !placed {
+				failed = append(failed, ch)
+			}
+			continue
+		}
 		groups[slot] = &group{addr: node.Options().Addr, client: node, channels: []string{ch}}
 	}
 	slots := make([]int, 0, len(groups))
@@ -435,13 +490,16 @@ func (s *shardSubs) placeLocked(ctx context.Context, channels []string) error {
 		c := s.conns[g.addr]
 		fresh := c == nil
 		if fresh {
-			c = &shardConn{addr: g.addr, ps: g.client.SSubscribe(ctx), done: make(chan struct{})}
+			// No channel yet: the connection is dialed by the first
+			// command, on the connection's own goroutines.
+			c = newShardConn(g.addr, g.client, g.client.SSubscribe(ctx))
 			s.conns[g.addr] = c
 		}
-		var moved []*shardConn
+		moved := make(map[*shardConn][]string)
 		for _, ch := range g.channels {
 			if old := s.where[ch]; old != nil && old != c {
-				moved = append(moved, old)
+				moved[old] = append(moved[old], ch)
+				s.replaced.Add(1)
 			}
 			s.where[ch] = c
 			delete(s.confirmed, ch)
@@ -451,14 +509,11 @@ func (s *shardSubs) placeLocked(ctx context.Context, channels []string) error {
 		if fresh {
 			s.start(c)
 		}
-		for _, old := range moved {
+		for old, chs := range moved {
 			// Best effort: its messages are ignored from now on anyway.
-			_ = old.ps.SUnsubscribe(ctx, g.channels...)
+			old.enqueue(shardCmd{unsubscribe: true, channels: chs})
 		}
-		if err := c.ps.SSubscribe(ctx, g.channels...); err != nil {
-			noteErr(fmt.Errorf("redis: adapter: SSUBSCRIBE on %s: %w", g.addr, err))
-			s.lose(c)
-		}
+		c.enqueue(shardCmd{channels: g.channels})
 	}
 	if len(failed) > 0 {
 		s.state.Lock()
@@ -473,7 +528,15 @@ func (s *shardSubs) placeLocked(ctx context.Context, channels []string) error {
 
 // check reloads the slot map and places every wanted channel that has no
 // place or sits on a connection to a master that no longer serves its
-// slot. It returns the first error.
+// slot. The slot map comes from one node, whose view may lag while a
+// failover or a slot move spreads over the cluster, so the nodes concerned
+// are asked themselves: a channel leaves its connection only when that
+// node's own view no longer gives it the slot (normally it has said so
+// already with a sunsubscribe push), and it goes only to a node that says
+// it is a master (ROLE). Otherwise a channel could move back to the old
+// master, or to one that became a replica (which accepts SSUBSCRIBE and
+// SPUBLISH of its own), and hear what stale publishers send there out of
+// order with what it heard on the new master. It returns the first error.
 func (s *shardSubs) check(timeout time.Duration) error {
 	if s.life.Err() != nil {
 		return nil
@@ -487,33 +550,98 @@ func (s *shardSubs) check(timeout time.Duration) error {
 	if reloadErr != nil {
 		reloadErr = fmt.Errorf("redis: adapter: reloading the Redis Cluster slot map: %w", reloadErr)
 	}
+	candidates, current := s.misplaced(ctx)
+	if len(candidates) == 0 {
+		return reloadErr
+	}
+	// Outside s.op: a master that does not answer holds up no join.
+	keep := make(map[string]bool) // channel -> its node still serves its slot
+	views := make(map[*shardConn][]goredis.ClusterSlot)
+	for i, ch := range candidates {
+		c := current[i]
+		if c == nil {
+			continue
+		}
+		view, seen := views[c]
+		if !seen {
+			rctx, rcancel := context.WithTimeout(ctx, shardRetryInterval)
+			view, _ = c.client.ClusterSlots(rctx).Result()
+			rcancel()
+			views[c] = view
+		}
+		slot := keySlot(ch)
+		for _, r := range view {
+			if r.Start <= slot && slot <= r.End && len(r.Nodes) > 0 && r.Nodes[0].Addr == c.addr {
+				keep[ch] = true
+			}
+		}
+	}
+	verified := make(map[string]bool)
+	var roleErr error
+	for _, ch := range candidates {
+		if keep[ch] {
+			continue
+		}
+		node, err := s.cc.MasterForKey(ctx, ch)
+		if err != nil {
+			continue
+		}
+		addr := node.Options().Addr
+		if _, done := verified[addr]; done {
+			continue
+		}
+		rctx, rcancel := context.WithTimeout(ctx, shardRetryInterval)
+		role, err := node.Do(rctx, "ROLE").Slice()
+		rcancel()
+		verified[addr] = err == nil && len(role) > 0 && role[0] == "master"
+		if err != nil && roleErr == nil {
+			roleErr = fmt.Errorf("redis: adapter: ROLE on %s: %w", addr, err)
+		}
+	}
 	s.op.Lock()
 	defer s.op.Unlock()
+	// What still needs a place now that s.op is held again.
+	again, _ := s.misplacedLocked(ctx)
+	again = slices.DeleteFunc(again, func(ch string) bool { return keep[ch] })
+	return errors.Join(reloadErr, roleErr, s.placeVerifiedLocked(ctx, again, verified))
+}
+
+// misplaced returns the wanted channels that have no place or sit on a
+// connection to another node than their slot's master in the slot map,
+// and for each the connection it sits on (nil: none).
+func (s *shardSubs) misplaced(ctx context.Context) ([]string, []*shardConn) {
+	s.op.Lock()
+	defer s.op.Unlock()
+	return s.misplacedLocked(ctx)
+}
+
+func (s *shardSubs) misplacedLocked(ctx context.Context) ([]string, []*shardConn) {
 	wanted := slices.Clone(s.always)
 	for ch := range s.applied {
 		wanted = append(wanted, ch)
 	}
-	var place []string
 	s.state.RLock()
-	where := make(map[string]string, len(wanted))
+	where := make(map[string]*shardConn, len(wanted))
 	for _, ch := range wanted {
 		if c := s.where[ch]; c != nil {
-			where[ch] = c.addr
+			where[ch] = c
 		}
 	}
 	s.state.RUnlock()
+	var out []string
+	var conns []*shardConn
 	for _, ch := range wanted {
-		addr, placed := where[ch]
-		if !placed {
-			place = append(place, ch)
+		c := where[ch]
+		if c == nil {
+			out, conns = append(out, ch), append(conns, nil)
 			continue
 		}
 		node, err := s.cc.MasterForKey(ctx, ch)
-		if err == nil && node.Options().Addr != addr {
-			place = append(place, ch)
+		if err == nil && node.Options().Addr != c.addr {
+			out, conns = append(out, ch), append(conns, c)
 		}
 	}
-	return errors.Join(reloadErr, s.placeLocked(ctx, place))
+	return out, conns
 }
 
 // unplacedAny reports whether a wanted channel has no place.
@@ -521,6 +649,42 @@ func (s *shardSubs) unplacedAny() bool {
 	s.state.RLock()
 	defer s.state.RUnlock()
 	return len(s.unplaced) > 0
+}
+
+// shardWrite writes the commands queued on c until it is given up. A
+// failed SSUBSCRIBE gives the connection up: its channels are placed again
+// by the check.
+func (b *AdapterBuilder) shardWrite(c *shardConn) {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-c.done:
+			return
+		case <-c.wake:
+		}
+		for _, cmd := range c.take() {
+			ctx, cancel := context.WithTimeout(b.ctx, b.opts.RequestTimeout)
+			var err error
+			if cmd.unsubscribe {
+				err = c.ps.SUnsubscribe(ctx, cmd.channels...)
+			} else {
+				err = c.ps.SSubscribe(ctx, cmd.channels...)
+			}
+			cancel()
+			// After a failed write go-redis may have dialed again and
+			// subscribed anew to whatever it remembers, in one command
+			// (CROSSSLOT when the channels span slots): give it up.
+			if err != nil {
+				if b.ctx.Err() == nil {
+					b.logLimited("shard-subscribe:"+c.addr, slog.LevelWarn, "adapter: Redis Cluster subscription failed, will retry", "node", c.addr, "err", err)
+				}
+				b.shard.lose(c)
+				return
+			}
+		}
+	}
 }
 
 // shardReceive reads one sharded subscription connection until it is
@@ -555,8 +719,13 @@ func (b *AdapterBuilder) shardReceive(c *shardConn) {
 					return
 				}
 				ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
-				_ = c.ps.Ping(ctx)
+				err := c.ps.Ping(ctx)
 				cancel()
+				if err != nil {
+					// As in shardWrite.
+					s.lose(c)
+					return
+				}
 				continue
 			}
 			var refused goredis.Error
