@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/chatd/chatd/internal/testkit"
@@ -422,4 +424,88 @@ func (c *shardLogCapture) contains(s string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return strings.Contains(c.buf.String(), s)
+}
+
+// BenchmarkShardedFanout compares, on a loopback cluster of three masters,
+// what a room broadcast costs with a channel per room (only the instances
+// with a socket in the room get it) and with rooms hashed onto a fixed
+// number of partition channels that every instance listens to (each then
+// gets every message and drops the others' rooms). Four instances, 256
+// rooms, each room on one instance; SPUBLISH in pipelines of 128; ns/op
+// covers publishing and every delivery.
+func BenchmarkShardedFanout(b *testing.B) {
+	rc := testkit.StartRedisCluster(b, 3)
+	const instances, rooms, partitions = 4, 256, 16
+	roomChannel := func(r int) string { return fmt.Sprintf("bench:room:{r:%d}", r) }
+	partChannel := func(r int) string { return busPartitionChannel("bench:part", r%partitions) }
+	run := func(b *testing.B, channel func(int) string, wants func(inst, room int) bool, perMessage int) {
+		cc := rc.Client()
+		ctx := context.Background()
+		var received sync.WaitGroup
+		var count atomic.Int64
+		var subs []*goredis.PubSub
+		for inst := range instances {
+			byNode := make(map[string]*goredis.PubSub)
+			seen := make(map[string]bool)
+			for r := range rooms {
+				ch := channel(r)
+				if !wants(inst, r) || seen[ch] {
+					continue
+				}
+				seen[ch] = true
+				node, err := cc.MasterForKey(ctx, ch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ps := byNode[node.Options().Addr]
+				if ps == nil {
+					ps = node.SSubscribe(ctx)
+					byNode[node.Options().Addr] = ps
+					subs = append(subs, ps)
+				}
+				if err := ps.SSubscribe(ctx, ch); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := ps.Receive(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		for _, ps := range subs {
+			received.Add(1)
+			go func() {
+				defer received.Done()
+				for range ps.Channel() {
+					count.Add(1)
+				}
+			}()
+		}
+		payload := make([]byte, 200)
+		b.ResetTimer()
+		for i := 0; i < b.N; {
+			pipe := cc.Pipeline()
+			for j := 0; j < 128 && i < b.N; j, i = j+1, i+1 {
+				pipe.SPublish(ctx, channel(i%rooms), payload)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		want := int64(b.N * perMessage)
+		for count.Load() < want {
+			time.Sleep(time.Millisecond)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(count.Load())/float64(b.N), "deliveries/op")
+		for _, ps := range subs {
+			_ = ps.Close()
+		}
+		received.Wait()
+	}
+	b.Run("channel-per-room", func(b *testing.B) {
+		run(b, roomChannel, func(inst, room int) bool { return room%instances == inst }, 1)
+	})
+	b.Run("partitions-16", func(b *testing.B) {
+		run(b, partChannel, func(int, int) bool { return true }, instances)
+	})
 }
