@@ -126,30 +126,6 @@ func StartRedisClusterWith(t testing.TB, o RedisClusterOptions) *RedisCluster {
 	return c
 }
 
-// firstSlot returns the first slot that n serves, -1 for none.
-func (c *RedisCluster) firstSlot(n *RedisServer) int {
-	for _, r := range c.slotRanges(n) {
-		return r.Start
-	}
-	return -1
-}
-
-// slotRanges returns the slot ranges that n serves, as n's own view says.
-func (c *RedisCluster) slotRanges(n *RedisServer) []goredis.ClusterSlot {
-	c.t.Helper()
-	slots, err := n.Client().ClusterSlots(context.Background()).Result()
-	if err != nil {
-		c.t.Fatalf("CLUSTER SLOTS on %s: %v", n.Addr(), err)
-	}
-	var out []goredis.ClusterSlot
-	for _, s := range slots {
-		if len(s.Nodes) > 0 && s.Nodes[0].Addr == n.Addr() {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // servers returns every node, masters and replicas; for a cluster from
 // StartRedisCluster, the masters.
 func (c *RedisCluster) servers() []*RedisServer {
@@ -174,7 +150,7 @@ func (c *RedisCluster) consistent(replicas int) bool {
 		if err != nil || !strings.Contains(info, "cluster_state:ok") {
 			return false
 		}
-		slots, err := rdb.ClusterSlots(ctx).Result()
+		slots, err := rdb.ClusterSlots(ctx).Result() //nolint:staticcheck // the view go-redis itself reads; CLUSTER SHARDS says the same
 		if err != nil {
 			return false
 		}
@@ -236,7 +212,7 @@ func (c *RedisCluster) MasterOf(t testing.TB, slot int) *RedisServer {
 		if !n.running() {
 			continue
 		}
-		slots, err := n.Client().ClusterSlots(context.Background()).Result()
+		slots, err := n.Client().ClusterSlots(context.Background()).Result() //nolint:staticcheck // the view go-redis itself reads; CLUSTER SHARDS says the same
 		if err != nil {
 			continue
 		}

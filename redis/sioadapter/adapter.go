@@ -162,8 +162,9 @@ type AdapterBuilder struct {
 
 	closeOnce   sync.Once
 	closed      atomic.Bool
-	skipGoodbye atomic.Bool // tests: vanish without telling the others
-	redisOK     atomic.Bool // the last Redis command succeeded
+	skipGoodbye atomic.Bool   // tests: vanish without telling the others
+	redisOK     atomic.Bool   // the last Redis command succeeded
+	seq         atomic.Uint64 // the last wireMessage.Seq sent (Redis Cluster)
 
 	work    chan func() // see workLoop
 	limiter adapterLogLimiter
@@ -254,6 +255,7 @@ func NewAdapterBuilder(client goredis.UniversalClient, opts AdapterOptions) (*Ad
 			go b.shardWrite(c)
 		}
 		b.shard.replaced = &b.stats.replaced
+		b.seq.Store(uint64(time.Now().UnixNano())) //nolint:gosec // the clock is past 1970
 	} else {
 		b.subs = newSubscriptions(b.ctx, client, opts.Prefix+":room:", b.busChannel, b.nodeChannel)
 	}

@@ -74,7 +74,7 @@
 // ordered there:
 //
 //   - One instance's messages on one channel reach each instance in the
-//     order they were sent: its broadcasts to one room; its bus messages
+//     order they were sent, each at most once: its broadcasts to one room; its bus messages
 //     (heartbeats, requests, broadcasts to several rooms or to everyone),
 //     all on its own bus partition; the answers it sends to one instance.
 //   - Messages on different channels keep no order between them: a
@@ -104,9 +104,12 @@
 // the tests, about 0.1 to 0.2 s after a move or a planned failover). A
 // master that crashes takes its rooms with it until its replica is
 // promoted, which Redis does after cluster-node-timeout and an election.
-// Known limitation: during a planned failover (CLUSTER FAILOVER), two or
-// three broadcasts sent to a room while the old master hands over have
-// been seen to arrive after later ones (never twice).
+// While a master hands over in a planned failover (CLUSTER FAILOVER), a
+// broadcast or two sent to the old master have been seen to arrive after
+// later ones sent to the new one: the messages of the publish queue carry
+// a sequence number (wireMessage.Seq), and a receiver drops one that is
+// not newer than what it handled of its sender on that channel (see seqs),
+// so such a message is lost within the gap, never delivered out of order.
 //
 // Instances on classic and on sharded Pub/Sub do not hear each other. The
 // heartbeat says which kind its sender uses (featureSharded), and on Redis

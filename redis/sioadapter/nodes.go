@@ -143,6 +143,9 @@ func (b *AdapterBuilder) dropNode(id, why string) {
 	if b.nodes.drop(id) {
 		b.log.Info("adapter: instance left", "node", id, "why", why)
 	}
+	if b.shard != nil {
+		b.shard.seqs.forget(id)
+	}
 	b.reqs.forget(id)
 }
 

@@ -94,7 +94,14 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 			cmds[i] = recordPublishScript.Eval(ctx, pipe, []string{b.rec.streamKey}, m.record.args...)
 			continue
 		}
-		cmds[i] = b.publishCmd(ctx, pipe, m.channel, m.payload)
+		payload := m.payload
+		if b.shard != nil {
+			// Numbered here, in the order of sending (see seqs).
+			if p, err := withSeq(payload, b.seq.Add(1)); err == nil {
+				payload = p
+			}
+		}
+		cmds[i] = b.publishCmd(ctx, pipe, m.channel, payload)
 	}
 	_, err = pipe.Exec(ctx)
 	b.notePublish(err)

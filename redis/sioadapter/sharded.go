@@ -87,6 +87,46 @@ func keySlot(key string) int {
 	return int(crc) % 16384
 }
 
+// seqs is, for each other instance and channel, the highest Seq handled.
+// A message whose Seq is not higher is dropped: on one channel an
+// instance's messages must come in the order it sent them, and while a
+// master hands its slots over (CLUSTER FAILOVER), a message or two sent
+// to the old master have been seen to arrive after later ones sent to the
+// new one. A late message is thus lost rather than delivered out of order.
+// An instance's numbers start at the time it started, in nanoseconds, so
+// that they keep growing when it restarts under the same id.
+type seqs struct {
+	mu   sync.Mutex                   // guards last
+	last map[string]map[string]uint64 // instance -> channel -> highest Seq handled
+}
+
+// fresh reports whether m comes after what was handled of its sender on
+// channel, and records it. A message without Seq is always fresh.
+func (q *seqs) fresh(channel string, m *wireMessage) bool {
+	if m.Seq == 0 {
+		return true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	byChannel := q.last[m.From]
+	if byChannel == nil {
+		byChannel = make(map[string]uint64)
+		q.last[m.From] = byChannel
+	}
+	if m.Seq <= byChannel[channel] {
+		return false
+	}
+	byChannel[channel] = m.Seq
+	return true
+}
+
+// forget drops what is known of an instance that left.
+func (q *seqs) forget(instance string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.last, instance)
+}
+
 // shardConn is one sharded subscription connection, to one master. Its
 // SSUBSCRIBE and SUNSUBSCRIBE commands are written by a goroutine of its
 // own (shardWrite), in the order they were queued, so that dialing a
@@ -163,6 +203,7 @@ type shardSubs struct {
 	changed   chan struct{}         // closed (and replaced) when a channel is confirmed or loses its place
 
 	marks    roomMarks
+	seqs     seqs
 	kick     chan struct{}    // asks the check loop to run now
 	start    func(*shardConn) // starts reading a new connection
 	replaced *atomic.Uint64   // AdapterStats.Replaced
@@ -183,6 +224,7 @@ func newShardSubs(life context.Context, cc *goredis.ClusterClient, roomPrefix st
 		marks:      roomMarks{marked: make(map[string]adapterRoomRef), wake: make(chan struct{}, 1)},
 		kick:       make(chan struct{}, 1),
 		replaced:   new(atomic.Uint64),
+		seqs:       seqs{last: make(map[string]map[string]uint64)},
 	}
 	for _, ch := range always {
 		s.unplaced[ch] = struct{}{}
@@ -565,7 +607,7 @@ func (s *shardSubs) check(timeout time.Duration) error {
 		view, seen := views[c]
 		if !seen {
 			rctx, rcancel := context.WithTimeout(ctx, shardRetryInterval)
-			view, _ = c.client.ClusterSlots(rctx).Result()
+			view, _ = c.client.ClusterSlots(rctx).Result() //nolint:staticcheck // the view go-redis itself reads; CLUSTER SHARDS says the same
 			rcancel()
 			views[c] = view
 		}
@@ -755,7 +797,7 @@ func (b *AdapterBuilder) shardReceive(c *shardConn) {
 			}
 		case *goredis.Message:
 			if s.owns(c, m.Channel) {
-				b.handle(m)
+				b.handleChecked(m, s.seqs.fresh)
 			}
 		}
 	}

@@ -168,6 +168,12 @@ func (b *AdapterBuilder) syncSubscriptions() {
 
 // handle decodes one message from Redis and applies it.
 func (b *AdapterBuilder) handle(rm *goredis.Message) {
+	b.handleChecked(rm, nil)
+}
+
+// handleChecked is handle dropping the other instances' messages for which
+// fresh, when not nil, reports false (see seqs).
+func (b *AdapterBuilder) handleChecked(rm *goredis.Message, fresh func(channel string, m *wireMessage) bool) {
 	var m wireMessage
 	if err := decodeWire([]byte(rm.Payload), &m); err != nil {
 		b.logLimited("decode", slog.LevelWarn, "adapter: undecodable message", "channel", rm.Channel, "err", err)
@@ -180,6 +186,10 @@ func (b *AdapterBuilder) handle(rm *goredis.Message) {
 		if m.Kind == kindHeartbeat && m.Nonce != "" && m.Nonce != b.nonce {
 			b.logLimited("duplicate-id", slog.LevelError, "adapter: another instance uses this instance id; instance ids must be unique", "instance", b.id)
 		}
+		return
+	}
+	if fresh != nil && !fresh(rm.Channel, &m) {
+		b.logLimited("late", slog.LevelInfo, "adapter: a message arrived after a later one of its sender on its channel (a failover?): dropped", "from", m.From, "channel", rm.Channel)
 		return
 	}
 	b.stats.received.Add(1)
