@@ -66,14 +66,15 @@ func TestRedisCluster(t *testing.T) {
 // slot map for up to its 60 s reload interval, failing every command for
 // those slots with a dial error, because a dead node answers no MOVED.
 func TestNewClientFollowsAKilledMaster(t *testing.T) {
-	rc := testkit.StartRedisClusterWithReplicas(t, 3, time.Second)
+	rc := testkit.StartRedisClusterWith(t, testkit.RedisClusterOptions{Masters: 3, Replicas: 1, NodeTimeout: time.Second})
 	client, err := NewClient(ClientConfig{Addrs: rc.Addrs, Timeout: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	ctx := t.Context()
-	victim, replica := rc.Nodes[0], rc.Replicas[0]
+	victim := rc.Nodes[0]
+	replica := rc.ReplicaOf(t, victim)
 	key := keyOnNode(t, victim)
 	if err := client.Set(ctx, key, "before", 0).Err(); err != nil {
 		t.Fatal(err)

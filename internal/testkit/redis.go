@@ -179,6 +179,13 @@ func (r *RedisServer) Stop() {
 	<-exited
 }
 
+// running reports whether the server is started (not stopped).
+func (r *RedisServer) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cmd != nil
+}
+
 // Restart starts the server again on the same port after Stop.
 func (r *RedisServer) Restart() {
 	r.t.Helper()

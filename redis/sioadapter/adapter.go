@@ -116,6 +116,17 @@ type AdapterStats struct {
 	Dropped       uint64 // messages dropped without trying (queue full, closed, encoding)
 	Recorded      uint64 // packets added to the recovery stream
 	RecordErrors  uint64 // packets that could not be added to the recovery stream
+
+	// SubscriptionConns is how many subscription connections are open now:
+	// one, or on Redis Cluster one per master serving a wanted channel.
+	SubscriptionConns int
+	// Unconfirmed is how many wanted channels have no subscription confirmed
+	// by Redis now (on Redis Cluster: being placed, or waiting for their
+	// master).
+	Unconfirmed int
+	// Replaced counts, on Redis Cluster, the channels subscribed again after
+	// losing their subscription (their slot moved, their master failed).
+	Replaced uint64
 }
 
 // AdapterBuilder creates one RedisAdapter per socket.io namespace and owns
@@ -139,7 +150,8 @@ type AdapterBuilder struct {
 	nodeChannel string // this instance: answers to its requests
 
 	nodes *nodes
-	subs  *subscriptions
+	subs  *subscriptions // classic Pub/Sub: one server, Sentinel; nil on Redis Cluster
+	shard *shardSubs     // sharded Pub/Sub on Redis Cluster; nil elsewhere
 	reqs  *requests
 	pub   *publisher
 	rec   recovery
@@ -150,13 +162,14 @@ type AdapterBuilder struct {
 
 	closeOnce   sync.Once
 	closed      atomic.Bool
-	skipGoodbye atomic.Bool // tests: vanish without telling the others
-	redisOK     atomic.Bool // the last Redis command succeeded
+	skipGoodbye atomic.Bool   // tests: vanish without telling the others
+	redisOK     atomic.Bool   // the last Redis command succeeded
+	seq         atomic.Uint64 // the last wireMessage.Seq sent (Redis Cluster)
 
 	work    chan func() // see workLoop
 	limiter adapterLogLimiter
 	stats   struct {
-		published, received, publishErrors, dropped, recorded, recordErrors atomic.Uint64
+		published, received, publishErrors, dropped, recorded, recordErrors, replaced atomic.Uint64
 	}
 
 	mu       sync.Mutex // guards the following fields
@@ -206,7 +219,7 @@ func NewAdapterBuilder(client goredis.UniversalClient, opts AdapterOptions) (*Ad
 	}
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
-	_, onCluster := client.(*goredis.ClusterClient)
+	cc, onCluster := client.(*goredis.ClusterClient)
 	b := &AdapterBuilder{
 		client:      client,
 		opts:        opts,
@@ -226,20 +239,47 @@ func NewAdapterBuilder(client goredis.UniversalClient, opts AdapterOptions) (*Ad
 		limiter:  adapterLogLimiter{every: 10 * time.Second},
 		adapters: make(map[string]*RedisAdapter),
 	}
-	b.pub = newPublisher(client, b.busChannel, opts.PublishQueueSize)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.subs = newSubscriptions(b.ctx, client, opts.Prefix+":room:", b.busChannel, b.nodeChannel)
+	if onCluster {
+		b.busChannel = busPartition(opts.Prefix, opts.InstanceID)
+		b.nodeChannel = shardNodeChannel(opts.Prefix, opts.InstanceID)
+		always := make([]string, 0, busPartitions+1)
+		for i := range busPartitions {
+			always = append(always, busPartitionChannel(opts.Prefix, i))
+		}
+		always = append(always, b.nodeChannel)
+		b.shard = newShardSubs(b.ctx, cc, opts.Prefix+":room:", always...)
+		b.shard.start = func(c *shardConn) {
+			b.wg.Add(2)
+			go b.shardReceive(c)
+			go b.shardWrite(c)
+		}
+		b.shard.replaced = &b.stats.replaced
+		b.seq.Store(uint64(time.Now().UnixNano())) //nolint:gosec // the clock is past 1970
+	} else {
+		b.subs = newSubscriptions(b.ctx, client, opts.Prefix+":room:", b.busChannel, b.nodeChannel)
+	}
+	b.pub = newPublisher(client, opts.PublishQueueSize)
 
 	ctx, cancel := context.WithTimeout(b.ctx, opts.RequestTimeout)
 	defer cancel()
 	b.redisOK.Store(client.Ping(ctx).Err() == nil)
-	if err := b.subs.start(ctx); err != nil {
+	if b.shard != nil {
+		if err := b.shard.check(opts.RequestTimeout); err != nil {
+			// The check loop keeps placing them.
+			b.log.Warn("adapter: Redis Cluster subscriptions failed, will retry", "err", err)
+		}
+	} else if err := b.subs.start(ctx); err != nil {
 		// go-redis remembers the channels and subscribes when it reconnects.
 		b.log.Warn("adapter: Redis subscription failed, will retry", "err", err)
 	}
 
 	b.wg.Add(5)
-	go b.receiveLoop()
+	if b.shard != nil {
+		go b.shardCheckLoop()
+	} else {
+		go b.receiveLoop()
+	}
 	go b.subscriptionLoop()
 	go b.heartbeatLoop()
 	go b.publishLoop()
@@ -337,7 +377,18 @@ func (b *AdapterBuilder) removeAdapter(a *RedisAdapter) {
 // subscription is confirmed and its last Redis command succeeded. /readyz
 // should report it.
 func (b *AdapterBuilder) Ready() bool {
-	return !b.closed.Load() && b.subs.subscribed.Load() && b.redisOK.Load()
+	return !b.closed.Load() && b.subscribed() && b.redisOK.Load()
+}
+
+// subscribed reports whether the subscriptions this instance always needs
+// are confirmed: on Redis Cluster, every bus partition and this instance's
+// channel, each on its master's connection, and no wanted channel waits
+// for a master.
+func (b *AdapterBuilder) subscribed() bool {
+	if b.shard != nil {
+		return b.shard.ready()
+	}
+	return b.subs.subscribed.Load()
 }
 
 // Nodes returns the number of instances heard from within HeartbeatTimeout,
@@ -348,13 +399,22 @@ func (b *AdapterBuilder) Nodes() int {
 
 // Stats returns the adapter's running totals.
 func (b *AdapterBuilder) Stats() AdapterStats {
+	conns, unconfirmed := 1, 0
+	if b.shard != nil {
+		conns, unconfirmed = b.shard.gauges()
+	} else if !b.subs.subscribed.Load() {
+		unconfirmed = len(b.subs.always)
+	}
 	return AdapterStats{
-		Published:     b.stats.published.Load(),
-		Received:      b.stats.received.Load(),
-		PublishErrors: b.stats.publishErrors.Load(),
-		Dropped:       b.stats.dropped.Load(),
-		Recorded:      b.stats.recorded.Load(),
-		RecordErrors:  b.stats.recordErrors.Load(),
+		SubscriptionConns: conns,
+		Unconfirmed:       unconfirmed,
+		Replaced:          b.stats.replaced.Load(),
+		Published:         b.stats.published.Load(),
+		Received:          b.stats.received.Load(),
+		PublishErrors:     b.stats.publishErrors.Load(),
+		Dropped:           b.stats.dropped.Load(),
+		Recorded:          b.stats.recorded.Load(),
+		RecordErrors:      b.stats.recordErrors.Load(),
 	}
 }
 
@@ -366,10 +426,7 @@ func (b *AdapterBuilder) Close() error {
 		if !b.skipGoodbye.Load() {
 			if payload, err := encodeWire(&wireMessage{Kind: kindGoodbye, From: b.id}); err == nil {
 				ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
-				pub, err := b.pub.conn(ctx)
-				if err == nil {
-					err = pub.Publish(ctx, b.busChannel, payload).Err()
-				}
+				err := b.publishCmd(ctx, b.client, b.busChannel, payload).Err()
 				if err != nil {
 					b.log.Debug("adapter: goodbye not sent", "err", err)
 				}
@@ -378,7 +435,11 @@ func (b *AdapterBuilder) Close() error {
 		}
 		b.closed.Store(true)
 		b.cancel()
-		b.subs.close()
+		if b.shard != nil {
+			b.shard.close()
+		} else {
+			b.subs.close()
+		}
 		b.wg.Wait()
 		b.reqs.finishAll()
 	})

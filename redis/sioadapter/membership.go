@@ -126,6 +126,9 @@ func (a *RedisAdapter) answerMembership(m *wireMessage, rooms []socket.Room) {
 // waitSubscribed returns once Redis has confirmed the subscription to the
 // channel of every room of rooms that has a local socket of a's namespace.
 func (b *AdapterBuilder) waitSubscribed(ctx context.Context, a *RedisAdapter, rooms []socket.Room) error {
+	if b.shard != nil {
+		return b.waitShardSubscribed(ctx, a, rooms)
+	}
 	var tokens []string
 	defer func() { b.subs.barriers.drop(tokens) }()
 	passed := make(chan struct{})

@@ -112,7 +112,7 @@ func (a *RedisAdapter) localOnly(opts *socket.BroadcastOptions) bool {
 // that a socket in two of them gets the packet once.
 func (a *RedisAdapter) channelFor(opts *socket.BroadcastOptions) string {
 	if opts.Rooms.Len() == 1 {
-		return a.b.subs.roomChannel(a.name, opts.Rooms.Keys()[0])
+		return a.b.roomChannel(a.name, opts.Rooms.Keys()[0])
 	}
 	return a.b.busChannel
 }

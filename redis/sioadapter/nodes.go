@@ -143,6 +143,9 @@ func (b *AdapterBuilder) dropNode(id, why string) {
 	if b.nodes.drop(id) {
 		b.log.Info("adapter: instance left", "node", id, "why", why)
 	}
+	if b.shard != nil {
+		b.shard.seqs.forget(id)
+	}
 	b.reqs.forget(id)
 }
 
@@ -174,6 +177,9 @@ func (b *AdapterBuilder) heartbeat() {
 	if b.opts.legacyWire {
 		features = 0
 	}
+	if b.shard != nil {
+		features |= featureSharded
+	}
 	payload, err := encodeWire(&wireMessage{Kind: kindHeartbeat, From: b.id, Nonce: b.nonce, Features: features})
 	if err != nil {
 		return
@@ -181,16 +187,19 @@ func (b *AdapterBuilder) heartbeat() {
 	b.nodes.unechoed.CompareAndSwap(0, time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.PublishTimeout)
 	defer cancel()
-	pub, err := b.pub.conn(ctx)
-	if err == nil {
-		err = pub.Publish(ctx, b.busChannel, payload).Err()
-	}
+	receivers, err := b.publishCmd(ctx, b.client, b.busChannel, payload).Result()
 	b.notePublish(err)
 	if err != nil {
 		b.publishFailed(kindHeartbeat, "redis", err)
 		return
 	}
 	b.published(kindHeartbeat)
+	if b.shard != nil && receivers == 0 && b.shard.ready() {
+		// This instance listens to its own bus partition, so the SPUBLISH
+		// reached a node that no longer serves the slot (a replica since a
+		// failover answers 0 rather than MOVED): reload the slot map now.
+		b.shard.kickCheck()
+	}
 }
 
 // echoGrace is how long this instance's heartbeat may take to come back on
@@ -208,7 +217,7 @@ func (b *AdapterBuilder) echoGrace() time.Duration {
 // into a replica, gets nothing of what is published on the new master.
 func (b *AdapterBuilder) echoLost() bool {
 	u := b.nodes.unechoed.Load()
-	return u != 0 && b.subs.subscribed.Load() && b.redisOK.Load() &&
+	return u != 0 && b.subscribed() && b.redisOK.Load() &&
 		time.Since(time.Unix(0, u)) > b.echoGrace()
 }
 

@@ -94,7 +94,14 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 			cmds[i] = recordPublishScript.Eval(ctx, pipe, []string{b.rec.streamKey}, m.record.args...)
 			continue
 		}
-		cmds[i] = pipe.Publish(ctx, m.channel, m.payload)
+		payload := m.payload
+		if b.shard != nil {
+			// Numbered here, in the order of sending (see seqs).
+			if p, err := withSeq(payload, b.seq.Add(1)); err == nil {
+				payload = p
+			}
+		}
+		cmds[i] = b.publishCmd(ctx, pipe, m.channel, payload)
 	}
 	_, err = pipe.Exec(ctx)
 	b.notePublish(err)
@@ -140,13 +147,12 @@ func (b *AdapterBuilder) answerQueued() {
 // publisher is the queue of messages for Redis, which publishLoop sends in
 // order, and the connection they go through.
 type publisher struct {
-	client     goredis.UniversalClient
-	busChannel string
-	queue      chan adapterOutgoing
+	client goredis.UniversalClient
+	queue  chan adapterOutgoing
 }
 
-func newPublisher(client goredis.UniversalClient, busChannel string, size int) *publisher {
-	return &publisher{client: client, busChannel: busChannel, queue: make(chan adapterOutgoing, size)}
+func newPublisher(client goredis.UniversalClient, size int) *publisher {
+	return &publisher{client: client, queue: make(chan adapterOutgoing, size)}
 }
 
 // enqueue adds a message to the queue without blocking; it reports false
@@ -160,36 +166,39 @@ func (p *publisher) enqueue(m adapterOutgoing) bool {
 	}
 }
 
-// conn returns the client that every PUBLISH of the adapter goes through.
+// conn returns the client that every PUBLISH of the adapter goes through:
+// the client itself.
 //
-// On Redis Cluster, PUBLISH has no key: go-redis sends each one to some
-// master (round robin), which delivers it to its own subscribers and
-// forwards it to the other nodes over the cluster bus. Messages that one
-// instance publishes one after the other would then travel through
-// different nodes and reach the others out of order, even on one channel.
-// So every instance publishes on one node, the master serving the bus
-// channel's hash slot: the messages of one instance reach every subscriber,
-// on whichever node it is subscribed, in the order they were sent, as they
-// do with a single Redis. (Sharded Pub/Sub, SPUBLISH, is not used: it keeps
-// no order across channels of different slots either.)
+// On Redis Cluster the adapter uses sharded Pub/Sub (see publishCmd):
+// SPUBLISH has its channel for a key, so go-redis sends each one to the
+// master serving the channel's slot, which delivers it to the subscribers
+// of that channel, on that master only. A pipeline groups its commands by
+// master and keeps their order on each, and the publish loop sends one
+// batch after the other, so the messages of one instance on one channel
+// reach its subscribers in the order they were sent; messages on channels
+// of different masters keep no order between them (see the package
+// documentation for what relies on what).
 //
-// Elsewhere (one Redis, Sentinel) it is the client itself.
-func (p *publisher) conn(ctx context.Context) (goredis.Cmdable, error) {
-	cc, ok := p.client.(*goredis.ClusterClient)
-	if !ok {
-		return p.client, nil
+// (Classic PUBLISH on Redis Cluster, which chatd used before, is relayed by
+// every node to every other: every instance then published on one node so
+// that its messages kept one order.)
+func (p *publisher) conn(context.Context) (goredis.Cmdable, error) {
+	return p.client, nil
+}
+
+// publishCmd queues or sends, on pub, the command that publishes payload on
+// channel: SPUBLISH on Redis Cluster, PUBLISH elsewhere.
+func (b *AdapterBuilder) publishCmd(ctx context.Context, pub goredis.Cmdable, channel string, payload []byte) *goredis.IntCmd {
+	if b.shard != nil {
+		return pub.SPublish(ctx, channel, payload)
 	}
-	node, err := cc.MasterForKey(ctx, p.busChannel)
-	if err != nil {
-		return nil, fmt.Errorf("redis: adapter: the Redis Cluster node for publishing: %w", err)
-	}
-	return node, nil
+	return pub.Publish(ctx, channel, payload)
 }
 
 // notePublish records the outcome of a PUBLISH for Ready. On Redis Cluster
 // a failure also asks go-redis to reload the slot map, so that publishing
-// moves to the bus slot's new master after a failover: commands sent
-// straight to one node (see publisher.conn) do not trigger that themselves.
+// moves to a slot's new master after a failover sooner than the periodic
+// check of the subscriptions (shardCheckInterval) would.
 func (b *AdapterBuilder) notePublish(err error) {
 	b.noteRedis(err)
 	if err == nil || errors.Is(err, goredis.Nil) {

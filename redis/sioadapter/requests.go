@@ -131,6 +131,9 @@ func (b *AdapterBuilder) reply(to string, m *wireMessage) {
 }
 
 func (b *AdapterBuilder) nodeChannelOf(node string) string {
+	if b.shard != nil {
+		return shardNodeChannel(b.opts.Prefix, node)
+	}
 	return b.opts.Prefix + ":node:" + node
 }
 

@@ -116,7 +116,24 @@ func (b *AdapterBuilder) renewPubSub() {
 // markRoom asks the subscription loop to check whether this instance still
 // needs the room's channel.
 func (b *AdapterBuilder) markRoom(a *RedisAdapter, room socket.Room) {
-	b.subs.marks.mark(b.subs.roomChannel(a.name, room), adapterRoomRef{adapter: a, room: room})
+	b.roomMarks().mark(b.roomChannel(a.name, room), adapterRoomRef{adapter: a, room: room})
+}
+
+// roomMarks returns the rooms whose channel the subscription loop is to
+// check.
+func (b *AdapterBuilder) roomMarks() *roomMarks {
+	if b.shard != nil {
+		return &b.shard.marks
+	}
+	return &b.subs.marks
+}
+
+// roomChannel returns the channel of a room of namespace nsp.
+func (b *AdapterBuilder) roomChannel(nsp string, room socket.Room) string {
+	if b.shard != nil {
+		return shardRoomChannel(b.shard.roomPrefix, nsp, room)
+	}
+	return b.subs.roomChannel(nsp, room)
 }
 
 func (b *AdapterBuilder) subscriptionLoop() {
@@ -125,7 +142,7 @@ func (b *AdapterBuilder) subscriptionLoop() {
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-b.subs.marks.wake:
+		case <-b.roomMarks().wake:
 		}
 		b.syncSubscriptions()
 	}
@@ -134,6 +151,12 @@ func (b *AdapterBuilder) subscriptionLoop() {
 // syncSubscriptions subscribes to the channels of rooms that have a local
 // socket and unsubscribes from the others (see subscriptions.sync).
 func (b *AdapterBuilder) syncSubscriptions() {
+	if b.shard != nil {
+		if err := b.shard.sync(b.opts.RequestTimeout); err != nil {
+			b.logLimited("subscribe", slog.LevelDebug, "adapter: subscribe failed, will retry", "err", err)
+		}
+		return
+	}
 	subErr, unsubErr := b.subs.sync(b.opts.RequestTimeout)
 	if subErr != nil {
 		b.logLimited("subscribe", slog.LevelDebug, "adapter: subscribe failed, will retry on reconnect", "err", subErr)
@@ -145,6 +168,12 @@ func (b *AdapterBuilder) syncSubscriptions() {
 
 // handle decodes one message from Redis and applies it.
 func (b *AdapterBuilder) handle(rm *goredis.Message) {
+	b.handleChecked(rm, nil)
+}
+
+// handleChecked is handle dropping the other instances' messages for which
+// fresh, when not nil, reports false (see seqs).
+func (b *AdapterBuilder) handleChecked(rm *goredis.Message, fresh func(channel string, m *wireMessage) bool) {
 	var m wireMessage
 	if err := decodeWire([]byte(rm.Payload), &m); err != nil {
 		b.logLimited("decode", slog.LevelWarn, "adapter: undecodable message", "channel", rm.Channel, "err", err)
@@ -159,6 +188,10 @@ func (b *AdapterBuilder) handle(rm *goredis.Message) {
 		}
 		return
 	}
+	if fresh != nil && !fresh(rm.Channel, &m) {
+		b.logLimited("late", slog.LevelInfo, "adapter: a message arrived after a later one of its sender on its channel (a failover?): dropped", "from", m.From, "channel", rm.Channel)
+		return
+	}
 	b.stats.received.Add(1)
 	if h := b.opts.Hooks.Received; h != nil {
 		h(m.Kind.String())
@@ -170,6 +203,12 @@ func (b *AdapterBuilder) handle(rm *goredis.Message) {
 	isNew := b.touchNode(m.From)
 	if m.Kind == kindHeartbeat {
 		b.nodes.noteFeatures(m.From, m.Features)
+		if sharded := m.Features&featureSharded != 0; sharded != (b.shard != nil) {
+			// It hears only part of what this instance sends (and the
+			// reverse): its broadcasts travel on other channels.
+			b.logLimited("pubsub-kind:"+m.From, slog.LevelError, "adapter: another instance does not use the same kind of Redis Pub/Sub (sharded on Redis Cluster, classic elsewhere); they cannot serve one set of rooms: run the same chatd version on the same Redis everywhere",
+				"instance", m.From, "sharded_here", b.shard != nil, "sharded_there", sharded)
+		}
 	}
 	if isNew && m.Kind == kindHeartbeat {
 		// A newcomer: answer at once so it counts us without waiting for

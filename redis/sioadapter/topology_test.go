@@ -18,7 +18,7 @@ import (
 // masters.
 func TestAdapterRedisCluster(t *testing.T) {
 	rc := testkit.StartRedisCluster(t, 3)
-	adapterTopologyScenario(t, "t-topo-cluster", func() goredis.UniversalClient { return rc.Client() })
+	adapterTopologyScenario(t, "t-topo-cluster", true, func() goredis.UniversalClient { return rc.Client() })
 }
 
 // TestAdapterRedisSentinel checks that the adapter and the stores keep
@@ -27,7 +27,7 @@ func TestAdapterRedisCluster(t *testing.T) {
 // there after.
 func TestAdapterRedisSentinel(t *testing.T) {
 	s := testkit.StartSentinel(t)
-	inst := adapterTopologyScenario(t, "t-topo-sentinel", s.Client)
+	inst := adapterTopologyScenario(t, "t-topo-sentinel", false, s.Client)
 	ctx := t.Context()
 	client := s.Client()
 	membership, err := redis.NewRedisMembership(client, redis.RedisMembershipOptions{Prefix: "t-topo-sentinel-stores"})
@@ -133,8 +133,22 @@ func topologyWaitSubscribed(t *testing.T, node *adapterTestNode, rooms ...socket
 // socket join a room in time for the next broadcast; and a dropped client
 // resumes its session, with the packets it missed, on the other instance.
 // It returns the two instances and bob, a client on the second one in room r.
-func adapterTopologyScenario(t *testing.T, prefix string, newClient func() goredis.UniversalClient) topologyInstances {
+//
+// With sharded set (Redis Cluster), one instance's messages keep their
+// order per room only, not across channels: each fence then goes to a room
+// of the client that waits for it, and a broadcast to everyone is not used
+// as one.
+func adapterTopologyScenario(t *testing.T, prefix string, sharded bool, newClient func() goredis.UniversalClient) topologyInstances {
 	t.Helper()
+	// fence emits the fence event carrying n from node, after what it sent
+	// before to room.
+	fence := func(node *adapterTestNode, room socket.Room, n int) {
+		if sharded {
+			_ = node.io.To(room).Emit("fence", n)
+			return
+		}
+		_ = node.io.Emit("fence", n)
+	}
 	a := newAdapterTestNode(t, newClient(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
 	b := newAdapterTestNode(t, newClient(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
 	waitNodes(t, 2, a, b)
@@ -147,7 +161,8 @@ func adapterTopologyScenario(t *testing.T, prefix string, newClient func() gored
 	topologyWaitSubscribed(t, b, "r", "user:bob")
 
 	// Broadcasts from A, most to room r's channel, every third to two rooms
-	// (the bus): the remote member gets them all, once, in order.
+	// (the bus): the remote member gets them all, once, in order (on Redis
+	// Cluster: in order on each channel).
 	const n = 60
 	for i := range n {
 		if i%3 == 2 {
@@ -156,15 +171,42 @@ func adapterTopologyScenario(t *testing.T, prefix string, newClient func() gored
 			_ = a.io.To("r").Emit("m", i)
 		}
 	}
-	_ = a.io.Emit("fence", 0)
+	fence(a, "r", 0)
+	if sharded {
+		_ = a.io.To("r", "user:bob").Emit("fence", 0) // the bus's
+	}
 	for _, cl := range []*adapterTestClient{alice, bob} {
 		var got []int
-		for _, ev := range cl.until("fence") {
+		fences := 1
+		if sharded {
+			fences = 2
+		}
+		for fences > 0 {
+			ev := cl.next()
+			if ev[0] == "fence" {
+				fences--
+				continue
+			}
 			if ev[0] != "m" {
 				t.Fatalf("client %s got %v", cl.sid, ev)
 			}
 			i, _ := ev[1].(float64)
 			got = append(got, int(i))
+		}
+		if sharded {
+			// Each channel keeps its order; the two interleave freely.
+			var room, bus []int
+			for _, i := range got {
+				if i%3 == 2 {
+					bus = append(bus, i)
+				} else {
+					room = append(room, i)
+				}
+			}
+			if !slices.IsSorted(room) || !slices.IsSorted(bus) {
+				t.Fatalf("client %s got %v; want the room's and the bus's messages each in order", cl.sid, got)
+			}
+			slices.Sort(got)
 		}
 		if len(got) != n || !slices.IsSorted(got) || got[0] != 0 || got[n-1] != n-1 {
 			t.Fatalf("client %s got %v; want 0 to %d, each once, in order", cl.sid, got, n-1)
@@ -186,7 +228,12 @@ func adapterTopologyScenario(t *testing.T, prefix string, newClient func() gored
 			t.Fatalf("round %d: AddSocketsWait: %v", i, err)
 		}
 		_ = a.io.To(room).Emit("msg", i)
-		_ = a.io.Emit("fence", i)
+		if sharded {
+			fence(a, room, i)
+			fence(a, "user:alice", i)
+		} else {
+			_ = a.io.Emit("fence", i)
+		}
 		if got := topologyEventsBefore(bob, i); !slices.Equal(got, []string{"msg"}) {
 			t.Fatalf("round %d: bob (joined remotely) got %v before the fence, want [msg]", i, got)
 		}
@@ -209,7 +256,16 @@ func adapterTopologyScenario(t *testing.T, prefix string, newClient func() gored
 	_ = a.io.To("r").Emit("missed", 2)
 	_ = a.io.To("user:bob").Emit("not-for-alice")
 	// bob got all three (A's two in order), so they are recorded.
-	if got := adapterEventNames(bob.until("not-for-alice")); !slices.Equal(got, []string{"missed", "missed"}) {
+	if sharded {
+		var got []string
+		for range 3 {
+			got = append(got, adapterEventNames([][]any{bob.next()})[0])
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"missed", "missed", "not-for-alice"}) {
+			t.Fatalf("bob got %v, want missed twice and not-for-alice", got)
+		}
+	} else if got := adapterEventNames(bob.until("not-for-alice")); !slices.Equal(got, []string{"missed", "missed"}) {
 		t.Fatalf("bob got %v, want [missed missed]", got)
 	}
 	resumed := dialAdapterTestClient(t, b.url, map[string]any{"pid": alice.pid, "offset": offset})
@@ -225,7 +281,7 @@ func adapterTopologyScenario(t *testing.T, prefix string, newClient func() gored
 	}
 	topologyWaitSubscribed(t, b, "r", "user:alice")
 	_ = a.io.To("r").Emit("live")
-	_ = a.io.Emit("fence", -1)
+	fence(a, "r", -1)
 	if got := topologyEventsBefore(resumed, -1); !slices.Equal(got, []string{"live"}) {
 		t.Fatalf("after resuming on B, alice got %v from A, want [live]", got)
 	}

@@ -2,6 +2,7 @@ package sioadapter
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,6 +100,10 @@ type wireMessage struct {
 	// feature* bits).
 	Features uint8 `msgpack:"y,omitempty"`
 
+	// Seq numbers, on Redis Cluster, the messages of the publish queue in
+	// the order they are sent (see withSeq and seqs).
+	Seq uint64 `msgpack:"g,omitempty"`
+
 	// Offset is the recovery offset of a broadcast that was recorded and
 	// published in one script: the last argument of its event, which the
 	// script could only add once it had the stream id (see
@@ -110,6 +115,11 @@ type wireMessage struct {
 // Data. Instances built before it ignore the field, so the others use it
 // only while every live instance says it has it.
 const featureOffset uint8 = 1
+
+// featureSharded: the instance uses sharded Pub/Sub (it is on Redis
+// Cluster). Instances that do not agree on it do not hear each other's
+// broadcasts: see handle.
+const featureSharded uint8 = 2
 
 // wireOpts carries the parts of socket.BroadcastOptions that matter to the
 // receiving instance.
@@ -171,6 +181,17 @@ func encodeWireWithOffset(m *wireMessage) ([]byte, error) {
 		return nil, err
 	}
 	return extendWireMap(b, "z") // Offset's key
+}
+
+// withSeq returns the encoded message b with Seq set to seq, without
+// encoding it again. b must not have Seq already.
+func withSeq(b []byte, seq uint64) ([]byte, error) {
+	b, err := extendWireMap(b, "g") // Seq's key
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, 0xcf) // uint 64
+	return binary.BigEndian.AppendUint64(b, seq), nil
 }
 
 // extendWireMap turns the msgpack map b into the start of a map with one
