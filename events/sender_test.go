@@ -248,10 +248,13 @@ func TestSenderDropsExpired(t *testing.T) {
 	_, srv := newBackend(t, 1_000_000)
 	m := NewMetrics(nil)
 	q := NewMemoryQueue(10, m)
+	// The sender's clock starts no later than the event's time, which has
+	// whole milliseconds: taken after it, it could be a millisecond ahead,
+	// and the attempt at 60 s would find the event a millisecond too old.
+	now := time.Now()
 	NewPublisher(q, nil, m, nil).Publish(UserOnline, map[string]any{"userId": "a"})
 	s := fastSender(t, srv.URL, q, m, func(c *SenderConfig) { c.RetryFor = time.Minute })
 	var mu sync.Mutex
-	now := time.Now()
 	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	s.sleep = func(ctx context.Context, _ time.Duration) bool {
 		mu.Lock()
