@@ -91,7 +91,7 @@ func storeMessageRoundTrips(t *testing.T, client goredis.UniversalClient, counte
 		trips := counter.n.Load() - before
 		var e *rooms.Error
 		switch {
-		case c.code == "" && err != nil, c.code != "" && !(errors.As(err, &e) && e.Code == c.code):
+		case c.code == "" && err != nil, c.code != "" && (!errors.As(err, &e) || e.Code != c.code):
 			t.Errorf("%s: err = %v, want code %q", c.name, err, c.code)
 		case err == nil && fresh != c.fresh:
 			t.Errorf("%s: fresh = %v, want %v", c.name, fresh, c.fresh)
