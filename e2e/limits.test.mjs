@@ -426,7 +426,7 @@ describe("history.ttl: a room's history expires after its last message", () => {
       const room = uid("ttl");
       await ok(socket, "join", { room });
       await ok(socket, "message", { room, text: "soon gone" });
-      const key = `${prefix}:history:${room}`;
+      const key = `${prefix}:{r:${room}}:history`;
       const ttl = Number(await redisCli(redis, "PTTL", key));
       assert.ok(ttl > 0 && ttl <= 2000, `PTTL ${ttl}`);
       await waitFor("the stream to expire", async () => (await redisCli(redis, "EXISTS", key)) === "0", 6000);
