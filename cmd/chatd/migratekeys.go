@@ -22,14 +22,7 @@ func migrateKeys(ctx context.Context, args []string, getenv func(string) string,
 	if !clustered(*cfg) {
 		return fmt.Errorf("%w: migrate-keys moves the keys in Redis: set redis.url or redis.addrs as the instances have them", errUsage)
 	}
-	client, err := chatdredis.NewClient(chatdredis.ClientConfig{
-		URL:        cfg.Redis.URL,
-		Addrs:      cfg.Redis.Addrs,
-		MasterName: cfg.Redis.MasterName,
-		Username:   cfg.Redis.Username,
-		Password:   cfg.Redis.Password,
-		Timeout:    cfg.Redis.Timeout,
-	}, slog.New(slog.DiscardHandler))
+	client, err := chatdredis.NewClient(redisClientConfig(cfg), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -37,14 +37,7 @@ func (m *Main) stores(ctx context.Context, cfg config.Config, reg *prometheus.Re
 			Idempotency: rooms.NewMemoryIdempotency(idempotencyTTL),
 		}, server.Deps{}, nil
 	}
-	client, err := chatdredis.NewClient(chatdredis.ClientConfig{
-		URL:        cfg.Redis.URL,
-		Addrs:      cfg.Redis.Addrs,
-		MasterName: cfg.Redis.MasterName,
-		Username:   cfg.Redis.Username,
-		Password:   cfg.Redis.Password,
-		Timeout:    cfg.Redis.Timeout,
-	}, m.log)
+	client, err := chatdredis.NewClient(redisClientConfig(&cfg), m.log)
 	if err != nil {
 		return rooms.Stores{}, server.Deps{}, err
 	}
@@ -196,4 +189,17 @@ func (m *Main) recheckLayout(ctx context.Context) {
 		return
 	}
 	m.log.Debug("the Redis key layout is not checked yet", "err", err)
+}
+
+// redisClientConfig is the Redis client that the redis.* settings of cfg
+// describe, for chatd and for chatd migrate-keys alike.
+func redisClientConfig(cfg *config.Config) chatdredis.ClientConfig {
+	return chatdredis.ClientConfig{
+		URL:        cfg.Redis.URL,
+		Addrs:      cfg.Redis.Addrs,
+		MasterName: cfg.Redis.MasterName,
+		Username:   cfg.Redis.Username,
+		Password:   cfg.Redis.Password,
+		Timeout:    cfg.Redis.Timeout,
+	}
 }

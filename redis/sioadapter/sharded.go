@@ -429,19 +429,7 @@ func (s *shardSubs) renewAll() {
 func (s *shardSubs) sync(timeout time.Duration) error {
 	s.op.Lock()
 	defer s.op.Unlock()
-	var add, remove []string
-	for ch, ref := range s.marks.take() {
-		_, have := s.applied[ch]
-		want := ref.adapter.wantsRoom(ref.room)
-		switch {
-		case want && !have:
-			add = append(add, ch)
-			s.applied[ch] = struct{}{}
-		case !want && have:
-			remove = append(remove, ch)
-			delete(s.applied, ch)
-		}
-	}
+	add, remove := applyMarks(s.marks.take(), s.applied)
 	if s.life.Err() != nil {
 		return nil
 	}

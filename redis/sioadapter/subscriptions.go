@@ -345,19 +345,7 @@ func (s *subscriptions) sync(timeout time.Duration) (subErr, unsubErr error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	var add, remove []string
-	for ch, ref := range s.marks.take() {
-		_, have := s.applied[ch]
-		want := ref.adapter.wantsRoom(ref.room)
-		switch {
-		case want && !have:
-			add = append(add, ch)
-			s.applied[ch] = struct{}{}
-		case !want && have:
-			remove = append(remove, ch)
-			delete(s.applied, ch)
-		}
-	}
+	add, remove := applyMarks(s.marks.take(), s.applied)
 	if s.life.Err() != nil {
 		return nil, nil
 	}
@@ -476,4 +464,24 @@ func (bs *barriers) resetAll() {
 	defer bs.mu.Unlock()
 	close(bs.reset)
 	bs.reset = make(chan struct{})
+}
+
+// applyMarks decides, for marked rooms, which channels to subscribe to (a
+// room that has a local socket and no subscription yet) and which to leave
+// (one subscribed that has none any more), and records the outcome in
+// applied. The classic and the sharded subscriptions share it.
+func applyMarks(marked map[string]adapterRoomRef, applied map[string]struct{}) (add, remove []string) {
+	for ch, ref := range marked {
+		_, have := applied[ch]
+		want := ref.adapter.wantsRoom(ref.room)
+		switch {
+		case want && !have:
+			add = append(add, ch)
+			applied[ch] = struct{}{}
+		case !want && have:
+			remove = append(remove, ch)
+			delete(applied, ch)
+		}
+	}
+	return add, remove
 }
