@@ -342,7 +342,8 @@ bench() {
   [ "$impl" = node-min ] && extra=(-session=false)
   [ -n "$redis_nodes" ] && extra+=(-redis-nodes "$redis_nodes")
   local before_lines
-  before_lines=$(wc -l <"$results" 2>/dev/null || echo 0)
+  # The braces make 2>/dev/null cover the redirection: the first run has no results file yet.
+  before_lines=$({ wc -l <"$results"; } 2>/dev/null || echo 0)
   if [ "${PPROF:-0}" = 1 ] && [ "$impl" = chatd ] && [[ $name == fanout* ]]; then
     (sleep 8 && curl -sf -o "$out/$run.cpu.pprof" "${targets%%,*}/debug/pprof/profile?seconds=10" &&
       curl -sf -o "$out/$run.heap.pprof" "${targets%%,*}/debug/pprof/heap") &
