@@ -19,8 +19,10 @@
 # capacity tests the p99 goal), capacity (highest rate with p99 <= 100 ms
 # and nothing lost, 100 rooms x 20 members, every member publishing
 # 100-byte messages), cluster2 and cluster3 (fanout500 over 2 or 3
-# instances and a private Redis), capacity2 (capacity over 2 instances and
-# Redis), storm (connects/s). Cluster scenarios run against bench/node-peer
+# instances and a private Redis), cluster2at<rate> such as cluster2at625
+# (cluster2 at that many messages/s: half of Node's capacity2 tests the p99
+# goal), capacity2 (capacity over 2 instances and Redis), storm
+# (connects/s). Cluster scenarios run against bench/node-peer
 # only: bench/node-min has no adapter.
 #
 # Redis Cluster scenarios, not in the default list (name them):
@@ -96,14 +98,14 @@ for s in "${scenarios[@]}"; do
       n=$((${n%k} * 1000))
       [ "$n" -gt "$max_conns" ] && max_conns=$n
       ;;
-    fanout*)
-      if ! [[ $s =~ ^fanout[1-9][0-9]*$ ]]; then
-        echo "compare.sh: fan-out scenarios are fanout<messages per second>, such as fanout750, not $s" >&2
+    fanout* | cluster2at*)
+      if ! [[ $s =~ ^(fanout|cluster2at)[1-9][0-9]*$ ]]; then
+        echo "compare.sh: fan-out scenarios are fanout<messages per second> or cluster2at<messages per second>, such as fanout750, not $s" >&2
         exit 2
       fi
       ;;
     *)
-      echo "compare.sh: unknown scenario $s (idle idle<N>k fanout<rate> capacity cluster2 cluster3 capacity2 rcluster2 rcapacity2 storm)" >&2
+      echo "compare.sh: unknown scenario $s (idle idle<N>k fanout<rate> capacity cluster2 cluster2at<rate> cluster3 capacity2 rcluster2 rcapacity2 storm)" >&2
       exit 2
       ;;
   esac
@@ -419,6 +421,7 @@ for s in "${scenarios[@]}"; do
         fanout*) bench "$impl" 1 "$s" fanout -rooms 100 -members 20 -rate "${s#fanout}" -duration "$(duration 20s)" -text-bytes 100 ;;
         capacity) bench "$impl" 1 capacity capacity -rooms 100 -members 20 -rate 500 -duration "$(duration 10s)" -text-bytes 100 "${steps[@]}" ;;
         cluster2) bench "$impl" 2 cluster2 fanout -rooms 100 -members 20 -rate 500 -duration "$(duration 20s)" ;;
+        cluster2at*) bench "$impl" 2 "$s" fanout -rooms 100 -members 20 -rate "${s#cluster2at}" -duration "$(duration 20s)" ;;
         cluster3) bench "$impl" 3 cluster3 fanout -rooms 100 -members 20 -rate 500 -duration "$(duration 20s)" ;;
         capacity2) bench "$impl" 2 capacity2 capacity -rooms 100 -members 20 -rate 250 -duration "$(duration 10s)" "${steps[@]}" ;;
         rcluster2) bench "$impl" 2 rcluster2 fanout -rooms 100 -members 20 -rate 500 -duration "$(duration 20s)" ;;
