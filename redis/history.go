@@ -175,19 +175,21 @@ func (h *RedisMemberHistory) AppendIfMember(ctx context.Context, m rooms.Message
 	return m, true, nil
 }
 
-// sendScript is a whole send on one room's slot. KEYS: the room's members
-// (hash), its stream, and with a clientMsgId the send's idempotency record.
-// ARGV: the sender's user id, "1" to refuse a non-member, the message's
-// JSON, the history size and TTL (ms), the record's JSON after its empty
-// id, the record's TTL (ms), the value of a claimed record. It returns
-// {"notmember"}, {"pending"}, {"prior", record[, message JSON from
-// history]} or {"stored", id}.
-var sendScript = goredis.NewScript(`
+// sendLua is a whole send on one room's slot, once the Lua local idem is
+// set. KEYS: the room's members (hash), its stream, and idem: with a
+// clientMsgId the send's idempotency record, nil otherwise. ARGV: the
+// sender's user id, "1" to refuse a non-member, the message's JSON, the
+// history size and TTL (ms), the record's JSON after its empty id, the
+// record's TTL (ms), the value of a claimed record. It returns
+// {"notmember"}, {"pending"} or {"prior", record[, message JSON from
+// history]}, or it leaves the new entry's id in the local id for what
+// follows.
+var sendLua = `
 if ARGV[2] == '1' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   return {'notmember'}
 end
-if KEYS[3] then
-  local rec = redis.call('GET', KEYS[3])
+if idem then
+  local rec = redis.call('GET', idem)
   if rec == ARGV[8] then return {'pending'} end
   if rec then
     local id = string.match(rec, '^{"id":"([0-9]+%-[0-9]+)"')
@@ -205,11 +207,21 @@ if KEYS[3] then
 end
 local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])` +
 	fmt.Sprintf(historyTrimLua, 2, 4) + fmt.Sprintf(historyExpireLua, 2, 5) + `
-if KEYS[3] then
-  redis.call('SET', KEYS[3], '{"id":"' .. id .. '"' .. ARGV[6], 'PX', ARGV[7])
+if idem then
+  redis.call('SET', idem, '{"id":"' .. id .. '"' .. ARGV[6], 'PX', ARGV[7])
 end
-return {'stored', id}
-`)
+`
+
+// sendScript is sendLua alone: KEYS[3], when given, is the idempotency
+// record. Besides sendLua's answers it returns {"stored", id}.
+var sendScript = goredis.NewScript(`local idem = KEYS[3]` + sendLua + `return {'stored', id}`)
+
+// sendPublishLua is sendLua for a script that then broadcasts the stored
+// message to its room (sioadapter.StoredBroadcast.Run), whose part takes
+// the last key: the idempotency record is KEYS[3] when there are four. Its
+// answer for a stored message is {"stored", id, ...}.
+var sendPublishLua = `local idem
+if #KEYS == 4 then idem = KEYS[3] end` + sendLua
 
 // sendRecordHead is how the JSON of a message with an empty id starts; the
 // send script puts the stream id in its place.
@@ -240,10 +252,28 @@ func (h *RedisMemberHistory) StoreSend(ctx context.Context, m rooms.Message, ste
 	if step.MemberOnly {
 		memberOnly = "1"
 	}
-	res, err := sendScript.Run(ctx, h.client, keys, m.UserID, memberOnly, body, h.size, h.ttl.Milliseconds(),
-		recJSON[len(sendRecordHead):], h.idem.ttl.Milliseconds(), idempotencyPending).StringSlice()
-	if err != nil {
-		return rooms.SendResult{}, err
+	args := []any{m.UserID, memberOnly, body, h.size, h.ttl.Milliseconds(),
+		recJSON[len(sendRecordHead):], h.idem.ttl.Milliseconds(), idempotencyPending}
+	var res []string
+	delivered := false
+	if sb := h.storedBroadcast(m, step); sb != nil {
+		vals, err := sb.Run(ctx, sendPublishLua, keys, args)
+		if err != nil {
+			return rooms.SendResult{}, err
+		}
+		res = make([]string, len(vals))
+		for i, v := range vals {
+			res[i], _ = v.(string)
+		}
+		// The broadcast's {"stored", id, offset[, error]}.
+		if len(res) >= 3 && res[0] == "stored" {
+			res, delivered = res[:2], true
+		}
+	} else {
+		res, err = sendScript.Run(ctx, h.client, keys, args...).StringSlice()
+		if err != nil {
+			return rooms.SendResult{}, err
+		}
 	}
 	switch {
 	case len(res) == 1 && res[0] == "notmember":
@@ -252,7 +282,7 @@ func (h *RedisMemberHistory) StoreSend(ctx context.Context, m rooms.Message, ste
 		return rooms.SendResult{Outcome: rooms.SendPending}, nil
 	case len(res) == 2 && res[0] == "stored":
 		m.ID = res[1]
-		return rooms.SendResult{Outcome: rooms.SendStored, Message: m}, nil
+		return rooms.SendResult{Outcome: rooms.SendStored, Message: m, Delivered: delivered}, nil
 	case len(res) >= 2 && res[0] == "prior":
 		var prior rooms.Message
 		if err := json.Unmarshal([]byte(res[1]), &prior); err != nil {
@@ -269,6 +299,28 @@ func (h *RedisMemberHistory) StoreSend(ctx context.Context, m rooms.Message, ste
 		return rooms.SendResult{Outcome: rooms.SendPrior, Message: prior}, nil
 	}
 	return rooms.SendResult{}, fmt.Errorf("redis: send script answered %q", res)
+}
+
+// storedBroadcast is a broadcast that runs in the script of the write it
+// depends on: sioadapter.StoredBroadcast, the Redis adapter's. Run runs
+// the store's Lua followed by the broadcast's.
+type storedBroadcast interface {
+	UsesClient(client goredis.UniversalClient) bool
+	Run(ctx context.Context, lua string, keys []string, args []any) ([]any, error)
+}
+
+// storedBroadcast is the delivery that step offers to run with the send, or
+// nil when there is none this store can run: the Redis adapter's, on this
+// store's Redis client.
+func (h *RedisMemberHistory) storedBroadcast(m rooms.Message, step rooms.SendStep) storedBroadcast {
+	if step.Deliver == nil {
+		return nil
+	}
+	sb, ok := step.Deliver.PrepareDelivery(m).(storedBroadcast)
+	if !ok || !sb.UsesClient(h.client) {
+		return nil
+	}
+	return sb
 }
 
 // Page implements [rooms.History].

@@ -104,30 +104,45 @@ type Send struct {
 // before under the same clientMsgId: it is the original message, and must
 // not be delivered again.
 func (c *Chat) Send(ctx context.Context, u User, s Send) (msg Message, fresh bool, err error) {
-	return c.send(ctx, u, s, true)
+	msg, fresh, _, err = c.send(ctx, u, s, true, nil)
+	return msg, fresh, err
+}
+
+// SendAndDeliver is Send, offering the store to deliver a fresh message in
+// the same step as it stores it (see [SendStep.Deliver]): delivered says
+// whether it did. When it did not, the caller delivers a fresh message.
+func (c *Chat) SendAndDeliver(ctx context.Context, u User, s Send, d Deliverer) (msg Message, fresh, delivered bool, err error) {
+	return c.send(ctx, u, s, true, d)
 }
 
 // Post stores a message that a backend sends as u through the server API:
 // u need not be a member of the room (nor a known user). fresh is as in
 // [Chat.Send].
 func (c *Chat) Post(ctx context.Context, u User, s Send) (msg Message, fresh bool, err error) {
-	return c.send(ctx, u, s, false)
+	msg, fresh, _, err = c.send(ctx, u, s, false, nil)
+	return msg, fresh, err
 }
 
-// send is Send (memberOnly) and Post.
-func (c *Chat) send(ctx context.Context, u User, s Send, memberOnly bool) (msg Message, fresh bool, err error) {
+// send is Send (memberOnly), SendAndDeliver and Post.
+func (c *Chat) send(ctx context.Context, u User, s Send, memberOnly bool, d Deliverer) (msg Message, fresh, delivered bool, err error) {
 	if err := ValidateRoom(s.Room); err != nil {
-		return Message{}, false, err
+		return Message{}, false, false, err
 	}
 	if err := ValidateText(s.Text, c.limits.MessageBytes); err != nil {
-		return Message{}, false, err
+		return Message{}, false, false, err
 	}
 	if err := ValidateClientMsgID(s.ClientMsgID); err != nil {
-		return Message{}, false, err
+		return Message{}, false, false, err
 	}
 	if ss, ok := c.st.History.(SendStore); ok {
-		return c.sendOneStep(ctx, ss, u, s, memberOnly)
+		return c.sendOneStep(ctx, ss, u, s, memberOnly, d)
 	}
+	msg, fresh, err = c.sendSteps(ctx, u, s, memberOnly)
+	return msg, fresh, false, err
+}
+
+// sendSteps is send on stores that are no [SendStore]: a step per store.
+func (c *Chat) sendSteps(ctx context.Context, u User, s Send, memberOnly bool) (msg Message, fresh bool, err error) {
 	// With a MemberHistory the append itself checks the membership. A
 	// non-member's send with a clientMsgId then claims the key before it
 	// is refused, and releases it.
@@ -182,9 +197,9 @@ func (c *Chat) send(ctx context.Context, u User, s Send, memberOnly bool) (msg M
 
 // sendOneStep is send on a [SendStore]: one store call per attempt, and
 // more only while another send with the same clientMsgId is in progress.
-func (c *Chat) sendOneStep(ctx context.Context, ss SendStore, u User, s Send, memberOnly bool) (Message, bool, error) {
+func (c *Chat) sendOneStep(ctx context.Context, ss SendStore, u User, s Send, memberOnly bool, d Deliverer) (Message, bool, bool, error) {
 	m := Message{Room: s.Room, UserID: u.ID, Name: u.Name, Text: s.Text, ClientMsgID: s.ClientMsgID}
-	step := SendStep{MemberOnly: memberOnly}
+	step := SendStep{MemberOnly: memberOnly, Deliver: d}
 	if s.ClientMsgID != "" {
 		step.Key = idempotencyKey(s.Room, u.ID, s.ClientMsgID)
 	}
@@ -193,23 +208,23 @@ func (c *Chat) sendOneStep(ctx context.Context, ss SendStore, u User, s Send, me
 		m.TS = c.now().UnixMilli()
 		res, err := ss.StoreSend(ctx, m, step)
 		if err != nil {
-			return Message{}, false, Unavailable(err)
+			return Message{}, false, false, Unavailable(err)
 		}
 		switch res.Outcome {
 		case SendStored:
-			return res.Message, true, nil
+			return res.Message, true, res.Delivered, nil
 		case SendNotMember:
-			return Message{}, false, notMember(s.Room)
+			return Message{}, false, false, notMember(s.Room)
 		case SendPrior:
 			prior := res.Message
 			if prior.Text == "" {
 				// History dropped the message: the retry repeats its text.
 				prior.Text = s.Text
 			}
-			return prior, false, nil
+			return prior, false, false, nil
 		}
 		if err := w.pause(ctx); err != nil {
-			return Message{}, false, err
+			return Message{}, false, false, err
 		}
 	}
 }

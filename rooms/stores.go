@@ -111,6 +111,22 @@ type SendStep struct {
 	// completed send's record, without its text, is kept for the
 	// Idempotency store's time; a key claimed there is in progress.
 	Key string
+	// Deliver, when not nil, is the message's delivery to its room, which
+	// the store may carry out in the same step as it stores the message;
+	// the result's Delivered says whether it did. A store that cannot
+	// leaves it to the caller.
+	Deliver Deliverer
+}
+
+// Deliverer prepares a message's delivery to its room, for a [SendStore]
+// that can deliver in the same step as it stores: chatd's Redis store,
+// beside the Redis socket.io adapter on one Redis server, stores, records
+// for recovery and publishes in one script. PrepareDelivery gets the
+// message about to be stored, without its ID, and returns what the store is
+// to run, of a type that store knows, or nil: then the store only stores,
+// and the caller delivers.
+type Deliverer interface {
+	PrepareDelivery(m Message) any
 }
 
 // SendOutcome is what a [SendStore.StoreSend] did.
@@ -138,6 +154,9 @@ type SendResult struct {
 	// Message is the stored message (SendStored) or the earlier one
 	// (SendPrior).
 	Message Message
+	// Delivered is set when the store delivered the stored message too
+	// (SendStep.Deliver).
+	Delivered bool
 }
 
 // Idempotency remembers which message a (room, user, clientMsgId) send

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/chatd/chatd/events"
 	"github.com/chatd/chatd/rooms"
@@ -28,13 +29,19 @@ func (s *Server) Delivery() *Delivery { return s.delivery }
 // and publishes its message.created event. Call it once per stored message:
 // both the socket path and the server API do, for a fresh message only.
 func (d *Delivery) Message(msg rooms.Message, except socket.SocketId) {
-	d.publishMessage(msg, except != "")
+	d.noteMessage(msg, except)
 	op := d.nsp.To(socket.Room(msg.Room))
 	if except != "" {
 		op = op.Except(socket.Room(except))
 	}
-	// Counted first: a client that has the event and then reads /metrics
-	// finds it counted.
+	_ = op.Emit("message", messagePayload(msg))
+}
+
+// noteMessage publishes a message's message.created event and counts its
+// delivery. It comes before the local sockets get the message: a client
+// that has the event and then reads /metrics finds it counted.
+func (d *Delivery) noteMessage(msg rooms.Message, except socket.SocketId) {
+	d.publishMessage(msg, except != "")
 	d.metrics.eventsOut.WithLabelValues("message").Inc()
 	if ids, ok := d.nsp.Adapter().Rooms().Load(socket.Room(msg.Room)); ok {
 		n := ids.Len()
@@ -43,7 +50,47 @@ func (d *Delivery) Message(msg rooms.Message, except socket.SocketId) {
 		}
 		d.metrics.fanout.Observe(float64(n))
 	}
-	_ = op.Emit("message", messagePayload(msg))
+}
+
+// storedBroadcaster is an adapter that can broadcast a message from inside
+// the store's script, in the round trip that stores it (the Redis adapter
+// on one Redis server).
+type storedBroadcaster interface {
+	// PrepareStored returns what the store runs, or nil.
+	PrepareStored(data []any, idArg int, opts *socket.BroadcastOptions, onStored func(id string)) any
+}
+
+// messageDeliverer is a socket's message on its way to the store, which may
+// deliver it too (rooms.Deliverer): the store's script then publishes it to
+// the other instances, and the adapter gives it to this instance's sockets
+// but the sender's, as Message does.
+type messageDeliverer struct {
+	d      *Delivery
+	sb     storedBroadcaster
+	except socket.SocketId
+}
+
+// deliverer returns the deliverer of a message that socket except sends,
+// or nil when the adapter cannot broadcast from the store's script.
+func (d *Delivery) deliverer(except socket.SocketId) rooms.Deliverer {
+	sb, ok := d.nsp.Adapter().(storedBroadcaster)
+	if !ok {
+		return nil
+	}
+	return messageDeliverer{d: d, sb: sb, except: except}
+}
+
+// PrepareDelivery implements rooms.Deliverer.
+func (md messageDeliverer) PrepareDelivery(m rooms.Message) any {
+	opts := &socket.BroadcastOptions{
+		Rooms:  types.NewSet(socket.Room(m.Room)),
+		Except: types.NewSet(socket.Room(md.except)),
+		Flags:  &socket.BroadcastFlags{},
+	}
+	return md.sb.PrepareStored([]any{"message", messagePayload(m)}, 1, opts, func(id string) {
+		m.ID = id
+		md.d.noteMessage(m, md.except)
+	})
 }
 
 // messagePayload is msg as the `message` event carries it. A plain map

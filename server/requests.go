@@ -53,11 +53,11 @@ func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) 
 	if err := c.hookMessage(ctx, &in); err != nil {
 		return nil, err
 	}
-	msg, fresh, err := c.s.chat.Send(ctx, c.user, in)
+	msg, fresh, delivered, err := c.s.chat.SendAndDeliver(ctx, c.user, in, c.s.delivery.deliverer(c.sock.Id()))
 	if err != nil {
 		return nil, err
 	}
-	if fresh {
+	if fresh && !delivered {
 		c.s.delivery.Message(msg, c.sock.Id())
 	}
 	return map[string]any{"message": msg}, nil

@@ -65,7 +65,20 @@ func (g *syncSessionGuard) WaitSubscribed(ctx context.Context, rooms []socket.Ro
 	return g.ms.WaitSubscribed(ctx, rooms)
 }
 
-var _ MembershipSync = (*syncSessionGuard)(nil)
+// PrepareStored hands a message's broadcast from inside the store's script
+// to the cluster adapter, when it can do that (see storedBroadcaster).
+func (g *syncSessionGuard) PrepareStored(data []any, idArg int, opts *socket.BroadcastOptions, onStored func(id string)) any {
+	sb, ok := g.Adapter.(storedBroadcaster)
+	if !ok {
+		return nil
+	}
+	return sb.PrepareStored(data, idArg, opts, onStored)
+}
+
+var (
+	_ MembershipSync    = (*syncSessionGuard)(nil)
+	_ storedBroadcaster = (*syncSessionGuard)(nil)
+)
 
 // mayResume reports whether a dropped session with the socket data data
 // may be resumed: its token (jwt mode) has not expired and the server API

@@ -193,15 +193,20 @@ type adapterOutgoing struct {
 }
 
 // recordJob is a broadcast to record and publish in one script, and where
-// its outcome goes.
+// its outcome goes: recordPublishScript on the recovery stream, or a
+// store's script that ends with StoredBroadcastLua (StoredBroadcast.Run).
 type recordJob struct {
-	args []any // the script's ARGV
-	done chan recordResult
+	script *goredis.Script // nil: recordPublishScript
+	keys   []string        // with script: its KEYS
+	args   []any           // the script's ARGV
+	state  atomic.Int32    // with script: jobQueued, jobSent or jobAbandoned
+	done   chan recordResult
 }
 
 type recordResult struct {
 	id        string // the recovery stream id
 	recordErr string // the stream refused the entry; published with unrecordedOffset
+	vals      []any  // with a store's script: its answer
 	err       error  // the script did not run, or its outcome is unknown
 }
 

@@ -15,13 +15,18 @@
 // has its subscription to the rooms' channels confirmed by Redis, so that a
 // message sent afterwards reaches exactly the sockets in the room.
 //
+// On one Redis server a store can also run a broadcast inside its own
+// script (StoredBroadcast, stored.go): chatd stores a message, records it
+// for recovery and publishes it in one round trip, and the receivers put
+// the message's id, which only the script knew, into the event.
+//
 // The builder is made of parts that each guard their own state, one file
 // each: nodes.go (the other instances and the heartbeats), subscriptions.go
 // (the subscription connection, room channels, barriers), sharded.go (the
 // same on Redis Cluster, one connection per master), requests.go (requests
 // waiting for answers), publish.go (the publishing queue and loop),
-// recovery.go (the recovery stream and sessions) and wire.go (the message
-// format). namespace.go and membership.go are the namespace adapter's
+// recovery.go (the recovery stream and sessions), stored.go (broadcasts
+// run by a store's script) and wire.go (the message format). namespace.go and membership.go are the namespace adapter's
 // operations.
 //
 // Redis channels, streams and keys, all under the configured prefix P. On

@@ -332,6 +332,9 @@ func (a *RedisAdapter) onRemote(m *wireMessage) {
 	}
 	switch m.Kind {
 	case kindBroadcast:
+		if m.ID != "" && !a.b.opts.legacyWire && !setArgID(m.Data, int(m.IDArg), m.ID) {
+			a.b.logLimited("broadcast-id", slog.LevelWarn, "adapter: stored broadcast without a map for its id", "from", m.From)
+		}
 		if m.Offset != "" && !a.b.opts.legacyWire {
 			m.Data = append(m.Data, m.Offset)
 		}

@@ -23,6 +23,9 @@ type nodes struct {
 	// offsetOK is set while every other live instance understands
 	// wireMessage.Offset (featureOffset), so recordAndPublish may be used.
 	offsetOK atomic.Bool
+	// storedOK is set while every other live instance understands
+	// wireMessage.ID (featureStoredID), so StoredBroadcast may be used.
+	storedOK atomic.Bool
 	// unechoed is when the oldest heartbeat of this instance that has not
 	// come back on its subscription was published (Unix nanoseconds), 0
 	// when every one has.
@@ -38,6 +41,7 @@ func newNodes(timeout time.Duration) *nodes {
 		wake:     make(chan struct{}, 1),
 	}
 	n.offsetOK.Store(true) // no other instance yet
+	n.storedOK.Store(true)
 	return n
 }
 
@@ -91,19 +95,17 @@ func (n *nodes) noteFeatures(id string, features uint8) {
 	n.checkFeaturesLocked()
 }
 
-// checkFeaturesLocked sets offsetOK from the instances known now. An
-// instance heard from before its first heartbeat counts as one that does
-// not understand Offset: during a rolling upgrade an older instance must
-// get each broadcast with its offset in Data. The caller holds n.mu.
+// checkFeaturesLocked sets offsetOK and storedOK from the instances known
+// now. An instance heard from before its first heartbeat counts as one that
+// understands neither: during a rolling upgrade an older instance must get
+// each broadcast with its offset and id in Data. The caller holds n.mu.
 func (n *nodes) checkFeaturesLocked() {
-	ok := true
+	all := featureOffset | featureStoredID
 	for id := range n.seen {
-		if n.features[id]&featureOffset == 0 {
-			ok = false
-			break
-		}
+		all &= n.features[id]
 	}
-	n.offsetOK.Store(ok)
+	n.offsetOK.Store(all&featureOffset != 0)
+	n.storedOK.Store(all&featureStoredID != 0)
 }
 
 // expired lists the instances not heard from within the timeout.
@@ -173,7 +175,7 @@ func (b *AdapterBuilder) heartbeatLoop() {
 }
 
 func (b *AdapterBuilder) heartbeat() {
-	features := featureOffset
+	features := featureOffset | featureStoredID
 	if b.opts.legacyWire {
 		features = 0
 	}

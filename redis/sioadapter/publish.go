@@ -87,6 +87,13 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 	pipe := pub.Pipeline()
 	cmds := make([]goredis.Cmder, len(batch))
 	for i, m := range batch {
+		if m.record != nil && !m.record.take() {
+			continue // its waiter gave up: it must not happen now
+		}
+		if m.record != nil && m.record.script != nil {
+			cmds[i] = m.record.script.Eval(ctx, pipe, m.record.keys, m.record.args...)
+			continue
+		}
 		if m.record != nil {
 			// EVAL, not EVALSHA: a script missing after a Redis restart
 			// would fail here while later messages of the batch go out,
@@ -106,7 +113,22 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 	_, err = pipe.Exec(ctx)
 	b.notePublish(err)
 	for i, m := range batch {
+		if cmds[i] == nil {
+			continue // abandoned: its caller has told the sender
+		}
 		cerr := cmds[i].Err()
+		if m.record != nil && m.record.script != nil {
+			// StoredBroadcast.Run counts it once it has the answer.
+			res := recordResult{err: cerr}
+			if cerr == nil {
+				res.vals, res.err = cmds[i].(*goredis.Cmd).Slice()
+			}
+			m.record.done <- res
+			if cerr != nil {
+				b.publishFailed(m.kind, "redis", cerr)
+			}
+			continue
+		}
 		if m.record != nil {
 			res := recordResult{err: cerr}
 			if cerr == nil {

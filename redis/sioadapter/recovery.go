@@ -345,6 +345,9 @@ func (a *RedisAdapter) RestoreSession(pid socket.PrivateSessionId, offset string
 		if rec.Nsp != a.name || !sessionMissed(rooms, sess.Node, &rec) {
 			continue
 		}
+		if rec.ID != "" {
+			setArgID(rec.Data, int(rec.IDArg), rec.ID)
+		}
 		packets = append(packets, append(rec.Data, e.ID))
 	}
 	return &socket.Session{

@@ -109,6 +109,13 @@ type wireMessage struct {
 	// script could only add once it had the stream id (see
 	// encodeWireWithOffset). Receivers append it to Data.
 	Offset string `msgpack:"z,omitempty"`
+
+	// ID is, in a broadcast that a store's script published
+	// (StoredBroadcast), the id the script gave the message: receivers set
+	// it as the "id" of the map Data[IDArg] before delivering. The script
+	// appends it after the map's other fields, and Offset after it.
+	ID    string `msgpack:"i,omitempty"`
+	IDArg uint8  `msgpack:"j,omitempty"`
 }
 
 // featureOffset: the instance appends wireMessage.Offset to a broadcast's
@@ -120,6 +127,12 @@ const featureOffset uint8 = 1
 // Cluster). Instances that do not agree on it do not hear each other's
 // broadcasts: see handle.
 const featureSharded uint8 = 2
+
+// featureStoredID: the instance sets wireMessage.ID and wireRecord.ID in
+// Data (StoredBroadcast). Instances built before it would deliver such a
+// message without its id, so the others use it only while every live
+// instance says it has it.
+const featureStoredID uint8 = 4
 
 // wireOpts carries the parts of socket.BroadcastOptions that matter to the
 // receiving instance.
@@ -147,6 +160,10 @@ type wireRecord struct {
 	Rooms  []string `msgpack:"r,omitempty"`
 	Except []string `msgpack:"e,omitempty"`
 	Node   string   `msgpack:"o,omitempty"` // set for local-only broadcasts: only that instance's sockets got it
+	// ID and IDArg are wireMessage's: the id of a stored broadcast, set
+	// into Data when the packet is restored, appended by the script.
+	ID    string `msgpack:"i,omitempty"`
+	IDArg uint8  `msgpack:"j,omitempty"`
 }
 
 // wireSession is a disconnected socket's state kept for connection state
@@ -198,9 +215,21 @@ func withSeq(b []byte, seq uint64) ([]byte, error) {
 // more field, whose key (at most 31 bytes) it appends and whose value is
 // left for the caller to append.
 func extendWireMap(b []byte, key string) ([]byte, error) {
-	switch {
-	case len(key) > 31:
+	if len(key) > 31 {
 		return nil, fmt.Errorf("redis: map key %q is too long", key)
+	}
+	b, err := growWireMap(b)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, 0xa0|byte(len(key))) //nolint:gosec // a fixstr key is under 32 bytes
+	return append(b, key...), nil
+}
+
+// growWireMap adds one to the number of fields of the msgpack map b, whose
+// key and value the caller appends.
+func growWireMap(b []byte) ([]byte, error) {
+	switch {
 	case len(b) == 0:
 		return nil, errors.New("redis: no msgpack map to extend")
 	case len(b) > 0 && b[0] >= 0x80 && b[0] < 0x8f: // fixmap of 0 to 14 fields
@@ -213,8 +242,7 @@ func extendWireMap(b []byte, key string) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("redis: msgpack starting with %#x is no map with room for another field", b[0])
 	}
-	b = append(b, 0xa0|byte(len(key))) //nolint:gosec // a fixstr key is under 32 bytes
-	return append(b, key...), nil
+	return b, nil
 }
 
 // decodeWire decodes msgpack into v and widens the numbers of its untyped
