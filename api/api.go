@@ -215,11 +215,11 @@ func (a *Handler) postMessage(r *http.Request) (int, any, error) {
 	}
 	ctx, cancel := a.requestContext(r)
 	defer cancel()
-	msg, fresh, err := a.chat.Post(ctx, u, rooms.Send{Room: room, Text: text, ClientMsgID: clientMsgID})
+	msg, fresh, delivered, err := a.chat.PostAndDeliver(ctx, u, rooms.Send{Room: room, Text: text, ClientMsgID: clientMsgID}, a.delivery.Deliverer(""))
 	if err != nil {
 		return 0, nil, err
 	}
-	if fresh {
+	if fresh && !delivered {
 		a.delivery.Message(msg, "")
 	}
 	return http.StatusCreated, map[string]any{"message": msg}, nil

@@ -123,6 +123,12 @@ func (c *Chat) Post(ctx context.Context, u User, s Send) (msg Message, fresh boo
 	return msg, fresh, err
 }
 
+// PostAndDeliver is Post, offering the store to deliver a fresh message as
+// SendAndDeliver does.
+func (c *Chat) PostAndDeliver(ctx context.Context, u User, s Send, d Deliverer) (msg Message, fresh, delivered bool, err error) {
+	return c.send(ctx, u, s, false, d)
+}
+
 // send is Send (memberOnly), SendAndDeliver and Post.
 func (c *Chat) send(ctx context.Context, u User, s Send, memberOnly bool, d Deliverer) (msg Message, fresh, delivered bool, err error) {
 	if err := ValidateRoom(s.Room); err != nil {

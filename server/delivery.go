@@ -70,9 +70,11 @@ type messageDeliverer struct {
 	except socket.SocketId
 }
 
-// deliverer returns the deliverer of a message that socket except sends,
-// or nil when the adapter cannot broadcast from the store's script.
-func (d *Delivery) deliverer(except socket.SocketId) rooms.Deliverer {
+// Deliverer returns the deliverer of a message that socket except sends
+// (empty for a server API post), for [rooms.Chat.SendAndDeliver] and
+// [rooms.Chat.PostAndDeliver], or nil when the adapter cannot broadcast
+// from the store's script. A message it did not deliver goes to Message.
+func (d *Delivery) Deliverer(except socket.SocketId) rooms.Deliverer {
 	sb, ok := d.nsp.Adapter().(storedBroadcaster)
 	if !ok {
 		return nil
@@ -84,8 +86,11 @@ func (d *Delivery) deliverer(except socket.SocketId) rooms.Deliverer {
 func (md messageDeliverer) PrepareDelivery(m rooms.Message) any {
 	opts := &socket.BroadcastOptions{
 		Rooms:  types.NewSet(socket.Room(m.Room)),
-		Except: types.NewSet(socket.Room(md.except)),
+		Except: types.NewSet[socket.Room](),
 		Flags:  &socket.BroadcastFlags{},
+	}
+	if md.except != "" {
+		opts.Except.Add(socket.Room(md.except))
 	}
 	return md.sb.PrepareStored([]any{"message", messagePayload(m)}, 1, opts, func(id string) {
 		m.ID = id

@@ -53,7 +53,7 @@ func (c *conn) message(ctx context.Context, args []any) (map[string]any, error) 
 	if err := c.hookMessage(ctx, &in); err != nil {
 		return nil, err
 	}
-	msg, fresh, delivered, err := c.s.chat.SendAndDeliver(ctx, c.user, in, c.s.delivery.deliverer(c.sock.Id()))
+	msg, fresh, delivered, err := c.s.chat.SendAndDeliver(ctx, c.user, in, c.s.delivery.Deliverer(c.sock.Id()))
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -117,8 +118,45 @@ func TestMessageOneRoundTrip(t *testing.T) {
 	dave := dial(t, baseA, "dave")
 	dave.MustFail("message", map[string]any{"room": "lobby", "text": "not a member"}, "forbidden")
 	alice.MustOK("message", map[string]any{"room": "lobby", "text": "fence"})
-	if m := next(bob); m.Text != "fence" {
-		t.Errorf("after a retry and a refused send bob got %+v, want the fence", m)
+	for name, c := range map[string]*client{"bob": bob, "carol": carol} {
+		if m := next(c); m.Text != "fence" {
+			t.Errorf("after a retry and a refused send %s got %+v, want the fence", name, m)
+		}
+	}
+
+	// A server API post is one script too, and reaches every member,
+	// the sender's instance's included.
+	before, err = mon.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, baseA+"/api/v1/rooms/lobby/messages", strings.NewReader(`{"text":"from the backend"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer run-test-api-token-0123456789abcdef")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var posted struct{ Message message }
+	err = json.NewDecoder(res.Body).Decode(&posted)
+	_ = res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusCreated || posted.Message.ID == "" {
+		t.Fatalf("POST a message: %d, %+v, %v", res.StatusCode, posted, err)
+	}
+	after, err = mon.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := redisScriptCalls(t, after) - redisScriptCalls(t, before); got != 1 {
+		t.Errorf("a server API post ran %d scripts, want 1", got)
+	}
+	for name, c := range map[string]*client{"alice": alice, "bob": bob, "carol": carol} {
+		if m := next(c); m.ID != posted.Message.ID || m.Text != "from the backend" {
+			t.Errorf("%s got %+v, want the post %s", name, m, posted.Message.ID)
+		}
 	}
 
 	// history has them, under the same ids.

@@ -155,9 +155,9 @@ func (s *StoredBroadcast) UsesClient(client goredis.UniversalClient) bool {
 
 // Run runs a script made of lua, the store's part, followed by
 // StoredBroadcastLua, with the store's keys and args followed by the
-// broadcast's, in the order of the
-// instance's other messages to Redis (in the publish loop, batched with
-// those ready at the same time), and returns its answer. When that answer
+// broadcast's, in the order of the instance's other messages to Redis (in
+// the publish loop, batched with those ready at the same time), and
+// returns its answer. When that answer
 // is 'stored', the local sockets have the event, with the id in place and
 // the recovery offset as its last argument. An error means the script did
 // not run (a full queue, a timeout in the queue, a closed adapter, a Redis
