@@ -197,6 +197,7 @@ type adapterOutgoing struct {
 // store's script that ends with StoredBroadcastLua (StoredBroadcast.Run).
 type recordJob struct {
 	script *goredis.Script // nil: recordPublishScript
+	eval   bool            // with script: EVAL, not EVALSHA
 	keys   []string        // with script: its KEYS
 	args   []any           // the script's ARGV
 	state  atomic.Int32    // with script: jobQueued, jobSent or jobAbandoned

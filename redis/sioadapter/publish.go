@@ -91,7 +91,15 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 			continue // its waiter gave up: it must not happen now
 		}
 		if m.record != nil && m.record.script != nil {
-			cmds[i] = m.record.script.Eval(ctx, pipe, m.record.keys, m.record.args...)
+			// A store's script: by its hash, since its text is a few kB
+			// that Redis would read and hash for every message. When Redis
+			// lacks it, nothing ran, and StoredBroadcast.Run sends it again
+			// with its text.
+			if m.record.eval {
+				cmds[i] = m.record.script.Eval(ctx, pipe, m.record.keys, m.record.args...)
+			} else {
+				cmds[i] = m.record.script.EvalSha(ctx, pipe, m.record.keys, m.record.args...)
+			}
 			continue
 		}
 		if m.record != nil {
@@ -111,6 +119,9 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 		cmds[i] = b.publishCmd(ctx, pipe, m.channel, payload)
 	}
 	_, err = pipe.Exec(ctx)
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = nil // a store's script to send again with its text: Redis answered
+	}
 	b.notePublish(err)
 	for i, m := range batch {
 		if cmds[i] == nil {
@@ -124,7 +135,7 @@ func (b *AdapterBuilder) sendBatch(batch []adapterOutgoing) {
 				res.vals, res.err = cmds[i].(*goredis.Cmd).Slice()
 			}
 			m.record.done <- res
-			if cerr != nil {
+			if cerr != nil && !goredis.HasErrorPrefix(cerr, "NOSCRIPT") {
 				b.publishFailed(m.kind, "redis", cerr)
 			}
 			continue

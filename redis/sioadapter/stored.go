@@ -166,12 +166,24 @@ func (s *StoredBroadcast) UsesClient(client goredis.UniversalClient) bool {
 // instance's sockets did not get the event.
 func (s *StoredBroadcast) Run(ctx context.Context, lua string, keys []string, args []any) ([]any, error) {
 	b := s.a.b
-	job := &recordJob{
-		script: storedScript(lua),
-		keys:   append(append(make([]string, 0, len(keys)+1), keys...), b.rec.streamKey),
-		args:   append(append(make([]any, 0, len(args)+len(s.args)), args...), s.args...),
-		done:   make(chan recordResult, 1),
+	script := storedScript(lua)
+	keys = append(append(make([]string, 0, len(keys)+1), keys...), b.rec.streamKey)
+	args = append(append(make([]any, 0, len(args)+len(s.args)), args...), s.args...)
+	vals, err := s.run(ctx, &recordJob{script: script, keys: keys, args: args})
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis restarted or flushed its scripts: EVALSHA ran nothing. The
+		// text goes once, and Redis keeps it for the next ones. (Later
+		// messages of the batch went out meanwhile, but none of this
+		// sender's: it waits for this answer before sending more.)
+		vals, err = s.run(ctx, &recordJob{script: script, keys: keys, args: args, eval: true})
 	}
+	return vals, err
+}
+
+// run is one attempt of Run.
+func (s *StoredBroadcast) run(ctx context.Context, job *recordJob) ([]any, error) {
+	b := s.a.b
+	job.done = make(chan recordResult, 1)
 	if b.closed.Load() {
 		return nil, ErrAdapterClosed
 	}
