@@ -301,10 +301,10 @@ func (h *RedisMemberHistory) StoreSend(ctx context.Context, m rooms.Message, ste
 	return rooms.SendResult{}, fmt.Errorf("redis: send script answered %q", res)
 }
 
-// storedBroadcast is a broadcast that runs in the script of the write it
+// scriptBroadcast is a broadcast that runs in the script of the write it
 // depends on: sioadapter.StoredBroadcast, the Redis adapter's. Run runs
 // the store's Lua followed by the broadcast's.
-type storedBroadcast interface {
+type scriptBroadcast interface {
 	UsesClient(client goredis.UniversalClient) bool
 	Run(ctx context.Context, lua string, keys []string, args []any) ([]any, error)
 }
@@ -312,11 +312,11 @@ type storedBroadcast interface {
 // storedBroadcast is the delivery that step offers to run with the send, or
 // nil when there is none this store can run: the Redis adapter's, on this
 // store's Redis client.
-func (h *RedisMemberHistory) storedBroadcast(m rooms.Message, step rooms.SendStep) storedBroadcast {
+func (h *RedisMemberHistory) storedBroadcast(m rooms.Message, step rooms.SendStep) scriptBroadcast {
 	if step.Deliver == nil {
 		return nil
 	}
-	sb, ok := step.Deliver.PrepareDelivery(m).(storedBroadcast)
+	sb, ok := step.Deliver.PrepareDelivery(m).(scriptBroadcast)
 	if !ok || !sb.UsesClient(h.client) {
 		return nil
 	}

@@ -129,7 +129,7 @@ func (c *Chat) PostAndDeliver(ctx context.Context, u User, s Send, d Deliverer) 
 	return c.send(ctx, u, s, false, d)
 }
 
-// send is Send (memberOnly), SendAndDeliver and Post.
+// send is Send and SendAndDeliver (memberOnly), Post and PostAndDeliver.
 func (c *Chat) send(ctx context.Context, u User, s Send, memberOnly bool, d Deliverer) (msg Message, fresh, delivered bool, err error) {
 	if err := ValidateRoom(s.Room); err != nil {
 		return Message{}, false, false, err

@@ -60,10 +60,10 @@ type storedBroadcaster interface {
 	PrepareStored(data []any, idArg int, opts *socket.BroadcastOptions, onStored func(id string)) any
 }
 
-// messageDeliverer is a socket's message on its way to the store, which may
-// deliver it too (rooms.Deliverer): the store's script then publishes it to
-// the other instances, and the adapter gives it to this instance's sockets
-// but the sender's, as Message does.
+// messageDeliverer is a message on its way to the store (a socket's, or a
+// server API post), which may deliver it too (rooms.Deliverer): the
+// store's script then publishes it to the other instances, and the adapter
+// gives it to this instance's sockets but the sender's, as Message does.
 type messageDeliverer struct {
 	d      *Delivery
 	sb     storedBroadcaster

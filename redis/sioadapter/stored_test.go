@@ -291,3 +291,39 @@ func TestAdapterStoredBroadcastAbandoned(t *testing.T) {
 		}
 	}
 }
+
+// Stored broadcasts keep their place among the instance's other
+// broadcasts: a socket on another instance gets them in the order they
+// were sent, since both go through the publish queue.
+func TestAdapterStoredBroadcastOrder(t *testing.T) {
+	r := testkit.StartRedisServer(t)
+	mon := r.Client()
+	ctx := context.Background()
+	const prefix = "t-stored-order"
+	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
+	waitNodes(t, 2, a, b)
+	adapterWaitFor(t, "the instances to learn what the other understands", func() bool {
+		return a.builder.nodes.storedOK.Load() && b.builder.nodes.storedOK.Load()
+	})
+	cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
+	cb.waitReady()
+	waitSubscribers(t, mon, prefix+":room:/:r", 1)
+	var want []string
+	for i := range 50 {
+		plain, stored := fmt.Sprintf("p%d", i), fmt.Sprintf("s%d", i)
+		_ = a.io.To("r").Emit(plain)
+		sb, ok := a.adapter().PrepareStored([]any{stored, map[string]any{"id": ""}}, 1, storedTestOpts("r"), nil).(*StoredBroadcast)
+		if !ok {
+			t.Fatal("PrepareStored returned no broadcast")
+		}
+		if _, err := sb.Run(ctx, storedTestLua, []string{prefix + ":ctr"}, []any{"yes"}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, plain, stored)
+	}
+	_ = a.io.To("r").Emit("fence")
+	if got := adapterEventNames(cb.until("fence")); !slices.Equal(got, want) {
+		t.Fatalf("the socket on the other instance got\n%v\nwant\n%v", got, want)
+	}
+}

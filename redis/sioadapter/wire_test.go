@@ -85,3 +85,37 @@ func TestEncodeWireWithOffset(t *testing.T) {
 		t.Error("a message with an offset was encoded for another one")
 	}
 }
+
+// A stored broadcast's message takes two more fields, the id and then the
+// offset (StoredBroadcastLua appends both), across every map header size.
+func TestStoredBroadcastWireFields(t *testing.T) {
+	str := func(s string) []byte { return append([]byte{0xd9, byte(len(s))}, s...) }
+	const id, offset = "1764168000000-3", "1764168000001-7"
+	for _, n := range []int{0, 13, 14, 15, 40} {
+		t.Run(fmt.Sprintf("%d fields", n), func(t *testing.T) {
+			in := map[string]any{}
+			for i := range n {
+				in[fmt.Sprintf("f%d", i)] = int64(i)
+			}
+			b, err := msgpack.Marshal(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, err := extendWireMap(b, "i")
+			if err == nil {
+				head, err = growWireMap(head)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			full := append(append(append(head, str(id)...), 0xa1, 'z'), str(offset)...)
+			var out map[string]any
+			if err := msgpack.Unmarshal(full, &out); err != nil {
+				t.Fatalf("the message does not decode: %v", err)
+			}
+			if len(out) != n+2 || out["i"] != id || out["z"] != offset {
+				t.Errorf("decoded %d fields, i=%v, z=%v; want %d, %s, %s", len(out), out["i"], out["z"], n+2, id, offset)
+			}
+		})
+	}
+}
