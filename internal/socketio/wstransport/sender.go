@@ -222,13 +222,23 @@ func (s *sender) close() {
 	s.closeLocked()
 }
 
-// failLocked closes the connection because of err.
+// failLocked closes the connection because of err. A write that failed
+// because the client is gone (it reset the connection) is the client's
+// close, not a failure.
 func (s *sender) failLocked(err error) {
 	if s.closed {
 		return
 	}
-	s.err = err
+	if !peerGone(err) {
+		s.err = err
+	}
 	s.closeLocked()
+}
+
+// peerGone reports whether err says the other end closed or reset the
+// connection: ECONNRESET, or EPIPE for a write after the reset.
+func peerGone(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (s *sender) closeLocked() {

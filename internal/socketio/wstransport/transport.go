@@ -352,13 +352,15 @@ func (t *Transport) repeatPong() {
 }
 
 // readFailed reports why reading stopped, as the library's transport does:
-// a close by either side is a plain close, anything else a transport error.
+// a close by either side is a plain close, and so is a client that reset
+// the connection (it went away: chatd did not close it); anything else is
+// a transport error.
 func (t *Transport) readFailed(err error) {
 	if t.reportFailure() {
 		return
 	}
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) || errors.Is(err, net.ErrClosed) {
+	if errors.As(err, &ce) || errors.Is(err, net.ErrClosed) || peerGone(err) {
 		return
 	}
 	t.OnError("websocket error", err)
