@@ -60,6 +60,19 @@ func storedScriptCalls(t *testing.T, rdb *goredis.Client) (evalsha, eval scriptC
 	return evalsha, eval
 }
 
+// storedTestPair starts two instances and waits until each knows the
+// other sets a stored broadcast's id.
+func storedTestPair(t *testing.T, r *testkit.RedisServer, prefix string, recoveryMs int64) (a, b *adapterTestNode) {
+	t.Helper()
+	a = newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: recoveryMs})
+	b = newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: recoveryMs})
+	waitNodes(t, 2, a, b)
+	adapterWaitFor(t, "the instances to learn what the other understands", func() bool {
+		return a.builder.nodes.storedOK.Load() && b.builder.nodes.storedOK.Load()
+	})
+	return a, b
+}
+
 func storedTestOpts(room string) *socket.BroadcastOptions {
 	return &socket.BroadcastOptions{Rooms: types.NewSet(socket.Room(room))}
 }
@@ -79,12 +92,7 @@ func TestAdapterStoredBroadcast(t *testing.T) {
 			if recovery {
 				recoveryMs = 60_000
 			}
-			a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: recoveryMs})
-			b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: recoveryMs})
-			waitNodes(t, 2, a, b)
-			adapterWaitFor(t, "the instances to learn what the other understands", func() bool {
-				return a.builder.nodes.storedOK.Load() && b.builder.nodes.storedOK.Load()
-			})
+			a, b := storedTestPair(t, r, prefix, recoveryMs)
 			ca := dialAdapterTestClient(t, a.url, map[string]any{"userId": "u1", "rooms": []string{"r"}})
 			cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
 			ca.waitReady()
@@ -300,12 +308,7 @@ func TestAdapterStoredBroadcastOrder(t *testing.T) {
 	mon := r.Client()
 	ctx := context.Background()
 	const prefix = "t-stored-order"
-	a := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
-	b := newAdapterTestNode(t, r.Client(), adapterNodeConfig{opts: adapterTestOptions(t, prefix), recoveryMs: 60_000})
-	waitNodes(t, 2, a, b)
-	adapterWaitFor(t, "the instances to learn what the other understands", func() bool {
-		return a.builder.nodes.storedOK.Load() && b.builder.nodes.storedOK.Load()
-	})
+	a, b := storedTestPair(t, r, prefix, 60_000)
 	cb := dialAdapterTestClient(t, b.url, map[string]any{"userId": "u2", "rooms": []string{"r"}})
 	cb.waitReady()
 	waitSubscribers(t, mon, prefix+":room:/:r", 1)

@@ -9,6 +9,20 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
+// wireTestMap is a map of n int64 fields and its msgpack encoding.
+func wireTestMap(t *testing.T, n int) (map[string]any, []byte) {
+	t.Helper()
+	in := map[string]any{}
+	for i := range n {
+		in[fmt.Sprintf("f%d", i)] = int64(i)
+	}
+	b, err := msgpack.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, b
+}
+
 // extendWireMap leaves a map that takes one more field: appending a value
 // gives a map that decodes to the old fields plus the new one, whatever
 // size of map header the old one had.
@@ -17,14 +31,7 @@ func TestExtendWireMap(t *testing.T) {
 	value := append([]byte{0xd9, byte(len(id))}, id...) // as recordPublishScript appends it
 	for _, n := range []int{0, 3, 14, 15, 16, 40} {
 		t.Run(fmt.Sprintf("%d fields", n), func(t *testing.T) {
-			in := map[string]any{}
-			for i := range n {
-				in[fmt.Sprintf("f%d", i)] = int64(i)
-			}
-			b, err := msgpack.Marshal(in)
-			if err != nil {
-				t.Fatal(err)
-			}
+			in, b := wireTestMap(t, n)
 			ext, err := extendWireMap(b, "z")
 			if err != nil {
 				t.Fatal(err)
@@ -93,14 +100,7 @@ func TestStoredBroadcastWireFields(t *testing.T) {
 	const id, offset = "1764168000000-3", "1764168000001-7"
 	for _, n := range []int{0, 13, 14, 15, 40} {
 		t.Run(fmt.Sprintf("%d fields", n), func(t *testing.T) {
-			in := map[string]any{}
-			for i := range n {
-				in[fmt.Sprintf("f%d", i)] = int64(i)
-			}
-			b, err := msgpack.Marshal(in)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, b := wireTestMap(t, n)
 			head, err := extendWireMap(b, "i")
 			if err == nil {
 				head, err = growWireMap(head)
@@ -117,5 +117,24 @@ func TestStoredBroadcastWireFields(t *testing.T) {
 				t.Errorf("decoded %d fields, i=%v, z=%v; want %d, %s, %s", len(out), out["i"], out["z"], n+2, id, offset)
 			}
 		})
+	}
+}
+
+// setArgID, which receivers run on what another instance sent, sets the id
+// only in a map argument past the event name, and declines the rest
+// without failing.
+func TestSetArgID(t *testing.T) {
+	m := map[string]any{}
+	data := []any{"message", m, "text"}
+	for _, idArg := range []int{-1, 0, 2, 3, 255} {
+		if setArgID(data, idArg, "1-0") {
+			t.Errorf("setArgID(%d) set an id in %#v", idArg, data)
+		}
+	}
+	if !setArgID(data, 1, "1-0") || m["id"] != "1-0" {
+		t.Errorf("setArgID(1) left %#v", m)
+	}
+	if setArgID(nil, 1, "1-0") {
+		t.Error("setArgID set an id in no data")
 	}
 }
